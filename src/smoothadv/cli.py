@@ -1,0 +1,228 @@
+"""The ``smoothadv`` command line: sub-commands, each thin over the library.
+
+Arguments are parsed inside :func:`main` only. Every sub-command registers itself with
+:func:`command`; user errors print one line (``smoothadv: error: …``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+EPS_HELP = (
+    "l2 radius in pixel space (images in [0,1]); the paper's code used units of 1/256: "
+    "its eps_64 is 0.25, eps_127 0.496, eps_255 0.996, eps_512 2.0"
+)
+
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator: register ``run(args) -> int`` as sub-command ``name``."""
+
+    def wrap(run: Callable[[argparse.Namespace], int]) -> Callable:
+        _COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return wrap
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = False) -> None:
+    from .data import list_datasets
+
+    p.add_argument("--dataset", required=dataset_required, default=None,
+                   help=f"one of {', '.join(list_datasets())} (default: the checkpoint's)")
+    p.add_argument("--data-root", default=None,
+                   help="data folder (e.g. ../shared/data/cifar10); default: download to the cache")
+    p.add_argument("--split", default="test", choices=["train", "test"],
+                   help="dataset split (default: test)")
+    p.add_argument("--skip", type=int, default=1, help="take every SKIP-th input (default: 1)")
+    p.add_argument("--max", type=int, default=-1,
+                   help="stop before this input index, -1 for all (default: -1)")
+
+
+def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
+    """Write the resolved configuration (arguments plus derived values) as JSON."""
+    from . import distributed as D
+
+    if not D.is_main():
+        return
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config.update(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def validate_sampling_args(args: argparse.Namespace) -> None:
+    """Check numeric arguments before anything is loaded, so mistakes fail at once."""
+    from .errors import check_alpha, check_positive_int, check_sigma
+
+    if getattr(args, "sigma", None) is not None:
+        check_sigma(args.sigma)
+    check_alpha(args.alpha)
+    check_positive_int(args.n, "--n")
+    check_positive_int(args.batch, "--batch")
+    if hasattr(args, "n0"):
+        check_positive_int(args.n0, "--n0")
+        if args.n0 > args.n:
+            raise UserError(f"--n0 ({args.n0}) must not exceed --n ({args.n})")
+    if args.skip < 1:
+        raise UserError(f"--skip must be at least 1, got {args.skip}")
+
+
+def load_for_eval(args: argparse.Namespace):
+    """(smooth, dataset, meta, device) from a checkpoint and the data arguments."""
+    from . import distributed as D
+    from .data import create_dataset, get_dataset_spec
+    from .models import load_checkpoint
+    from .smoothing import Smooth
+
+    device = D.resolve_device(args.device)
+    D.init_process_group(device)
+    model, meta = load_checkpoint(args.checkpoint, device=device)
+    name = args.dataset or meta.get("dataset")
+    if name is None:
+        raise UserError("the checkpoint names no dataset: give --dataset")
+    spec = get_dataset_spec(name)
+    dataset = create_dataset(name, args.split, args.data_root)
+    sigma = args.sigma if args.sigma is not None else meta.get("sigma")
+    if sigma is None:
+        raise UserError("the checkpoint records no sigma: give --sigma")
+    if spec.num_classes and spec.num_classes != meta["num_classes"]:
+        raise UserError(
+            f"checkpoint has {meta['num_classes']} classes, dataset {name} {spec.num_classes}"
+        )
+    return Smooth(model, meta["num_classes"], sigma), dataset, meta, device
+
+
+# ------------------------------------------------------------------- certify / predict
+
+
+def _certify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    add_data_args(p)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="noise level σ (default: the checkpoint's training σ)")
+    p.add_argument("--n0", type=int, default=100, help="samples to select the class (100)")
+    p.add_argument("--n", type=int, default=100_000, help="samples to estimate p_A (100000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
+    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
+    add_common(p)
+
+
+@command("certify", "certify inputs with CERTIFY (Cohen et al., Algorithm 2)", _certify_args)
+def run_certify(args: argparse.Namespace) -> int:
+    return _run_eval("certify", args)
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    add_data_args(p)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="noise level σ (default: the checkpoint's training σ)")
+    p.add_argument("--n", type=int, default=100_000, help="noise samples (100000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
+    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
+    add_common(p)
+
+
+@command("predict", "classify inputs with PREDICT (Cohen et al., Algorithm 1)", _predict_args)
+def run_predict(args: argparse.Namespace) -> int:
+    return _run_eval("predict", args)
+
+
+def _run_eval(kind: str, args: argparse.Namespace, transform=None) -> int:
+    from . import distributed as D
+    from .evaluate import run_records, select_indices
+    from .records import read_records
+
+    validate_sampling_args(args)
+    smooth, dataset, meta, device = load_for_eval(args)
+    indices = select_indices(len(dataset), args.skip, args.max)
+    out = Path(args.out)
+    write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
+                 device=str(device), arch=meta["arch"], num_inputs=len(indices))
+    run_records(
+        kind, smooth, dataset, indices, out, n0=getattr(args, "n0", 100), n=args.n,
+        alpha=args.alpha, batch_size=args.batch, seed=args.seed,
+        progress=not args.no_progress, transform=transform,
+    )
+    if D.is_main():
+        rec = read_records(out)
+        acc = float(rec["correct"].mean()) if len(rec) else float("nan")
+        abstain = float((rec["predict"] == -1).mean()) if len(rec) else float("nan")
+        print(f"{kind}: {len(rec)} inputs in {out}; accuracy of g {acc:.3f}, "
+              f"abstained {abstain:.3f}")
+    D.destroy_process_group()
+    return 0
+
+
+# --------------------------------------------------------------------------------- demo
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    p.add_argument("--sigma", type=float, default=0.25, help="noise level σ (0.25)")
+    p.add_argument("--n", type=int, default=10_000, help="certification samples (10000)")
+    add_common(p)
+
+
+@command("demo", "train and certify a small model on the bundled digits data", _demo_args)
+def run_demo_cmd(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, sigma=args.sigma, n=args.n, seed=args.seed,
+             progress=not args.no_progress)
+    return 0
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smoothadv",
+        description="Randomized smoothing and SmoothAdv: train, certify, attack and analyse "
+        "provably l2-robust classifiers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_arguments, run) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"smoothadv: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smoothadv: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

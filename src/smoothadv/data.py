@@ -1,0 +1,337 @@
+"""Dataset registry: every dataset yields ``(image, label)`` with image a float tensor in
+[0,1] of shape [C,H,W] and label an int in [0, num_classes).
+
+``create_dataset(name, split, root=None)`` builds one; ``get_dataset_spec(name)`` gives its
+class count, shape and the normalisation constants its models use.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .constants import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    DIGITS_MEAN,
+    DIGITS_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+)
+from .errors import UserError
+
+SPLITS = ("train", "test")
+DEFAULT_CACHE = Path(os.environ.get("SMOOTHADV_DATA", Path.home() / ".cache" / "smoothadv"))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a model for this dataset must know: classes, input shape, normalisation."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    builder: Callable[[str, str | None], Dataset]
+    default_arch: str
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, **spec) -> Callable:
+    """Decorator: register ``builder(split, root) -> Dataset`` with its :class:`DatasetSpec`."""
+
+    def wrap(fn: Callable[[str, str | None], Dataset]) -> Callable:
+        _DATASETS[name] = DatasetSpec(name=name, builder=fn, **spec)
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, sorted."""
+    return sorted(_DATASETS)
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name``; :class:`UserError` for an unknown name."""
+    if name not in _DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}")
+    return _DATASETS[name]
+
+
+def create_dataset(name: str, split: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Build dataset ``name`` for ``split`` ('train' or 'test').
+
+    Training splits of 32×32 data carry the paper's augmentation (random crop with 4-pixel
+    padding, horizontal flip); test splits none.
+    """
+    spec = get_dataset_spec(name)
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose 'train' or 'test'")
+    if root is not None and not Path(root).exists():
+        raise UserError(f"data root not found: {root}")
+    return spec.builder(split, None if root is None else str(root))
+
+
+# --------------------------------------------------------------------------------------
+# In-memory storage: small images are decoded once and kept as uint8.
+
+
+def _crop_flip(img: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and a random horizontal flip of a [C,H,W] tensor."""
+    c, h, w = img.shape
+    padded = torch.nn.functional.pad(img, (padding,) * 4)
+    top, left = np.random.randint(0, 2 * padding + 1, size=2)
+    out = padded[:, top : top + h, left : left + w]
+    if np.random.rand() < 0.5:
+        out = out.flip(-1)
+    return out
+
+
+class InMemoryDataset(Dataset):
+    """Images as a uint8 tensor [N,C,H,W] (or floats in [0,1]) with int64 labels [N].
+
+    ``augment`` applies the paper's crop-and-flip to each drawn training image.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: bool = False,
+                 classes: list[str] | None = None) -> None:
+        if images.dim() != 4 or images.shape[0] != labels.shape[0]:
+            raise ValueError("images must be [N,C,H,W] with one label each")
+        self.images = images
+        self.targets = labels.long()
+        self.augment = augment
+        self.classes = classes
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def image(self, i: int) -> torch.Tensor:
+        img = self.images[i]
+        return img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.image(i)
+        if self.augment:
+            img = _crop_flip(img)
+        return img, int(self.targets[i])
+
+
+class LazyImageFolder(Dataset):
+    """An ImageFolder of small same-sized images, each PNG decoded at most once.
+
+    Images are decoded on first access (so certifying 50 of 10,000 images decodes 50) into a
+    preallocated uint8 tensor; :meth:`preload` decodes all of them (training calls it once,
+    before DataLoader workers fork, so no epoch decodes a PNG again).
+    """
+
+    EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+
+    def __init__(self, root: str, augment: bool = False, channels: int = 3) -> None:
+        root_path = Path(root)
+        classes = sorted(d.name for d in root_path.iterdir() if d.is_dir())
+        if not classes:
+            raise UserError(f"no class folders in {root}")
+        files, labels = [], []
+        for label, cls in enumerate(classes):
+            names = sorted(
+                p for p in (root_path / cls).iterdir() if p.suffix.lower() in self.EXTENSIONS
+            )
+            files += names
+            labels += [label] * len(names)
+        if not files:
+            raise UserError(f"no images in the class folders of {root}")
+        self.classes = classes
+        self.files = files
+        self.targets = torch.tensor(labels, dtype=torch.long)
+        self.channels = channels
+        first = self._decode(0)
+        self.images = torch.empty((len(files), *first.shape), dtype=torch.uint8)
+        self.decoded = torch.zeros(len(files), dtype=torch.bool)
+        self._store(0, first)
+        self.augment = augment
+
+    def _decode(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        mode = "RGB" if self.channels == 3 else "L"
+        try:
+            with Image.open(self.files[i]) as im:
+                arr = np.asarray(im.convert(mode), dtype=np.uint8)
+        except OSError as err:
+            raise UserError(f"cannot decode image {self.files[i]}: {err}") from None
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+    def _store(self, i: int, img: torch.Tensor) -> None:
+        if img.shape != self.images.shape[1:]:
+            raise UserError(f"image {self.files[i]} has shape {tuple(img.shape)}, "
+                            f"others {tuple(self.images.shape[1:])}")
+        self.images[i] = img
+        self.decoded[i] = True
+
+    def preload(self) -> None:
+        """Decode every image not yet decoded (a few seconds for CIFAR-10's 50,000)."""
+        for i in torch.nonzero(~self.decoded).flatten().tolist():
+            self._store(i, self._decode(i))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, i: int) -> torch.Tensor:
+        if not self.decoded[i]:
+            self._store(i, self._decode(i))
+        return self.images[i].float() / 255.0
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.image(i)
+        if self.augment:
+            img = _crop_flip(img)
+        return img, int(self.targets[i])
+
+
+# --------------------------------------------------------------------------------------
+# The registered datasets.
+
+
+@register_dataset("digits", num_classes=10, in_channels=1, image_size=8, mean=DIGITS_MEAN,
+                  std=DIGITS_STD, default_arch="mlp")
+def _digits(split: str, root: str | None) -> Dataset:
+    """scikit-learn's bundled 8×8 digits (1,797 images), a fixed seeded 75/25 split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    order = torch.from_numpy(np.random.RandomState(0).permutation(len(labels)))
+    n_train = int(round(0.75 * len(labels)))
+    idx = order[:n_train] if split == "train" else order[n_train:]
+    return InMemoryDataset(images[idx], labels[idx], classes=[str(i) for i in range(10)])
+
+
+@register_dataset("mnist", num_classes=10, in_channels=1, image_size=28, mean=MNIST_MEAN,
+                  std=MNIST_STD, default_arch="lenet")
+def _mnist(split: str, root: str | None) -> Dataset:
+    """MNIST via torchvision (downloads into the cache when no root is given)."""
+    import torchvision
+
+    download = root is None
+    root = root or str(DEFAULT_CACHE / "mnist")
+    try:
+        ds = torchvision.datasets.MNIST(root, train=split == "train", download=download)
+    except RuntimeError as err:
+        raise UserError(f"MNIST not found under {root}: {err}") from None
+    return InMemoryDataset(ds.data.unsqueeze(1).contiguous(), ds.targets, classes=ds.classes)
+
+
+@register_dataset("cifar10", num_classes=10, in_channels=3, image_size=32, mean=CIFAR10_MEAN,
+                  std=CIFAR10_STD, default_arch="cifar_resnet110")
+def _cifar10(split: str, root: str | None) -> Dataset:
+    """CIFAR-10: an ImageFolder ``<root>/{train,test}/<class>/`` or torchvision's download."""
+    augment = split == "train"
+    if root is not None and (Path(root) / split).is_dir():
+        return LazyImageFolder(str(Path(root) / split), augment=augment)
+    import torchvision
+
+    download = root is None
+    root = root or str(DEFAULT_CACHE / "cifar10")
+    try:
+        ds = torchvision.datasets.CIFAR10(root, train=split == "train", download=download)
+    except RuntimeError as err:
+        raise UserError(f"CIFAR-10 not found under {root}: {err}") from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return InMemoryDataset(images, torch.tensor(ds.targets), augment=augment, classes=ds.classes)
+
+
+def _imagenet_root(root: str | None) -> Path:
+    root = root or os.environ.get("IMAGENET_DIR")
+    if not root:
+        raise UserError("ImageNet needs --data-root or the IMAGENET_DIR environment variable")
+    return Path(root)
+
+
+@register_dataset("imagenet", num_classes=1000, in_channels=3, image_size=224,
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, default_arch="resnet50")
+def _imagenet(split: str, root: str | None) -> Dataset:
+    """ImageNet as an ImageFolder (``train/`` and ``val/``), the paper's transforms."""
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    base = _imagenet_root(root)
+    if split == "train":
+        tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])
+        folder = base / "train"
+    else:
+        tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])
+        folder = base / "val"
+    if not folder.is_dir():
+        raise UserError(f"ImageNet folder not found: {folder}")
+    return ImageFolder(str(folder), transform=tf)
+
+
+@register_dataset("imagenet32", num_classes=1000, in_channels=3, image_size=32,
+                  mean=CIFAR10_MEAN, std=CIFAR10_STD, default_arch="imagenet32_resnet110")
+def _imagenet32(split: str, root: str | None) -> Dataset:
+    """Downsampled ImageNet 32×32: ``Imagenet32_train/train_data_batch_{1..10}`` and
+    ``val_data`` pickles (``data``: uint8 [N,3072], ``labels``: 1-based)."""
+    base = _imagenet_root(root)
+    if split == "train":
+        files = [base / "Imagenet32_train" / f"train_data_batch_{i}" for i in range(1, 11)]
+    else:
+        files = [base / "val_data"]
+        if not files[0].exists():
+            files = [base / "Imagenet32_val" / "val_data"]
+    data, labels = [], []
+    for f in files:
+        if not f.exists():
+            raise UserError(f"ImageNet32 file not found: {f}")
+        with open(f, "rb") as fh:
+            entry = pickle.load(fh)  # the published format is a pickle of arrays
+        data.append(np.asarray(entry["data"], dtype=np.uint8))
+        labels.append(np.asarray(entry["labels"], dtype=np.int64) - 1)
+    images = torch.from_numpy(np.concatenate(data)).view(-1, 3, 32, 32)
+    return InMemoryDataset(images, torch.from_numpy(np.concatenate(labels)),
+                           augment=split == "train")
+
+
+@register_dataset("folder", num_classes=0, in_channels=3, image_size=0, mean=IMAGENET_MEAN,
+                  std=IMAGENET_STD, default_arch="resnet50")
+def _folder(split: str, root: str | None) -> Dataset:
+    """Any ImageFolder of same-sized images: ``<root>/<split>/<class>/`` or ``<root>/<class>/``.
+
+    Images are kept in memory as uint8 once decoded; the class count comes from the folders.
+    """
+    if root is None:
+        raise UserError("dataset 'folder' needs --data-root")
+    path = Path(root) / split if (Path(root) / split).is_dir() else Path(root)
+    return LazyImageFolder(str(path), augment=False)
+
+
+def num_classes_of(dataset: Dataset, spec: DatasetSpec) -> int:
+    """Class count: the spec's, or (for 'folder') the number of class folders."""
+    if spec.num_classes:
+        return spec.num_classes
+    return len(dataset.classes)
+
+
+def check_image_range(x: torch.Tensor) -> None:
+    """Raise :class:`UserError` unless every value of ``x`` lies in [0,1] (pixel space)."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise UserError(
+            f"images must lie in [0,1] (pixel space), got values in [{lo:.3g}, {hi:.3g}]"
+        )

@@ -1,0 +1,184 @@
+"""Checkpoints: atomic saving, safe loading of ours and of the paper's files.
+
+Format (a ``torch.save`` dict, readable with ``weights_only=True``): ``arch``, ``state_dict``
+(of ``Sequential(NormalizeLayer, net)``, keys ``1.*``, as the paper's code writes it),
+``epoch``, ``optimizer``, and metadata: ``dataset``, ``num_classes``, ``in_channels``,
+``image_size``, ``mean``, ``std``, ``sigma``, ``method``, ``hparams``; training adds
+``scheduler`` and ``rng`` for resuming.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..constants import ARCH_DEFAULTS
+from ..errors import UserError
+from .normalize import NormalizeLayer
+from .registry import create_network
+
+META_KEYS = ("dataset", "num_classes", "in_channels", "image_size", "mean", "std", "sigma",
+             "method", "hparams")
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    image_size: int = 32,
+) -> nn.Sequential:
+    """``Sequential(NormalizeLayer(mean, std), network)``: pixel-space [B,C,H,W] in [0,1] → logits.
+
+    ``len(mean)`` gives the number of input channels.
+    """
+    net = create_network(name, num_classes, in_channels=len(mean), image_size=image_size)
+    return nn.Sequential(NormalizeLayer(mean, std), net)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    A reader never sees a half-written file, and a crash leaves the old file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    arch: str,
+    epoch: int,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model`` (a ``create_model`` Sequential, maybe DDP-wrapped) atomically.
+
+    ``meta`` holds the metadata keys of :data:`META_KEYS` (plain Python values).
+    """
+    model = getattr(model, "module", model)
+    ckpt: dict[str, Any] = {
+        "arch": arch,
+        "epoch": int(epoch),
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+    }
+    for key in META_KEYS:
+        if key in meta:
+            ckpt[key] = meta[key]
+    if extra:
+        ckpt.update(extra)
+    atomic_torch_save(ckpt, path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict on the CPU with ``weights_only=True`` (never runs code).
+
+    Raises :class:`UserError` for a missing, unreadable or unsafe file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(ckpt, dict):
+        raise UserError(f"checkpoint {path} is not a dict")
+    if "state_dict" not in ckpt:
+        raise UserError(f"checkpoint {path} has no 'state_dict'")
+    if "arch" not in ckpt:
+        raise UserError(f"checkpoint {path} has no 'arch'")
+    return ckpt
+
+
+def normalize_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the paper's and DataParallel/DDP layouts onto ours (``1.<network key>``).
+
+    Drops every ``module.`` component and prefixes ``1.`` where a bare network state dict is
+    given.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"(^|\.)module\.", r"\1", key)
+        out[key] = value
+    if not any(k.startswith("1.") for k in out):
+        out = {f"1.{k}": v for k, v in out.items()}
+    return {k: v for k, v in out.items() if k.startswith("1.")}
+
+
+def _infer_shape(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(in_channels, num_classes) from the first conv/linear weight and the last linear weight."""
+    weights = [v for k, v in state_dict.items() if k.endswith("weight") and v.dim() >= 2]
+    if not weights:
+        raise UserError("checkpoint state dict holds no layer weights")
+    first, last = weights[0], weights[-1]
+    in_channels = first.shape[1] if first.dim() == 4 else 1
+    return int(in_channels), int(last.shape[0])
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Sequential, dict[str, Any]]:
+    """Load our checkpoints and the paper's alike.
+
+    Returns ``(model, meta)``: the model with its normalisation layer, on ``device``, in eval
+    mode; ``meta`` holds ``arch``, ``epoch`` and the metadata keys (filled in from the
+    architecture's defaults for the paper's files, which store none).
+    """
+    ckpt = read_checkpoint(path)
+    arch = ckpt["arch"]
+    state = normalize_state_dict(ckpt["state_dict"])
+    defaults = ARCH_DEFAULTS.get(arch, {})
+    in_channels, num_classes = _infer_shape(state)
+    meta: dict[str, Any] = {"arch": arch, "epoch": ckpt.get("epoch")}
+    meta["dataset"] = ckpt.get("dataset", defaults.get("dataset"))
+    meta["num_classes"] = int(ckpt.get("num_classes", num_classes))
+    meta["image_size"] = int(ckpt.get("image_size", defaults.get("image_size", 32)))
+    mean = ckpt.get("mean", defaults.get("mean"))
+    std = ckpt.get("std", defaults.get("std"))
+    if mean is None or std is None:
+        raise UserError(
+            f"checkpoint {path} stores no normalisation constants and architecture {arch!r} "
+            "has no default"
+        )
+    meta["mean"], meta["std"] = tuple(mean), tuple(std)
+    if len(meta["mean"]) != in_channels:
+        raise UserError(f"checkpoint {path}: {len(mean)} mean values for {in_channels} channels")
+    meta["in_channels"] = in_channels
+    for key in ("sigma", "method", "hparams"):
+        meta[key] = ckpt.get(key)
+    model = create_model(
+        arch, meta["num_classes"], mean=meta["mean"], std=meta["std"],
+        image_size=meta["image_size"],
+    )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise UserError(
+            f"checkpoint {path} does not fit architecture {arch!r}: "
+            + str(err).strip().splitlines()[0]
+        ) from None
+    return model.to(device).eval(), meta

@@ -1,0 +1,181 @@
+"""Tab-separated record files: the interface between running and analysing.
+
+Certification: ``idx label predict radius correct time``; prediction: ``idx label predict
+basePredict correct time`` (the paper's columns, in this order; more may follow). ``time`` is
+``H:MM:SS.ffffff``. Writers append and flush every row, and resume after the last complete row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
+PREDICT_COLUMNS = ("idx", "label", "predict", "basePredict", "correct", "time")
+
+
+def format_time(seconds: float) -> str:
+    """``H:MM:SS.ffffff`` (always with microseconds), e.g. 14.1723 → ``0:00:14.172300``."""
+    micros = int(round(max(seconds, 0.0) * 1e6))
+    secs, micros = divmod(micros, 1_000_000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    return f"{hours}:{mins:02d}:{secs:02d}.{micros:06d}"
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``H:MM:SS[.ffffff]`` (also accepts ``D day(s), H:MM:SS``)."""
+    days = 0
+    if "day" in text:
+        head, text = text.split(",")
+        days = int(head.split()[0])
+    h, m, s = text.strip().split(":")
+    return days * 86400 + int(h) * 3600 + int(m) * 60 + float(s)
+
+
+class RecordWriter:
+    """Append rows to a TSV record file, one flushed line per input.
+
+    If ``path`` exists with the same header, the rows already there are kept and
+    :attr:`done` holds their ``idx`` values, so a re-run skips them; a torn last line
+    (a killed writer) is cut off. A different header is an error rather than a silent mix.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], resume: bool = True):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.done: set[int] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        header = "\t".join(self.columns)
+        if resume and self.path.exists() and self.path.stat().st_size > 0:
+            self._recover(header)
+            self._file = open(self.path, "a", encoding="utf-8")
+        else:
+            self._file = open(self.path, "w", encoding="utf-8")
+            self._file.write(header + "\n")
+            self._file.flush()
+
+    def _recover(self, header: str) -> None:
+        raw = self.path.read_bytes()
+        if not raw.endswith(b"\n"):  # torn final row from an interrupted run
+            raw = raw[: raw.rfind(b"\n") + 1]
+            with open(self.path, "wb") as f:
+                f.write(raw)
+        lines = raw.decode("utf-8").splitlines()
+        if not lines or lines[0] != header:
+            raise UserError(
+                f"{self.path} exists with another header; choose another --out or delete it"
+            )
+        for line in lines[1:]:
+            if line.strip():
+                self.done.add(int(line.split("\t", 1)[0]))
+
+    def write(self, *values: object) -> None:
+        """Append one row (values in column order) and flush it to the OS."""
+        if len(values) != len(self.columns):
+            raise ValueError(f"expected {len(self.columns)} values, got {len(values)}")
+        self._file.write("\t".join(_fmt(v) for v in values) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.3f}"
+    return str(value)
+
+
+@dataclass
+class Records:
+    """A loaded record file: one NumPy array per column (``time`` in seconds)."""
+
+    path: Path
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.columns["idx"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self) == 0
+
+
+def read_records(
+    path: str | os.PathLike, required: Sequence[str] = ("idx", "label", "predict", "correct")
+) -> Records:
+    """Read a TSV record file (ours or the paper's).
+
+    A header-only file gives empty :class:`Records`; a missing file, an empty file, a missing
+    required column or a malformed row raise :class:`UserError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"record file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines or not lines[0].strip():
+        raise UserError(f"{path}: empty record file (no header)")
+    header = lines[0].split("\t")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise UserError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    rows: list[list[str]] = []
+    linenos: list[int] = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise UserError(
+                f"{path}:{lineno}: expected {len(header)} fields, found {len(fields)}"
+            )
+        rows.append(fields)
+        linenos.append(lineno)
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        texts = [r[j] for r in rows]
+        try:
+            if name == "time":
+                columns[name] = np.array([parse_time(t) for t in texts], dtype=np.float64)
+            elif name == "radius":
+                columns[name] = np.array(texts, dtype=np.float64)
+            elif name in ("idx", "label", "predict", "basePredict", "correct"):
+                columns[name] = np.array([int(t) for t in texts], dtype=np.int64)
+            else:
+                columns[name] = np.array(texts)
+        except ValueError:
+            bad = next(i for i, t in enumerate(texts) if not _parses(t, name))
+            raise UserError(
+                f"{path}:{linenos[bad]}: bad value {texts[bad]!r} in column {name!r}"
+            ) from None
+    return Records(path=path, columns=columns)
+
+
+def _parses(text: str, column: str) -> bool:
+    try:
+        if column == "time":
+            parse_time(text)
+        elif column == "radius":
+            float(text)
+        else:
+            int(text)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,304 @@
+"""The smoothed classifier g(x) = argmax_c P(f(x + δ) = c), δ ~ N(0, σ²I) (Cohen et al., 2019).
+
+:class:`Smooth` implements PREDICT and CERTIFY by Monte Carlo, batched over inputs, and the
+soft smoothed classifier G(x) = E_δ[softmax(F(x + δ))] that SmoothAdv attacks.
+
+Reproducibility: every input gets its own noise stream, seeded from one integer per input
+(:func:`input_seed` derives it from a run seed and the input's index), and the stream is
+consumed in the same pieces whichever other inputs share a forward batch. So certifying an
+input alone, in a batch, in another process or after a resume gives the same counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import check_image_range
+from .errors import UserError, check_alpha, check_positive_int, check_sigma
+from .stats import binomial_test_pvalue, certified_radius, lower_confidence_bound
+
+ABSTAIN = -1
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """CERTIFY's answer for one input.
+
+    With probability at least 1 − α over the noise, if ``prediction`` ≠ ABSTAIN then g
+    predicts ``prediction`` everywhere on the ℓ2 ball of radius ``radius`` around the input.
+    ``p_lower`` is the Clopper–Pearson lower bound on p_A from ``n_a`` of ``n`` samples.
+    """
+
+    prediction: int
+    radius: float
+    p_lower: float
+    n_a: int
+    n: int
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction == ABSTAIN
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """PREDICT's answer: the top class, or ABSTAIN when the two-sided binomial test of the
+    top two counts is not significant at level α. With probability at least 1 − α a
+    non-abstaining answer equals g(x)."""
+
+    prediction: int
+    count1: int
+    count2: int
+    pvalue: float
+    n: int
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction == ABSTAIN
+
+
+def input_seed(seed: int, idx: int) -> int:
+    """A 63-bit seed for input ``idx`` of a run seeded with ``seed`` (well mixed, stable)."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(idx)]).generate_state(2)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block, then restore each module's own flag."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+class Smooth:
+    """A smoothed classifier around ``base_classifier`` with noise level ``sigma``.
+
+    Args:
+        base_classifier: maps pixel-space [B,C,H,W] in [0,1] to [B, num_classes] logits
+            (normalisation is its first layer). Its device is the device of its parameters.
+        num_classes: number of classes K.
+        sigma: noise standard deviation σ > 0, in pixel units.
+    """
+
+    def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float) -> None:
+        self.base_classifier = base_classifier
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.sigma = check_sigma(sigma)
+
+    def __repr__(self) -> str:
+        return f"Smooth(num_classes={self.num_classes}, sigma={self.sigma})"
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.base_classifier.parameters(), None)
+        if param is not None:
+            return param.device
+        buf = next(self.base_classifier.buffers(), None)
+        return buf.device if buf is not None else torch.device("cpu")
+
+    # ----------------------------------------------------------------------------- noise
+
+    def _generators(self, count: int, seeds: Sequence[int] | None) -> list[torch.Generator]:
+        if seeds is None:
+            seeds = torch.randint(0, 2**62, (count,)).tolist()
+        if len(seeds) != count:
+            raise ValueError(f"need one seed per input: {len(seeds)} seeds, {count} inputs")
+        gens = []
+        for s in seeds:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(int(s))
+            gens.append(g)
+        return gens
+
+    def sample_noise(
+        self, x: torch.Tensor, num: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """δ ~ N(0, σ²I): shape [B, num, C, H, W] for x of shape [B, C, H, W], on x's device."""
+        return torch.randn(
+            (x.shape[0], num, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
+        ).mul_(self.sigma)
+
+    def _counts(
+        self, xs: torch.Tensor, num: int, batch_size: int, gens: list[torch.Generator]
+    ) -> torch.Tensor:
+        """Class counts of f(x + δ) over ``num`` draws per input: int64 [K, num_classes].
+
+        Noisy samples of several inputs share a forward batch of at most ``batch_size``. Each
+        input's noise is drawn from its own generator in pieces of min(num, batch_size)
+        samples, so the draws do not depend on how inputs are packed; a drawn piece that does
+        not fit the current batch waits for the next (at most one such piece exists).
+        """
+        k, shape, device = xs.shape[0], xs.shape[1:], xs.device
+        counts = torch.zeros(k * self.num_classes, dtype=torch.long, device=device)
+        unit = min(num, batch_size)
+        remaining = [num] * k
+        nxt = 0
+        pending: tuple[int, torch.Tensor] | None = None
+        while True:
+            owners: list[int] = []
+            sizes: list[int] = []
+            noises: list[torch.Tensor] = []
+            space = batch_size
+            while space > 0:
+                if pending is None:
+                    while nxt < k and remaining[nxt] == 0:
+                        nxt += 1
+                    if nxt == k:
+                        break
+                    size = min(unit, remaining[nxt])
+                    remaining[nxt] -= size
+                    noise = torch.randn((size, *shape), generator=gens[nxt], device=device,
+                                        dtype=xs.dtype)
+                    pending = (nxt, noise)
+                j, noise = pending
+                take = min(space, noise.shape[0])
+                owners.append(j)
+                sizes.append(take)
+                noises.append(noise[:take])
+                pending = (j, noise[take:]) if take < noise.shape[0] else None
+                space -= take
+            if not owners:
+                break
+            if len(owners) == 1:
+                batch = noises[0].mul_(self.sigma).add_(xs[owners[0]])
+                owner_ids = torch.full((sizes[0],), owners[0], device=device)
+            else:
+                owner_ids = torch.repeat_interleave(
+                    torch.tensor(owners, device=device), torch.tensor(sizes, device=device)
+                )
+                batch = torch.cat(noises).mul_(self.sigma).add_(xs.index_select(0, owner_ids))
+            preds = self.base_classifier(batch).argmax(dim=1)
+            counts.index_add_(0, owner_ids * self.num_classes + preds,
+                              torch.ones_like(preds))
+        return counts.view(k, self.num_classes)
+
+    def _prepare(self, xs: torch.Tensor, batch_size: int) -> torch.Tensor:
+        if xs.dim() < 2:
+            raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
+        check_positive_int(batch_size, "batch_size")
+        check_image_range(xs)
+        return xs.to(self.device)
+
+    # ------------------------------------------------------------------------- CERTIFY
+
+    def certify_many(
+        self,
+        xs: torch.Tensor,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Certificate]:
+        """CERTIFY (Cohen et al., Algorithm 2) for each of K inputs xs [K,C,H,W] in [0,1].
+
+        n0 draws per input select ĉ_A; n fresh draws count n_A; p_A's lower bound is the
+        one-sided Clopper–Pearson bound at level α; abstain if it is < 1/2, else the radius
+        is σ·Φ⁻¹(p_A lower bound). Each certificate holds with probability ≥ 1 − α.
+        """
+        check_positive_int(n0, "n0")
+        check_positive_int(n, "n")
+        alpha = check_alpha(alpha)
+        if n0 > n:
+            raise UserError(f"n0 ({n0}) must not exceed n ({n})")
+        xs = self._prepare(xs, batch_size)
+        gens = self._generators(xs.shape[0], seeds)
+        with eval_mode(self.base_classifier), torch.inference_mode():
+            selection = self._counts(xs, n0, batch_size, gens).argmax(dim=1)
+            counts = self._counts(xs, n, batch_size, gens)
+            n_a = counts.gather(1, selection[:, None]).squeeze(1)
+        c_hat, n_a = selection.cpu().numpy(), n_a.cpu().numpy()
+        p_lower = lower_confidence_bound(n_a, n, alpha)
+        radius = certified_radius(p_lower, self.sigma)
+        return [
+            Certificate(
+                prediction=int(c) if p >= 0.5 else ABSTAIN,
+                radius=float(r) if p >= 0.5 else 0.0,
+                p_lower=float(p),
+                n_a=int(a),
+                n=n,
+            )
+            for c, a, p, r in zip(c_hat, n_a, p_lower, radius)
+        ]
+
+    def certify(
+        self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
+        seed: int | None = None,
+    ) -> Certificate:
+        """CERTIFY for one input x of shape [C,H,W]; see :meth:`certify_many`."""
+        seeds = None if seed is None else [seed]
+        return self.certify_many(x.unsqueeze(0), n0, n, alpha, batch_size, seeds)[0]
+
+    # ------------------------------------------------------------------------- PREDICT
+
+    def predict_many(
+        self,
+        xs: torch.Tensor,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Prediction]:
+        """PREDICT (Cohen et al., Algorithm 1) for each of K inputs xs [K,C,H,W] in [0,1].
+
+        n draws per input; the top two counts n1 ≥ n2 are tested with a two-sided binomial
+        test of n1 ~ Binomial(n1 + n2, 1/2); abstain unless the p-value is ≤ α. With
+        probability ≥ 1 − α a non-abstaining answer is g(x).
+        """
+        check_positive_int(n, "n")
+        alpha = check_alpha(alpha)
+        xs = self._prepare(xs, batch_size)
+        gens = self._generators(xs.shape[0], seeds)
+        with eval_mode(self.base_classifier), torch.inference_mode():
+            counts = self._counts(xs, n, batch_size, gens)
+            top_counts, top_classes = counts.topk(min(2, self.num_classes), dim=1)
+        top_counts, top_classes = top_counts.cpu().numpy(), top_classes.cpu().numpy()
+        out = []
+        for cnt, cls in zip(top_counts, top_classes):
+            c1, c2 = int(cnt[0]), int(cnt[1]) if len(cnt) > 1 else 0
+            pvalue = binomial_test_pvalue(c1, c2)
+            pred = int(cls[0]) if pvalue <= alpha else ABSTAIN
+            out.append(Prediction(prediction=pred, count1=c1, count2=c2, pvalue=pvalue, n=n))
+        return out
+
+    def predict(
+        self, x: torch.Tensor, n: int, alpha: float, batch_size: int, seed: int | None = None
+    ) -> int:
+        """PREDICT for one input x [C,H,W]: the class, or ABSTAIN (−1), as in Cohen's code."""
+        seeds = None if seed is None else [seed]
+        return self.predict_many(x.unsqueeze(0), n, alpha, batch_size, seeds)[0].prediction
+
+    # ------------------------------------------------------------------------ soft G
+
+    def soft_forward(
+        self,
+        x: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        num_noise: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Monte Carlo estimate of G(x) = E_δ[softmax(F(x + δ))]: probabilities [B, K].
+
+        ``noise`` is δ itself (already scaled by σ), shape [B, m, C, H, W]; otherwise
+        ``num_noise`` = m draws are sampled. Differentiable in x; one forward of B·m samples.
+        The model's train/eval mode is left to the caller.
+        """
+        if noise is None:
+            if num_noise is None:
+                raise ValueError("give noise or num_noise")
+            noise = self.sample_noise(x, num_noise, generator)
+        b, m = noise.shape[:2]
+        noisy = (x.unsqueeze(1) + noise).reshape(b * m, *x.shape[1:])
+        probs = torch.softmax(self.base_classifier(noisy), dim=1)
+        return probs.view(b, m, -1).mean(dim=1)

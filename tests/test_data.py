@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from smoothadv.data import create_dataset, get_dataset_spec, list_datasets
+from smoothadv.errors import UserError
+
+from .conftest import shared_path
+
+
+def test_registry():
+    assert {"digits", "mnist", "cifar10", "imagenet", "imagenet32", "folder"} <= set(
+        list_datasets())
+    with pytest.raises(UserError, match="unknown dataset 'svhn'"):
+        get_dataset_spec("svhn")
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = create_dataset("digits", "train"), create_dataset("digits", "test")
+    assert len(train) + len(test) == 1797 and len(test) == 449
+    x, y = test[0]
+    assert x.shape == (1, 8, 8) and 0 <= x.min() and x.max() <= 1 and 0 <= y < 10
+    again = create_dataset("digits", "test")
+    assert torch.equal(again.images, test.images)
+    flat_train = {tuple(v.flatten().tolist()) for v in train.images}
+    overlap = sum(tuple(v.flatten().tolist()) in flat_train for v in test.images)
+    assert overlap < 10  # the digits data has a handful of exact duplicates at most
+    assert sorted(set(test.targets.tolist())) == list(range(10))
+
+
+def test_mnist_real_files():
+    root = shared_path("mnist")
+    test = create_dataset("mnist", "test", root)
+    assert len(test) == 10_000
+    x, y = test[0]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and x.max() <= 1
+    assert y == 7  # the first official MNIST test digit is a 7
+
+
+def test_cifar10_folder_subset_decodes_lazily():
+    root = shared_path("cifar10")
+    test = create_dataset("cifar10", "test", root)
+    assert len(test) == 10_000 and test.classes[0] == "airplane" and test.classes[9] == "truck"
+    for i in (0, 2500, 9999):
+        x, y = test[i]
+        assert x.shape == (3, 32, 32) and 0 <= x.min() and x.max() <= 1
+        assert y == i // 1000  # class folders in order, 1,000 each
+    assert int(test.decoded.sum()) == 3  # only what was asked for was decoded
+    first = test.images[2500].clone()
+    assert torch.equal(test.images[2500], first)
+    train = create_dataset("cifar10", "train", root)
+    assert len(train) == 50_000 and train.augment
+    x1, _ = train[0]
+    assert x1.shape == (3, 32, 32)
+
+
+def test_bad_root():
+    with pytest.raises(UserError, match="data root not found"):
+        create_dataset("cifar10", "test", "/nonexistent/place")
+    with pytest.raises(UserError, match="split"):
+        create_dataset("digits", "validation")
