@@ -175,6 +175,53 @@ def _run_eval(kind: str, args: argparse.Namespace, transform=None) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ analyze
+
+
+def _analyze_args(p: argparse.ArgumentParser) -> None:
+    from .analysis import list_formats
+
+    p.add_argument("paths", nargs="+",
+                   help="certification record files; a folder means every one below it")
+    p.add_argument("--radii", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   help="radii of the table (default: 0 0.25 0.5 0.75 1.0)")
+    p.add_argument("--labels", nargs="+", default=None, help="one label per record file")
+    p.add_argument("--envelope", action="store_true",
+                   help="best model per radius, with its clean accuracy (the paper's tables)")
+    p.add_argument("--format", default="text", choices=list_formats(),
+                   help="table format (default: text)")
+    p.add_argument("--plot", default=None, help="write certified-accuracy curves (.png/.pdf)")
+    p.add_argument("--max-radius", type=float, default=None, help="x-axis limit of the plot")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="the certificates' α: adds high-probability lower bounds")
+    p.add_argument("--confidence", type=float, default=0.001,
+                   help="γ of the lower bounds: they hold with probability ≥ 1−γ (0.001)")
+    p.add_argument("--name", default="envelope", help="row name of the envelope table")
+
+
+@command("analyze", "certified-accuracy tables, envelopes, ACR and plots from record files",
+         _analyze_args)
+def run_analyze(args: argparse.Namespace) -> int:
+    from . import analysis as A
+
+    if any(r < 0 for r in args.radii):
+        raise UserError("--radii must be non-negative")
+    summaries = A.load_summaries(args.paths, args.radii, args.labels, args.alpha,
+                                 args.confidence, warn=lambda m: print(m, file=sys.stderr))
+    cells = A.envelope(summaries) if args.envelope else None
+    if cells is not None:
+        print(A.render(A.envelope_table(cells, args.name), args.format))
+        if args.format == "text":
+            print()
+            print(A.render(A.envelope_sources(cells), "text"))
+    else:
+        print(A.render(A.summary_table(summaries), args.format))
+    if args.plot:
+        path = A.plot_curves(summaries, args.plot, cells, max_radius=args.max_radius)
+        print(f"plot written to {path}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------------- demo
 
 

@@ -1,0 +1,378 @@
+"""Analysis of certification records: certified accuracy, envelopes, ACR, tables and plots.
+
+Approximate certified accuracy at radius r (Cohen et al.): the fraction of rows with
+``correct`` = 1 and ``radius`` ≥ r. The envelope over several models takes, at each radius,
+the best model and reports its clean accuracy (accuracy at radius 0) beside it: this is how
+the SmoothAdv paper's tables are made.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binom
+
+from .errors import UserError, check_alpha
+from .records import CERTIFY_COLUMNS, Records, read_records
+from .stats import lower_confidence_bound
+
+
+@dataclass
+class Summary:
+    """Figures of one certification record file at the given radii."""
+
+    label: str
+    path: str
+    rows: int
+    radii: list[float]
+    certified: list[float]  # approximate certified accuracy at each radius
+    clean: float  # accuracy of g (certified accuracy at radius 0)
+    abstain: float  # fraction of abstentions
+    acr: float  # average certified radius: mean of radius × correct
+    sigma: float | None = None
+    lower: list[float] | None = field(default=None)  # high-probability lower bounds
+
+
+def certified_accuracy(records: Records, radii: Sequence[float]) -> np.ndarray:
+    """Fraction of rows with correct = 1 and radius ≥ r, for each r: array [len(radii)]."""
+    if records.is_empty:
+        return np.full(len(radii), np.nan)
+    ok = records["correct"] == 1
+    radius = records["radius"]
+    return np.array([np.mean(ok & (radius >= r)) for r in radii])
+
+
+def average_certified_radius(records: Records) -> float:
+    """ACR: the mean over rows of radius × correct (abstentions and errors count 0)."""
+    if records.is_empty:
+        return float("nan")
+    return float(np.mean(records["radius"] * (records["correct"] == 1)))
+
+
+def certified_accuracy_lower_bound(
+    records: Records, radii: Sequence[float], alpha: float = 0.001, confidence: float = 0.001
+) -> np.ndarray:
+    """High-probability lower bound on the certified accuracy of the *population*.
+
+    Each of the m certificates is wrong with probability at most ``alpha``, so the number of
+    wrong ones is stochastically below Binomial(m, alpha); with probability ≥ 1 − γ/2 it is
+    at most q = its (1 − γ/2) quantile. Of the k rows counted at radius r, at least k − q are
+    then truly certified, and a one-sided Clopper–Pearson bound at level γ/2 carries
+    (k − q)/m from the test set to the distribution it was drawn from. Together: with
+    probability ≥ 1 − γ (γ = ``confidence``) the true certified accuracy at r is at least
+    the returned value.
+    """
+    alpha = check_alpha(alpha)
+    confidence = check_alpha(confidence)
+    m = len(records)
+    if m == 0:
+        return np.full(len(radii), np.nan)
+    q = binom.ppf(1 - confidence / 2, m, alpha)
+    k = np.round(certified_accuracy(records, radii) * m)
+    return lower_confidence_bound(np.clip(k - q, 0, m), m, confidence / 2)
+
+
+_SIGMA_PATTERNS = (r"sigma[_=]?([0-9.]+)", r"noise[_=]?([0-9.]+)")
+
+
+def sigma_from_path(path: str | os.PathLike) -> float | None:
+    """σ of a record file: from its ``.config.json`` beside it, else from ``sigma_0.25`` or
+    ``noise_0.25`` in its path (the paper's layout)."""
+    path = Path(path)
+    config = path.with_name(path.name + ".config.json")
+    if config.exists():
+        try:
+            value = json.loads(config.read_text()).get("sigma")
+            if value is not None:
+                return float(value)
+        except (ValueError, OSError):
+            pass
+    for pattern in _SIGMA_PATTERNS:
+        found = re.findall(pattern, str(path))
+        if found:
+            try:
+                return float(found[-1].rstrip("."))
+            except ValueError:
+                continue
+    return None
+
+
+def summarize(
+    records: Records,
+    radii: Sequence[float],
+    label: str | None = None,
+    alpha: float | None = None,
+    confidence: float = 0.001,
+) -> Summary:
+    """All figures of one record file; ``alpha`` (the certificates' level) adds lower bounds."""
+    radii = [float(r) for r in radii]
+    empty = records.is_empty
+    return Summary(
+        label=label or str(records.path),
+        path=str(records.path),
+        rows=len(records),
+        radii=radii,
+        certified=certified_accuracy(records, radii).tolist(),
+        clean=float("nan") if empty else float(np.mean(records["correct"] == 1)),
+        abstain=float("nan") if empty else float(np.mean(records["predict"] == -1)),
+        acr=average_certified_radius(records),
+        sigma=sigma_from_path(records.path),
+        lower=None if alpha is None else certified_accuracy_lower_bound(
+            records, radii, alpha, confidence).tolist(),
+    )
+
+
+@dataclass
+class EnvelopeCell:
+    """The best model at one radius: its certified accuracy there and its clean accuracy."""
+
+    radius: float
+    certified: float
+    clean: float
+    label: str
+
+
+def envelope(summaries: Sequence[Summary]) -> list[EnvelopeCell]:
+    """Best certified accuracy at each radius over ``summaries`` (all with the same radii).
+
+    Ties (equal accuracy to the row count's precision) go to the model with the higher clean
+    accuracy, then to the first given.
+    """
+    usable = [s for s in summaries if s.rows > 0]
+    if not usable:
+        raise UserError("no record file with rows to take an envelope of")
+    cells = []
+    for j, r in enumerate(usable[0].radii):
+        best = max(usable, key=lambda s: (round(s.certified[j], 12), s.clean))
+        cells.append(EnvelopeCell(r, best.certified[j], best.clean, best.label))
+    return cells
+
+
+# ------------------------------------------------------------------------------ input
+
+
+def is_certification_file(path: Path) -> bool:
+    """True for a file whose header starts with the certification columns."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().rstrip("\n").split("\t")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return tuple(first[:5]) == CERTIFY_COLUMNS[:5]
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a directory means every certification record file below it (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_certification_file(f))
+            if not found:
+                raise UserError(f"no certification record files below {p}")
+            out += found
+        elif p.exists():
+            out.append(p)
+        else:
+            raise UserError(f"record file not found: {p}")
+    return out
+
+
+def load_summaries(
+    paths: Sequence[str | os.PathLike],
+    radii: Sequence[float],
+    labels: Sequence[str] | None = None,
+    alpha: float | None = None,
+    confidence: float = 0.001,
+    warn: Callable[[str], None] = print,
+) -> list[Summary]:
+    """Summaries of every file under ``paths``; header-only files are reported and skipped."""
+    files = expand_paths(paths)
+    if labels is not None and len(labels) != len(files):
+        raise UserError(f"{len(labels)} labels for {len(files)} record files")
+    out = []
+    for i, f in enumerate(files):
+        rec = read_records(f, required=CERTIFY_COLUMNS[:5])
+        if rec.is_empty:
+            warn(f"skipping {f}: header only, no rows")
+            continue
+        out.append(summarize(rec, radii, labels[i] if labels else _short_label(f, files),
+                             alpha, confidence))
+    if not out:
+        raise UserError("every record file given is empty")
+    return out
+
+
+def _short_label(path: Path, all_paths: Sequence[Path]) -> str:
+    """The path relative to the files' common folder (readable legends and tables)."""
+    try:
+        common = Path(os.path.commonpath([str(p.parent) for p in all_paths]))
+        rel = path.relative_to(common)
+        return str(rel) if len(all_paths) > 1 else str(path)
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------- formats
+
+Table = tuple[list[str], list[list[str]]]
+_FORMATTERS: dict[str, Callable[[Table], str]] = {}
+
+
+def register_format(name: str) -> Callable:
+    def wrap(fn: Callable[[Table], str]) -> Callable[[Table], str]:
+        _FORMATTERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_formats() -> list[str]:
+    return list(_FORMATTERS)
+
+
+def _radius_head(r: float) -> str:
+    return f"{r:g}"
+
+
+def summary_table(summaries: Sequence[Summary]) -> Table:
+    """Rows: one per file; columns: label, σ, rows, certified accuracy per radius, ACR,
+    abstention rate (and lower bounds, in brackets, where computed)."""
+    radii = summaries[0].radii
+    head = ["model", "sigma", "n"] + [f"r={_radius_head(r)}" for r in radii] + ["ACR", "abstain"]
+    rows = []
+    for s in summaries:
+        cells = []
+        for j, a in enumerate(s.certified):
+            cell = f"{a:.3f}"
+            if s.lower is not None:
+                cell += f" (≥{s.lower[j]:.3f})"
+            cells.append(cell)
+        sigma = "" if s.sigma is None else f"{s.sigma:g}"
+        rows.append([s.label, sigma, str(s.rows), *cells, f"{s.acr:.3f}", f"{s.abstain:.3f}"])
+    return head, rows
+
+
+def envelope_table(cells: Sequence[EnvelopeCell], name: str = "envelope") -> Table:
+    """One row: ``(clean) certified`` per radius, as the paper prints it, two decimals."""
+    head = ["group"] + [_radius_head(c.radius) for c in cells]
+    row = [name] + [f"({c.clean:.2f}) {c.certified:.2f}" for c in cells]
+    return head, [row]
+
+
+def envelope_sources(cells: Sequence[EnvelopeCell]) -> Table:
+    head = ["radius", "certified", "clean", "model"]
+    return head, [[_radius_head(c.radius), f"{c.certified:.4f}", f"{c.clean:.4f}", c.label]
+                  for c in cells]
+
+
+@register_format("text")
+def format_text(table: Table) -> str:
+    head, rows = table
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+@register_format("markdown")
+def format_markdown(table: Table) -> str:
+    head, rows = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _latex_escape(text: str) -> str:
+    return re.sub(r"([_%&#$])", r"\\\1", text).replace("≥", r"$\geq$")
+
+
+@register_format("latex")
+def format_latex(table: Table) -> str:
+    head, rows = table
+    lines = [r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
+             " & ".join(_latex_escape(h) for h in head) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(c) for c in r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+@register_format("csv")
+def format_csv(table: Table) -> str:
+    head, rows = table
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(head)
+    writer.writerows(rows)
+    return buf.getvalue().rstrip("\n")
+
+
+@register_format("json")
+def format_json(table: Table) -> str:
+    head, rows = table
+    return json.dumps([dict(zip(head, r)) for r in rows], indent=2)
+
+
+def render(table: Table, fmt: str) -> str:
+    if fmt not in _FORMATTERS:
+        raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(list_formats())}")
+    return _FORMATTERS[fmt](table)
+
+
+# ------------------------------------------------------------------------------- plot
+
+
+def plot_curves(
+    summaries: Sequence[Summary],
+    path: str | os.PathLike,
+    envelope_cells: Sequence[EnvelopeCell] | None = None,
+    title: str | None = None,
+    max_radius: float | None = None,
+) -> Path:
+    """Certified accuracy against radius, one curve per file (and the envelope, if given).
+
+    Curves are exact step functions computed from the records (not only at the table's
+    radii). Writes PNG or PDF by the file's suffix, with the non-interactive Agg backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UserError(f"plot file must end in .png, .pdf or .svg: {path}")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    top = max_radius
+    if top is None:
+        top = max(float(read_records(s.path)["radius"].max()) for s in summaries) * 1.05
+        top = max(top, max(summaries[0].radii))
+    grid = np.linspace(0, top, 400)
+    for s in summaries:
+        rec = read_records(s.path)
+        label = s.label if s.sigma is None or "sigma" in s.label else f"{s.label} (σ={s.sigma:g})"
+        ax.plot(grid, certified_accuracy(rec, grid), label=label, linewidth=1.6)
+    if envelope_cells:
+        ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],
+                "k--o", markersize=3, label="envelope", linewidth=1.2)
+    ax.set_xlabel("ℓ2 radius (pixel space, images in [0,1])")
+    ax.set_ylabel("certified accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, top)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7 if len(summaries) > 4 else 9, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
