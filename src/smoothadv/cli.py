@@ -149,7 +149,7 @@ def run_predict(args: argparse.Namespace) -> int:
     return _run_eval("predict", args)
 
 
-def _run_eval(kind: str, args: argparse.Namespace, transform=None) -> int:
+def _run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
     from . import distributed as D
     from .evaluate import run_records, select_indices
     from .records import read_records
@@ -160,11 +160,23 @@ def _run_eval(kind: str, args: argparse.Namespace, transform=None) -> int:
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
                  device=str(device), arch=meta["arch"], num_inputs=len(indices))
+    hooks, finish = make_attack(smooth, args) if make_attack else ({}, None)
     run_records(
         kind, smooth, dataset, indices, out, n0=getattr(args, "n0", 100), n=args.n,
         alpha=args.alpha, batch_size=args.batch, seed=args.seed,
-        progress=not args.no_progress, transform=transform,
+        progress=not args.no_progress, **hooks,
     )
+    if finish is not None:
+        finish()
+    if kind == "attack" and D.is_main():
+        rec = read_records(out)
+        clean = float((rec["cleanPredict"] == rec["label"]).mean())
+        robust = float(rec["correct"].mean())
+        print(f"attack: {len(rec)} inputs in {out}; clean accuracy of g {clean:.3f}, "
+              f"empirical robust accuracy at eps={args.epsilon:g}: {robust:.3f}, "
+              f"mean l2 of perturbations {float(rec['l2'].mean()):.4f}")
+        D.destroy_process_group()
+        return 0
     if D.is_main():
         rec = read_records(out)
         acc = float(rec["correct"].mean()) if len(rec) else float("nan")
@@ -173,6 +185,108 @@ def _run_eval(kind: str, args: argparse.Namespace, transform=None) -> int:
               f"abstained {abstain:.3f}")
     D.destroy_process_group()
     return 0
+
+
+# ------------------------------------------------------------------------------- attack
+
+
+def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
+                    steps_default: int) -> None:
+    """Options shared by ``attack`` and ``train``: the SmoothAdv attack's hyper-parameters."""
+    from .attacks import list_attacks
+
+    p.add_argument("--attack", default="pgd", choices=list_attacks(),
+                   help="SmoothAdv-PGD or SmoothAdv-DDN (default: pgd)")
+    p.add_argument("--epsilon", type=float, default=0.5, help=EPS_HELP + " (default: 0.5)")
+    p.add_argument("--steps", type=int, default=steps_default,
+                   help=f"attack steps T (default: {steps_default})")
+    p.add_argument(m_flag, type=int, default=m_default, dest="num_noise",
+                   help=f"noise draws m per input for the soft classifier ({m_default})")
+    p.add_argument("--no-grad-attack", action="store_true",
+                   help="estimate the gradient without back-propagating through the model")
+    p.add_argument("--ddn-gamma", type=float, default=None,
+                   help="DDN norm update factor γ (default: 1-(3/510/ε)^(1/T))")
+    p.add_argument("--ddn-init-norm", type=float, default=1.0,
+                   help="DDN initial norm, capped at ε (default: 1.0)")
+
+
+def build_attack(args: argparse.Namespace, epsilon: float | None = None):
+    """The attack object the parsed options describe."""
+    from .attacks import create_attack
+
+    kwargs = dict(epsilon=args.epsilon if epsilon is None else epsilon, steps=args.steps,
+                  num_noise_vectors=args.num_noise,
+                  estimator="no_grad" if args.no_grad_attack else "grad")
+    if args.attack == "ddn":
+        kwargs.update(gamma=args.ddn_gamma, init_norm=args.ddn_init_norm)
+    return create_attack(args.attack, **kwargs)
+
+
+def _attack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    add_data_args(p)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="noise level σ (default: the checkpoint's training σ)")
+    add_attack_args(p, "--m-test", 32, 20)
+    p.add_argument("--base-attack", action="store_true",
+                   help="attack the base classifier without noise instead (for comparison)")
+    p.add_argument("--attack-batch", type=int, default=16,
+                   help="inputs attacked together; each forward holds this × m samples (16)")
+    p.add_argument("--n", type=int, default=100_000, help="PREDICT samples (100000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="PREDICT's α (0.001)")
+    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--out", required=True,
+                   help="prediction record file on attacked points; an existing one is resumed")
+    p.add_argument("--save-examples", default=None, metavar="DIR",
+                   help="write clean and attacked PNGs and a grid of the first ones here")
+    add_common(p)
+
+
+@command("attack", "empirical robustness: attack g with SmoothAdv, then PREDICT",
+         _attack_args)
+def run_attack(args: argparse.Namespace) -> int:
+    return _run_eval("attack", args, make_attack=_attack_hooks)
+
+
+def _attack_hooks(smooth, args: argparse.Namespace):
+    import torch
+
+    from .examples import ExampleSaver
+    from .smoothing import input_seed
+
+    check_positive_int_arg(args.attack_batch, "--attack-batch")
+    attack = build_attack(args)
+    if args.base_attack:  # the base classifier alone: one draw of zero noise
+        attack.num_noise_vectors = 1
+
+    def run(x, y, idxs):
+        if args.base_attack:
+            noise = torch.zeros((x.shape[0], 1, *x.shape[1:]), device=x.device)
+        else:
+            noise = torch.cat([
+                smooth.sample_noise(x[j : j + 1], attack.num_noise_vectors,
+                                    _generator(x.device, input_seed(args.seed + 1, i)))
+                for j, i in enumerate(idxs)
+            ])
+        return attack(smooth, x, y, noise=noise)
+
+    saver = ExampleSaver(args.save_examples) if args.save_examples else None
+    hooks = dict(attack=run, on_attacked=saver, group=args.attack_batch)
+    return hooks, (saver.finish if saver else None)
+
+
+def _generator(device, seed: int):
+    import torch
+
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def check_positive_int_arg(value: int, name: str) -> None:
+    from .errors import check_positive_int
+
+    check_positive_int(value, name)
 
 
 # ------------------------------------------------------------------------------ analyze

@@ -37,6 +37,10 @@ def inputs_per_group(n0: int, n: int, batch_size: int) -> int:
     return max(1, min(batch_size // max(n0, 1), max(1, 4 * batch_size // n), 64))
 
 
+ATTACK_COLUMNS = PREDICT_COLUMNS + ("cleanPredict", "l2")
+AttackFn = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
+
+
 def run_records(
     kind: str,
     smooth: Smooth,
@@ -50,27 +54,37 @@ def run_records(
     batch_size: int = 1000,
     seed: int = 0,
     progress: bool = True,
-    transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    attack: AttackFn | None = None,
+    on_attacked: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
+    group: int | None = None,
 ) -> Path:
-    """Write certification (``kind='certify'``) or prediction (``kind='predict'``) records.
+    """Write certification (``kind='certify'``), prediction (``'predict'``) or empirical
+    robustness (``'attack'``) records; returns the record file's path.
 
-    Resumes: rows already in ``out`` (or in this rank's part file) are skipped.
-    ``transform(x, y) -> x'`` (used by ``attack``) replaces each batch of inputs before PREDICT;
-    ``basePredict`` is the base classifier's prediction on the point PREDICT sees.
-    Returns the path of the record file.
+    ``attack(x, y, idxs) -> x_adv`` (kind 'attack') replaces each batch before PREDICT; the
+    row's ``predict``/``basePredict`` are then g's and f's answers on x_adv, followed by
+    ``cleanPredict`` (g on the clean input) and ``l2`` (‖x_adv − x‖₂). ``on_attacked`` sees
+    every (idxs, x, x_adv). Resumes: rows already in ``out`` (or this rank's part file) are
+    skipped. ``group`` inputs are processed together (default: chosen from n0, n, batch).
     """
+    if kind not in ("certify", "predict", "attack"):
+        raise ValueError(f"unknown record kind {kind!r}")
+    if (kind == "attack") != (attack is not None):
+        raise ValueError("kind 'attack' needs an attack function, and only it")
     out = Path(out)
     world, rank = D.world_size(), D.rank()
-    columns = CERTIFY_COLUMNS if kind == "certify" else PREDICT_COLUMNS
+    columns = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,
+               "attack": ATTACK_COLUMNS}[kind]
     target = out if world == 1 else D.part_path(out, rank)
     done: set[int] = set()
     if world > 1 and out.exists() and out.stat().st_size > 0:
         done = set(read_records(out)["idx"].tolist())
     writer = RecordWriter(target, columns)
     todo = [i for i in D.shard(indices) if i not in done and i not in writer.done]
-    group = inputs_per_group(n0 if kind == "certify" else n, n, batch_size)
+    if group is None:
+        group = inputs_per_group(n0 if kind == "certify" else n, n, batch_size)
     bar = tqdm(total=len(todo), desc=kind, unit="input", disable=not progress or rank != 0,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.5)
     device = smooth.device
     try:
         for start in range(0, len(todo), group):
@@ -80,23 +94,31 @@ def run_records(
             ys = torch.tensor([y for _, y in items])
             seeds = [input_seed(seed, i) for i in chunk]
             t0 = time.perf_counter()
-            if transform is not None:
-                xs = transform(xs, ys.to(device)).detach()
             if kind == "certify":
                 results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds)
             else:
-                results = smooth.predict_many(xs, n, alpha, batch_size, seeds)
+                x_eval = xs
+                if attack is not None:
+                    x_eval = attack(xs, ys.to(device), chunk).detach()
+                    if on_attacked is not None:
+                        on_attacked(chunk, xs, x_eval)
+                    clean = smooth.predict_many(xs, n, alpha, batch_size, seeds)
+                    l2 = (x_eval - xs).flatten(1).norm(dim=1).cpu().tolist()
+                results = smooth.predict_many(x_eval, n, alpha, batch_size, seeds)
                 with eval_mode(smooth.base_classifier), torch.inference_mode():
-                    base = smooth.base_classifier(xs).argmax(1).cpu().tolist()
+                    base = smooth.base_classifier(x_eval).argmax(1).cpu().tolist()
             elapsed = format_time((time.perf_counter() - t0) / len(chunk))
             for j, (idx, label, res) in enumerate(zip(chunk, ys.tolist(), results)):
                 correct = int(res.prediction == label)
                 if kind == "certify":
                     writer.write(idx, label, res.prediction, res.radius, correct, elapsed)
-                else:
+                elif kind == "predict":
                     writer.write(idx, label, res.prediction, base[j], correct, elapsed)
+                else:
+                    writer.write(idx, label, res.prediction, base[j], correct, elapsed,
+                                 clean[j].prediction, f"{l2[j]:.6f}")
             bar.update(len(chunk))
-            bar.set_postfix(last=_describe(kind, results[-1]))
+            bar.set_postfix(last=_describe(kind, results[-1]), refresh=False)
     finally:
         bar.close()
         writer.close()
@@ -111,4 +133,6 @@ def run_records(
 def _describe(kind: str, res) -> str:
     if res.prediction == ABSTAIN:
         return "abstain"
-    return f"{res.prediction} r={res.radius:.3f}" if kind == "certify" else str(res.prediction)
+    if kind == "certify":
+        return f"{res.prediction} r={res.radius:.3f}"
+    return str(res.prediction)

@@ -154,9 +154,9 @@ def read_records(
         try:
             if name == "time":
                 columns[name] = np.array([parse_time(t) for t in texts], dtype=np.float64)
-            elif name == "radius":
+            elif name in ("radius", "l2"):
                 columns[name] = np.array(texts, dtype=np.float64)
-            elif name in ("idx", "label", "predict", "basePredict", "correct"):
+            elif name in ("idx", "label", "predict", "basePredict", "correct", "cleanPredict"):
                 columns[name] = np.array([int(t) for t in texts], dtype=np.int64)
             else:
                 columns[name] = np.array(texts)
@@ -172,7 +172,7 @@ def _parses(text: str, column: str) -> bool:
     try:
         if column == "time":
             parse_time(text)
-        elif column == "radius":
+        elif column in ("radius", "l2"):
             float(text)
         else:
             int(text)
