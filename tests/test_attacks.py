@@ -13,8 +13,9 @@ from smoothadv.attacks import (
 from smoothadv.cli import main
 from smoothadv.data import create_dataset, get_dataset_spec
 from smoothadv.errors import UserError
-from smoothadv.models import create_model, save_checkpoint
+from smoothadv.models import load_checkpoint, save_checkpoint
 from smoothadv.records import read_records
+from smoothadv.train import TrainConfig, train
 
 from .conftest import LinearBinary
 
@@ -25,21 +26,12 @@ ATTACKS = {
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    """An MLP trained on digits under Gaussian noise σ = 0.25 (a few seconds)."""
-    torch.manual_seed(0)
-    spec = get_dataset_spec("digits")
-    train = create_dataset("digits", "train")
-    model = create_model("mlp", 10, mean=spec.mean, std=spec.std, image_size=8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(25):
-        for idx in torch.randperm(len(train)).split(64):
-            x = train.images[idx]
-            loss = F.cross_entropy(model(x + 0.25 * torch.randn_like(x)), train.targets[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+def digits_model(tmp_path_factory):
+    """An MLP trained on digits with Gaussian augmentation at σ = 0.25 (about a second)."""
+    out = tmp_path_factory.mktemp("digits_gauss")
+    ckpt = train(TrainConfig(dataset="digits", out=str(out), epochs=20, batch=64, lr=0.1,
+                             lr_step=100, sigma=0.25, progress=False, device="cpu"))
+    return load_checkpoint(ckpt)[0]
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))

@@ -191,16 +191,17 @@ def _run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
 
 
 def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
-                    steps_default: int) -> None:
+                    steps_default: int, eps_default: float = 0.5) -> None:
     """Options shared by ``attack`` and ``train``: the SmoothAdv attack's hyper-parameters."""
     from .attacks import list_attacks
 
     p.add_argument("--attack", default="pgd", choices=list_attacks(),
                    help="SmoothAdv-PGD or SmoothAdv-DDN (default: pgd)")
-    p.add_argument("--epsilon", type=float, default=0.5, help=EPS_HELP + " (default: 0.5)")
+    p.add_argument("--epsilon", type=float, default=eps_default,
+                   help=f"{EPS_HELP} (default: {eps_default})")
     p.add_argument("--steps", type=int, default=steps_default,
                    help=f"attack steps T (default: {steps_default})")
-    p.add_argument(m_flag, type=int, default=m_default, dest="num_noise",
+    p.add_argument(m_flag, type=int, default=m_default, dest="num_noise", metavar="M",
                    help=f"noise draws m per input for the soft classifier ({m_default})")
     p.add_argument("--no-grad-attack", action="store_true",
                    help="estimate the gradient without back-propagating through the model")
@@ -287,6 +288,106 @@ def check_positive_int_arg(value: int, name: str) -> None:
     from .errors import check_positive_int
 
     check_positive_int(value, name)
+
+
+# -------------------------------------------------------------------------------- train
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from .data import list_datasets
+    from .methods import list_methods
+    from .models import list_models
+
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
+    p.add_argument("--data-root", default=None, help="data folder (default: download)")
+    p.add_argument("--arch", default=None,
+                   help=f"one of {', '.join(list_models())} (default: the dataset's)")
+    p.add_argument("--method", default="gaussian", choices=list_methods(),
+                   help="gaussian (Cohen et al.) or smoothadv (Salman et al.)")
+    p.add_argument("--sigma", type=float, default=0.25, help="training noise σ (0.25)")
+    p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
+    p.add_argument("--batch", type=int, default=256, help="batch size (256)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    p.add_argument("--lr-step", type=int, default=30, help="decay lr ×0.1 every N epochs (30)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (1e-4)")
+    add_attack_args(p, "--m-train", 1, 10, eps_default=0.25)
+    p.set_defaults(ddn_gamma=0.05)
+    p.add_argument("--multi-noise", action="store_true",
+                   help="train on all m noisy copies of each attacked image")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="grow ε linearly from 0 over the first K epochs (0)")
+    p.add_argument("--pretrained", default=None,
+                   help="start from this checkpoint (ours or the paper's); a head with another "
+                        "class count is replaced")
+    p.add_argument("--extra-data", default=None,
+                   help="pseudo-labelled images (.pt from pseudo-label, or Carmon et al.'s "
+                        "pickle; a pickle can run code: trusted files only)")
+    p.add_argument("--extra-weight", type=float, default=1.0,
+                   help="weight of the pseudo-labelled loss (1.0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pth.tar, appending to OUT/log.tsv")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (0)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast on CUDA (noise is added in float32 first)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on a fixed random subset of this size")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="evaluate on a fixed random subset of this size")
+    p.add_argument("--eval-adv-max", type=int, default=500,
+                   help="test inputs attacked for the per-epoch attacked accuracy (500)")
+    p.add_argument("--out", required=True, help="run directory")
+    add_common(p)
+
+
+@command("train", "train a base classifier: Gaussian augmentation or SmoothAdv", _train_args)
+def run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(
+        dataset=args.dataset, out=args.out, arch=args.arch, data_root=args.data_root,
+        method=args.method, sigma=args.sigma, epochs=args.epochs, batch=args.batch,
+        lr=args.lr, lr_step=args.lr_step, momentum=args.momentum,
+        weight_decay=args.weight_decay, attack=args.attack, epsilon=args.epsilon,
+        steps=args.steps, m_train=args.num_noise, multi_noise=args.multi_noise,
+        warmup=args.warmup, no_grad_attack=args.no_grad_attack, ddn_gamma=args.ddn_gamma,
+        ddn_init_norm=args.ddn_init_norm, pretrained=args.pretrained,
+        extra_data=args.extra_data, extra_weight=args.extra_weight, resume=args.resume,
+        workers=args.workers, channels_last=args.channels_last, amp=args.amp,
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        eval_adv_max=args.eval_adv_max, seed=args.seed, device=args.device,
+        progress=not args.no_progress,
+    )
+    path = train(cfg)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _pseudo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", required=True, help="checkpoint of the labelling model")
+    p.add_argument("--dataset", default="folder", help="unlabelled images (default: folder)")
+    p.add_argument("--data-root", default=None, help="folder of the unlabelled images")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--batch", type=int, default=256, help="images per forward (256)")
+    p.add_argument("--out", required=True, help="output file (.pt)")
+    add_common(p)
+
+
+@command("pseudo-label", "label unlabelled images with a teacher for self-training",
+         _pseudo_args)
+def run_pseudo_label(args: argparse.Namespace) -> int:
+    from . import distributed as D
+    from .data import create_dataset
+    from .models import load_checkpoint
+    from .train import pseudo_label
+
+    device = D.resolve_device(args.device)
+    teacher, _ = load_checkpoint(args.teacher, device=device)
+    dataset = create_dataset(args.dataset, args.split, args.data_root)
+    path = pseudo_label(teacher, dataset, args.out, args.batch, not args.no_progress)
+    print(f"pseudo-labels of {len(dataset)} images written to {path}")
+    return 0
 
 
 # ------------------------------------------------------------------------------ analyze

@@ -133,6 +133,7 @@ class InMemoryDataset(Dataset):
 class LazyImageFolder(Dataset):
     """An ImageFolder of small same-sized images, each PNG decoded at most once.
 
+    ``channels``: 3 (RGB), 1 (grey) or None: grey when the first image is greyscale, else RGB.
     Images are decoded on first access (so certifying 50 of 10,000 images decodes 50) into a
     preallocated uint8 tensor; :meth:`preload` decodes all of them (training calls it once,
     before DataLoader workers fork, so no epoch decodes a PNG again).
@@ -140,7 +141,7 @@ class LazyImageFolder(Dataset):
 
     EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
-    def __init__(self, root: str, augment: bool = False, channels: int = 3) -> None:
+    def __init__(self, root: str, augment: bool = False, channels: int | None = None) -> None:
         root_path = Path(root)
         classes = sorted(d.name for d in root_path.iterdir() if d.is_dir())
         if not classes:
@@ -157,6 +158,11 @@ class LazyImageFolder(Dataset):
         self.classes = classes
         self.files = files
         self.targets = torch.tensor(labels, dtype=torch.long)
+        if channels is None:
+            from PIL import Image
+
+            with Image.open(files[0]) as im:
+                channels = 1 if im.mode in ("L", "I;16", "1") else 3
         self.channels = channels
         first = self._decode(0)
         self.images = torch.empty((len(files), *first.shape), dtype=torch.uint8)
@@ -184,9 +190,12 @@ class LazyImageFolder(Dataset):
         self.images[i] = img
         self.decoded[i] = True
 
-    def preload(self) -> None:
-        """Decode every image not yet decoded (a few seconds for CIFAR-10's 50,000)."""
-        for i in torch.nonzero(~self.decoded).flatten().tolist():
+    def preload(self, indices: list[int] | None = None) -> None:
+        """Decode every image (or those of ``indices``) not yet decoded (about 15 s for
+        CIFAR-10's 60,000 on one core)."""
+        wanted = torch.zeros_like(self.decoded)
+        wanted[indices if indices is not None else slice(None)] = True
+        for i in torch.nonzero(wanted & ~self.decoded).flatten().tolist():
             self._store(i, self._decode(i))
 
     def __len__(self) -> int:
@@ -244,7 +253,7 @@ def _cifar10(split: str, root: str | None) -> Dataset:
     """CIFAR-10: an ImageFolder ``<root>/{train,test}/<class>/`` or torchvision's download."""
     augment = split == "train"
     if root is not None and (Path(root) / split).is_dir():
-        return LazyImageFolder(str(Path(root) / split), augment=augment)
+        return LazyImageFolder(str(Path(root) / split), augment=augment, channels=3)
     import torchvision
 
     download = root is None

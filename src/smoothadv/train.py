@@ -1,0 +1,452 @@
+"""One training loop for every method: Gaussian augmentation and SmoothAdv, optional
+pre-training, self-training on pseudo-labelled data, resume, and DDP under ``torchrun``.
+
+Defaults follow the paper: SGD with momentum 0.9, weight decay 1e-4, lr 0.1 decayed ×0.1
+every ``lr_step`` epochs, batch 256. A run directory holds ``config.json``, ``log.tsv`` (one
+row per epoch) and ``checkpoint.pth.tar`` (written atomically after every epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from . import distributed as D
+from .attacks import create_attack
+from .constants import ARCH_DEFAULTS
+from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
+from .errors import UserError, check_epsilon, check_positive_int, check_sigma
+from .methods import TrainingMethod, create_method
+from .models import create_model, normalize_state_dict, read_checkpoint, save_checkpoint
+from .models.checkpoint import atomic_torch_save
+from .smoothing import Smooth
+
+LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+               "test_adv_acc", "epsilon")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to ``config.json``)."""
+
+    dataset: str
+    out: str
+    arch: str | None = None
+    data_root: str | None = None
+    method: str = "gaussian"
+    sigma: float = 0.25
+    epochs: int = 90
+    batch: int = 256
+    lr: float = 0.1
+    lr_step: int = 30
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    attack: str = "pgd"
+    epsilon: float = 0.25
+    steps: int = 10
+    m_train: int = 1
+    multi_noise: bool = False
+    warmup: int = 0
+    no_grad_attack: bool = False
+    ddn_gamma: float | None = 0.05
+    ddn_init_norm: float = 1.0
+    pretrained: str | None = None
+    extra_data: str | None = None
+    extra_weight: float = 1.0
+    resume: bool = False
+    workers: int = 0
+    channels_last: bool = False
+    amp: bool = False
+    train_subset: int | None = None
+    test_subset: int | None = None
+    eval_adv_max: int = 500
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_sigma(self.sigma)
+        check_epsilon(self.epsilon)
+        for name in ("epochs", "batch", "lr_step", "steps", "m_train"):
+            check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.warmup < 0:
+            raise UserError("--warmup must be ≥ 0")
+        if self.extra_weight < 0:
+            raise UserError("--extra-weight must be ≥ 0")
+        if self.m_train > self.batch:
+            raise UserError(f"--m-train ({self.m_train}) cannot exceed --batch ({self.batch})")
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _subset(ds: Dataset, size: int | None, seed: int) -> Dataset:
+    """A fixed random subset (class folders are sorted, so the first N would be one class)."""
+    if size is None or size >= len(ds):
+        return ds
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:size]
+    return Subset(ds, sorted(perm.tolist()))
+
+
+def load_extra_data(path: str | os.PathLike) -> InMemoryDataset:
+    """Pseudo-labelled images: our ``pseudo-label`` output (.pt) or Carmon et al.'s pickle.
+
+    Both hold ``data`` (uint8 [N,H,W,C]) and ``extrapolated_targets`` ([N]). The pickle
+    format can run code when loaded: load only files from a source you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"extra data not found: {path}")
+    try:
+        if path.suffix in (".pt", ".pth"):
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            with open(path, "rb") as f:
+                blob = pickle.load(f)
+    except Exception as err:  # noqa: BLE001 — any unreadable file is the user's to fix
+        raise UserError(f"cannot read extra data {path}: {err}") from None
+    if not isinstance(blob, dict) or "data" not in blob or "extrapolated_targets" not in blob:
+        raise UserError(f"{path} needs keys 'data' and 'extrapolated_targets'")
+    data = torch.as_tensor(np.asarray(blob["data"], dtype=np.uint8))
+    if data.dim() == 3:
+        data = data.unsqueeze(-1)
+    images = data.permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor(np.asarray(blob["extrapolated_targets"]), dtype=torch.long)
+    return InMemoryDataset(images, labels, augment=images.shape[-1] == 32)
+
+
+def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
+            drop_last: bool = False) -> DataLoader:
+    sampler = None
+    if D.world_size() > 1:
+        sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return DataLoader(
+        ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=workers, drop_last=drop_last, persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available(),
+    )
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Copy every weight of a checkpoint (ours or the paper's) whose name and shape match;
+    return the names left at their initialisation (the new head when class counts differ)."""
+    state = normalize_state_dict(read_checkpoint(path)["state_dict"])
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise UserError(f"no weight of {path} fits this architecture")
+    model.load_state_dict(usable, strict=False)
+    return sorted(k for k in own if k not in usable)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(),
+                             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                             "python": repr(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+# ------------------------------------------------------------------------------- loop
+
+
+class Trainer:
+    """Builds data, model, optimizer and method from a :class:`TrainConfig` and runs epochs."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.device = D.resolve_device(cfg.device)
+        self.distributed = D.init_process_group(self.device)
+        self.out = Path(cfg.out)
+        spec = get_dataset_spec(cfg.dataset)
+        self.spec = spec
+        train = create_dataset(cfg.dataset, "train", cfg.data_root)
+        test = create_dataset(cfg.dataset, "test", cfg.data_root)
+        self.num_classes = num_classes_of(train, spec)
+        self.train_set = _subset(train, cfg.train_subset, cfg.seed)
+        self.test_set = _subset(test, cfg.test_subset, cfg.seed + 1)
+        for ds in (self.train_set, self.test_set):  # decode once, before workers fork
+            base = ds.dataset if isinstance(ds, Subset) else ds
+            if hasattr(base, "preload"):
+                base.preload(list(ds.indices) if isinstance(ds, Subset) else None)
+        self.extra_set = load_extra_data(cfg.extra_data) if cfg.extra_data else None
+        self.arch = cfg.arch or spec.default_arch
+        image_size = spec.image_size or int(train[0][0].shape[-1])
+        self.image_size = image_size
+        self.mean, self.std = self._normalisation(train)
+        torch.manual_seed(cfg.seed)
+        model = create_model(self.arch, self.num_classes, mean=self.mean, std=self.std,
+                             image_size=image_size)
+        self.fresh: list[str] = []
+        if cfg.pretrained:
+            self.fresh = load_pretrained(model, cfg.pretrained)
+        model = model.to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ddp = model
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step, 0.1)
+        self.method = self._make_method()
+        self.smooth = Smooth(model, self.num_classes, cfg.sigma)
+        self.start_epoch = 0
+        if cfg.resume:
+            self._resume()
+
+    def _normalisation(self, train: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The pre-trained checkpoint's constants (its weights expect them); else the
+        dataset's; else (a folder whose channel count differs) measured on ≤ 2,000 images."""
+        if self.cfg.pretrained:
+            ckpt = read_checkpoint(self.cfg.pretrained)
+            defaults = ARCH_DEFAULTS.get(ckpt["arch"], {})
+            mean, std = ckpt.get("mean", defaults.get("mean")), ckpt.get("std", defaults.get("std"))
+            if mean is not None and std is not None:
+                return tuple(mean), tuple(std)
+        channels = int(train[0][0].shape[0])
+        if len(self.spec.mean) == channels:
+            return tuple(self.spec.mean), tuple(self.spec.std)
+        sample = torch.stack([train[i][0] for i in range(min(len(train), 2000))])
+        mean = sample.mean(dim=(0, 2, 3))
+        std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return tuple(mean.tolist()), tuple(std.tolist())
+
+    def _make_method(self) -> TrainingMethod:
+        cfg = self.cfg
+        attack = None
+        if cfg.method == "smoothadv":
+            kwargs: dict[str, Any] = dict(epsilon=cfg.epsilon, steps=cfg.steps,
+                                          num_noise_vectors=cfg.m_train,
+                                          estimator="no_grad" if cfg.no_grad_attack else "grad")
+            if cfg.attack == "ddn":
+                kwargs.update(gamma=cfg.ddn_gamma, init_norm=cfg.ddn_init_norm)
+            attack = create_attack(cfg.attack, **kwargs)
+        return create_method(cfg.method, sigma=cfg.sigma, num_noise=cfg.m_train,
+                             multi_noise=cfg.multi_noise, attack=attack, epsilon=cfg.epsilon,
+                             warmup=cfg.warmup)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pth.tar"
+
+    def _resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            raise UserError(f"--resume: no checkpoint at {self.checkpoint_path}")
+        ckpt = read_checkpoint(self.checkpoint_path)
+        self.model.load_state_dict(normalize_state_dict(ckpt["state_dict"]))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.start_epoch = int(ckpt["epoch"])
+
+    def _autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # ----------------------------------------------------------------------- one epoch
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the labelled data (alternating with extra batches); returns the
+        mean loss and accuracy over every trained sample."""
+        cfg = self.cfg
+        seed = cfg.seed * 1000 + epoch
+        _seed_everything(seed + 7919 * D.rank())
+        labelled = _loader(self.train_set, cfg.batch, True, cfg.workers, seed)
+        if isinstance(labelled.sampler, DistributedSampler):
+            labelled.sampler.set_epoch(epoch)
+        sources = [("labelled", b) for b in labelled]
+        if self.extra_set is not None:
+            extra = iter(_loader(self.extra_set, cfg.batch, True, cfg.workers, seed + 1))
+            paired = []
+            for item in sources:  # labelled and extra batches alternate
+                paired.append(item)
+                batch = next(extra, None)
+                if batch is not None:
+                    paired.append(("extra", batch))
+            sources = paired
+        total_loss = total_correct = total = 0.0
+        bar = tqdm(sources, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not cfg.progress or not D.is_main(), dynamic_ncols=True,
+                   mininterval=0.5)
+        for kind, (x, y) in bar:
+            x, y = self._to_device(x), y.to(self.device)
+            weight = cfg.extra_weight if kind == "extra" else 1.0
+            for noisy, targets, _ in self.method.steps(self.smooth, x, y, epoch):
+                self.ddp.train()
+                with self._autocast():
+                    logits = self.ddp(noisy)
+                loss = F.cross_entropy(logits.float(), targets)
+                self.optimizer.zero_grad(set_to_none=True)
+                (weight * loss).backward()
+                self.optimizer.step()
+                n = targets.shape[0]
+                total_loss += loss.item() * n
+                total_correct += float((logits.argmax(1) == targets).sum())
+                total += n
+            bar.set_postfix(loss=f"{total_loss / max(total, 1):.3f}",
+                            acc=f"{total_correct / max(total, 1):.3f}", refresh=False)
+        return total_loss / max(total, 1), total_correct / max(total, 1)
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int) -> tuple[float, float, float]:
+        """(loss, accuracy) of f under noise σ on the test split, and, for SmoothAdv, the
+        accuracy of f on x′ + δ with x′ attacked at this epoch's ε (first ``eval_adv_max``
+        test inputs; NaN otherwise). Rank 0 evaluates alone."""
+        cfg = self.cfg
+        model = self.model
+        model.eval()
+        g = torch.Generator(device=self.device)
+        g.manual_seed(cfg.seed + 17)
+        loss_sum = correct = total = 0.0
+        adv_correct = adv_total = 0.0
+        eps = self.method.epsilon_at(epoch)
+        attack = self.method.attack
+        for x, y in DataLoader(self.test_set, batch_size=cfg.batch, shuffle=False):
+            x, y = self._to_device(x), y.to(self.device)
+            noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
+            with self._autocast():
+                logits = model(noisy).float()
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+            total += y.shape[0]
+            if attack is not None and eps > 0 and adv_total < cfg.eval_adv_max:
+                keep = int(min(y.shape[0], cfg.eval_adv_max - adv_total))
+                xk, yk = x[:keep], y[:keep]
+                noise = self.smooth.sample_noise(xk, attack.num_noise_vectors, g)
+                attack.epsilon = eps
+                x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g)
+                with self._autocast():
+                    logits = model(x_adv + noise[:, 0]).float()
+                adv_correct += float((logits.argmax(1) == yk).sum())
+                adv_total += keep
+        adv_acc = adv_correct / adv_total if adv_total else float("nan")
+        return loss_sum / total, correct / total, adv_acc
+
+    # ----------------------------------------------------------------------- whole run
+
+    def metadata(self) -> dict[str, Any]:
+        cfg = self.cfg
+        hparams = {k: v for k, v in asdict(cfg).items()
+                   if k not in ("out", "progress", "device", "extra", "resume")}
+        return dict(dataset=cfg.dataset, num_classes=self.num_classes,
+                    in_channels=len(self.mean), image_size=self.image_size,
+                    mean=self.mean, std=self.std, sigma=cfg.sigma,
+                    method=cfg.method, hparams=hparams)
+
+    def run(self) -> Path:
+        """Train from ``start_epoch`` to ``epochs``; rank 0 logs and checkpoints each epoch."""
+        cfg = self.cfg
+        main = D.is_main()
+        log_path = self.out / "log.tsv"
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(
+                json.dumps(asdict(cfg) | {"arch": self.arch, "device": str(self.device),
+                                          "world_size": D.world_size(),
+                                          "fresh_weights": self.fresh}, indent=2) + "\n")
+            if not (cfg.resume and log_path.exists()):
+                log_path.write_text("\t".join(LOG_COLUMNS) + "\n")
+            else:
+                self._truncate_log(log_path)
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch(epoch)
+            self.scheduler.step()
+            if main:
+                test_loss, test_acc, adv_acc = self.evaluate(epoch)
+                seconds = time.perf_counter() - t0
+                row = (epoch + 1, f"{seconds:.2f}", f"{lr:.6g}", f"{train_loss:.4f}",
+                       f"{train_acc:.4f}", f"{test_loss:.4f}", f"{test_acc:.4f}",
+                       f"{adv_acc:.4f}", f"{self.method.epsilon_at(epoch):.4f}")
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write("\t".join(map(str, row)) + "\n")
+                save_checkpoint(self.checkpoint_path, self.model, arch=self.arch,
+                                epoch=epoch + 1, meta=self.metadata(),
+                                optimizer=self.optimizer,
+                                extra={"scheduler": self.scheduler.state_dict(),
+                                       "rng": _rng_state()})
+                if cfg.progress:
+                    tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.3f} acc "
+                               f"{train_acc:.3f} | test (noise σ={cfg.sigma:g}) loss "
+                               f"{test_loss:.3f} acc {test_acc:.3f}"
+                               + ("" if adv_acc != adv_acc else f" | attacked {adv_acc:.3f}"))
+            D.barrier()
+        return self.checkpoint_path
+
+    def _truncate_log(self, log_path: Path) -> None:
+        """Keep the log rows up to the checkpoint's epoch (a run killed between the row and
+        the checkpoint would otherwise repeat one)."""
+        lines = log_path.read_text().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split("\t")[0])
+                             <= self.start_epoch]
+        log_path.write_text("\n".join(kept) + "\n")
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run a whole training as configured; returns the checkpoint path."""
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        D.destroy_process_group()
+
+
+# ------------------------------------------------------------------------- pseudo-label
+
+
+@torch.no_grad()
+def pseudo_label(teacher: nn.Module, dataset: Dataset, out: str | os.PathLike,
+                 batch: int = 256, progress: bool = True) -> Path:
+    """Label every image of ``dataset`` with the teacher's prediction and save
+    ``{'data': uint8 [N,H,W,C], 'extrapolated_targets': int64 [N]}`` (Carmon et al.'s keys)."""
+    device = next(teacher.parameters()).device
+    teacher.eval()
+    images, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch, shuffle=False)
+    for x, _ in tqdm(loader, desc="pseudo-label", disable=not progress):
+        labels.append(teacher(x.to(device)).argmax(1).cpu())
+        images.append((x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1))
+    path = Path(out)
+    atomic_torch_save({"data": torch.cat(images), "extrapolated_targets": torch.cat(labels)},
+                      path)
+    return path

@@ -1,0 +1,195 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from smoothadv import Smooth
+from smoothadv.attacks import SmoothAdvDDN, SmoothAdvPGD
+from smoothadv.cli import main
+from smoothadv.data import create_dataset
+from smoothadv.methods import create_method, warmup_epsilon
+from smoothadv.models import create_model, load_checkpoint, read_checkpoint
+from smoothadv.train import TrainConfig, Trainer, load_extra_data, train
+
+from .conftest import ROOT, shared_path
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(dataset="digits", out=str(tmp_path / "run"), epochs=2, batch=64, lr=0.1,
+                lr_step=10, progress=False, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _log(path):
+    lines = (path / "log.tsv").read_text().splitlines()
+    return [line.split("\t") for line in lines]
+
+
+def test_gaussian_training_on_digits_learns(tmp_path):
+    ckpt = train(_cfg(tmp_path, epochs=6, sigma=0.25))
+    log = _log(tmp_path / "run")
+    assert log[0][:7] == ["epoch", "seconds", "lr", "train_loss", "train_acc", "test_loss",
+                          "test_acc"]
+    assert len(log) == 7
+    test_acc = float(log[-1][6])
+    assert test_acc > 0.80  # chance is 0.10; measured ≈ 0.9 after 6 epochs at σ = 0.25
+    model, meta = load_checkpoint(ckpt)
+    assert meta["sigma"] == 0.25 and meta["method"] == "gaussian" and meta["epoch"] == 6
+    assert meta["hparams"]["batch"] == 64
+
+
+def test_warmup_schedule():
+    assert [warmup_epsilon(0.5, e, 4) for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert warmup_epsilon(0.5, 0, 0) == 0.5
+
+
+@pytest.mark.parametrize("attack_cls", [SmoothAdvPGD, SmoothAdvDDN])
+@pytest.mark.parametrize("multi_noise", [True, False])
+def test_smoothadv_trains_on_attacked_points(attack_cls, multi_noise):
+    torch.manual_seed(0)
+    data = create_dataset("digits", "train")
+    model = create_model("mlp", 10, mean=(0.3,), std=(0.38,), image_size=8)
+    sizes = []
+    model.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
+    attack = attack_cls(epsilon=1.0, steps=3, num_noise_vectors=4)
+    method = create_method("smoothadv", sigma=0.25, attack=attack, epsilon=1.0, num_noise=4,
+                           multi_noise=multi_noise, warmup=4)
+    x, y = data.images[:64], data.targets[:64]
+    smooth = Smooth(model, 10, 0.25)
+    steps = list(method.steps(smooth, x, y, epoch=1))  # warm-up ε = 0.5 at epoch 1
+    assert len(steps) == (4 if multi_noise else 1)
+    assert set(sizes) == {64}  # every attack forward holds B = 64 samples
+    adv = torch.cat([s[2] for s in steps])
+    dist = (adv - x).flatten(1).norm(dim=1)
+    assert dist.max() > 0 and dist.max() <= 0.5 + 1e-5
+    assert torch.cat([s[1] for s in steps]).shape[0] == (64 * 4 if multi_noise else 64)
+    for noisy, targets, clean_adv in steps:
+        assert noisy.shape[0] == targets.shape[0]
+        # the training noise is the attack's own: noisy − x′ reproduces one draw per sample
+        diff = noisy.view(-1, *x.shape[1:]) - (clean_adv.repeat_interleave(4, 0)
+                                               if multi_noise else clean_adv)
+        assert 0.2 < diff.std() < 0.3
+    assert model.training  # restored by the attack
+
+
+@pytest.mark.parametrize("extra", [
+    dict(method="smoothadv", attack="pgd", m_train=2, multi_noise=True, steps=2,
+         epsilon=0.5, warmup=2),
+    dict(method="smoothadv", attack="ddn", m_train=2, steps=2, epsilon=0.5,
+         no_grad_attack=True),
+])
+def test_smoothadv_runs_log_attacked_accuracy(tmp_path, extra):
+    train(_cfg(tmp_path, epochs=2, eval_adv_max=64, **extra))
+    log = _log(tmp_path / "run")
+    assert len(log) == 3
+    assert all(0 <= float(row[7]) <= 1 for row in log[1:])
+    if extra.get("warmup"):
+        assert [float(row[8]) for row in log[1:]] == [0.25, 0.5]
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    kw = dict(method="smoothadv", m_train=2, steps=2, epsilon=0.5, train_subset=512)
+    train(_cfg(tmp_path / "a", epochs=2, **kw))
+    train(_cfg(tmp_path / "b", epochs=1, **kw))
+    train(_cfg(tmp_path / "b", epochs=2, resume=True, **kw))
+    log_a, log_b = _log(tmp_path / "a" / "run"), _log(tmp_path / "b" / "run")
+    assert len(log_a) == len(log_b) == 3
+
+    def no_time(rows):
+        return [r[:1] + r[2:] for r in rows]
+
+    assert no_time(log_a) == no_time(log_b)
+    ca = read_checkpoint(tmp_path / "a" / "run" / "checkpoint.pth.tar")
+    cb = read_checkpoint(tmp_path / "b" / "run" / "checkpoint.pth.tar")
+    assert ca["epoch"] == cb["epoch"] == 2
+    for k, v in ca["state_dict"].items():
+        assert torch.allclose(v.float(), cb["state_dict"][k].float(), atol=1e-6), k
+    for i, state in ca["optimizer"]["state"].items():
+        assert torch.allclose(state["momentum_buffer"],
+                              cb["optimizer"]["state"][i]["momentum_buffer"], atol=1e-6)
+
+
+def test_finetune_with_another_class_count_and_pseudo_labels(tmp_path):
+    # a 10-class teacher, then pseudo-labels for a folder of unlabelled images
+    teacher = train(_cfg(tmp_path / "t", epochs=2))
+    folder = tmp_path / "unlabelled" / "all"
+    folder.mkdir(parents=True)
+    images = create_dataset("digits", "test").images[:40]
+    for i, img in enumerate(images):
+        save_image(img, folder / f"{i}.png")
+    out = tmp_path / "pseudo.pt"
+    assert main(["pseudo-label", "--teacher", str(teacher), "--dataset", "folder",
+                 "--data-root", str(tmp_path / "unlabelled"), "--out", str(out),
+                 "--no-progress"]) == 0
+    extra = load_extra_data(out)
+    assert len(extra) == 40 and extra.images.shape == (40, 1, 8, 8)
+    model, _ = load_checkpoint(teacher)
+    with torch.no_grad():
+        expected = model(torch.stack([extra.image(i) for i in range(40)])).argmax(1)
+    assert torch.equal(extra.targets, expected)
+    # self-training with the pseudo-labelled data
+    train(_cfg(tmp_path / "s", epochs=1, extra_data=str(out), extra_weight=0.5))
+    # fine-tuning a 10-class checkpoint on a 3-class folder: the head is replaced
+    three = tmp_path / "three"
+    for c in range(3):
+        (three / "train" / str(c)).mkdir(parents=True)
+        (three / "test" / str(c)).mkdir(parents=True)
+        for i in range(8):
+            save_image(images[(i + c) % 40], three / "train" / str(c) / f"{i}.png")
+            save_image(images[(i + c) % 40], three / "test" / str(c) / f"{i}.png")
+    trainer = Trainer(_cfg(tmp_path / "f", dataset="folder", data_root=str(three), arch="mlp",
+                           epochs=1, pretrained=str(teacher), lr=0.001))
+    assert trainer.num_classes == 3
+    assert trainer.fresh == ["1.5.bias", "1.5.weight"]
+    ckpt = trainer.run()
+    model3, meta3 = load_checkpoint(ckpt)
+    assert meta3["num_classes"] == 3
+    # the first layer starts from the teacher's weights and moves little at lr 0.001
+    change = (model3[1][1].weight - model[1][1].weight).abs().max()
+    assert 0 < change < 0.05
+
+
+def save_image(img: torch.Tensor, path) -> None:
+    """A greyscale PNG of a [1,H,W] image in [0,1]."""
+    from PIL import Image
+
+    Image.fromarray((img[0] * 255).round().byte().numpy(), mode="L").save(path)
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "smoothadv", "train", "--dataset", "digits", "--epochs", "1", "--batch",
+           "32", "--train-subset", "256", "--test-subset", "64", "--device", "cpu",
+           "--method", "smoothadv", "--m-train", "2", "--steps", "1", "--no-progress",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(_log(out)) == 2
+    model, meta = load_checkpoint(out / "checkpoint.pth.tar")
+    assert meta["epoch"] == 1
+    cfg = (out / "config.json").read_text()
+    assert '"world_size": 2' in cfg
+
+
+def test_one_short_epoch_on_real_cifar10(tmp_path):
+    root = shared_path("cifar10")
+    train(_cfg(tmp_path, dataset="cifar10", data_root=str(root), arch="cifar_resnet20",
+               epochs=1, batch=32, train_subset=128, test_subset=32, method="smoothadv",
+               m_train=2, steps=1, epsilon=0.25))
+    log = _log(tmp_path / "run")
+    assert len(log) == 2 and 0 <= float(log[1][6]) <= 1
+
+
+def test_bad_training_arguments(tmp_path, capsys):
+    assert main(["train", "--dataset", "digits", "--sigma", "-1", "--out", str(tmp_path)]) == 2
+    assert "sigma" in capsys.readouterr().err
+    assert main(["train", "--dataset", "digits", "--arch", "vgg", "--out", str(tmp_path)]) == 2
+    assert "unknown architecture 'vgg'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "digits", "--resume", "--out",
+                 str(tmp_path / "none")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
