@@ -358,7 +358,8 @@ def plot_curves(
     grid = np.linspace(0, top, 400)
     for s in summaries:
         rec = read_records(s.path)
-        label = s.label if s.sigma is None or "sigma" in s.label else f"{s.label} (σ={s.sigma:g})"
+        known = s.sigma is None or "sigma" in s.label or "σ=" in s.label
+        label = s.label if known else f"{s.label} (σ={s.sigma:g})"
         ax.plot(grid, certified_accuracy(rec, grid), label=label, linewidth=1.6)
     if envelope_cells:
         ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],

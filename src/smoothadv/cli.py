@@ -53,8 +53,9 @@ def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = False) ->
     p.add_argument("--split", default="test", choices=["train", "test"],
                    help="dataset split (default: test)")
     p.add_argument("--skip", type=int, default=1, help="take every SKIP-th input (default: 1)")
-    p.add_argument("--max", type=int, default=-1,
-                   help="stop before this input index, -1 for all (default: -1)")
+    p.add_argument("--max", "--max-index", dest="max", type=int, default=-1,
+                   help="stop before this input index, -1 for all (default: -1); "
+                        "--max-index under torchrun")
 
 
 def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
@@ -120,7 +121,9 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
     p.add_argument("--n0", type=int, default=100, help="samples to select the class (100)")
-    p.add_argument("--n", type=int, default=100_000, help="samples to estimate p_A (100000)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
+                   help="samples to estimate p_A (100000); under torchrun write "
+                        "--num-samples, since torchrun takes --n for its own options")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
     p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
@@ -137,7 +140,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
-    p.add_argument("--n", type=int, default=100_000, help="noise samples (100000)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
+                   help="noise samples (100000); --num-samples under torchrun")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
     p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
@@ -233,7 +237,8 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="attack the base classifier without noise instead (for comparison)")
     p.add_argument("--attack-batch", type=int, default=16,
                    help="inputs attacked together; each forward holds this × m samples (16)")
-    p.add_argument("--n", type=int, default=100_000, help="PREDICT samples (100000)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
+                   help="PREDICT samples (100000); --num-samples under torchrun")
     p.add_argument("--alpha", type=float, default=0.001, help="PREDICT's α (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
     p.add_argument("--out", required=True,
@@ -442,17 +447,32 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    p.add_argument("--sigma", type=float, default=0.25, help="noise level σ (0.25)")
-    p.add_argument("--n", type=int, default=10_000, help="certification samples (10000)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=[0.25],
+                   help="noise levels σ to compare at (default: 0.25)")
+    p.add_argument("--epochs", type=int, default=60, help="training epochs per model (60)")
+    p.add_argument("--epsilon", type=float, default=0.5,
+                   help="SmoothAdv's ε, an l2 radius in pixel space (0.5)")
+    p.add_argument("--steps", type=int, default=4, help="SmoothAdv's PGD steps T (4)")
+    p.add_argument("--m-train", type=int, default=2, help="SmoothAdv's noise draws m (2)")
+    p.add_argument("--n", type=int, default=100_000, help="certification samples (100000)")
+    p.add_argument("--batch", type=int, default=10_000, help="noisy samples per forward")
+    p.add_argument("--quick", action="store_true",
+                   help="n = 10,000 and half the epochs: a one-minute run")
     add_common(p)
 
 
-@command("demo", "train and certify a small model on the bundled digits data", _demo_args)
+@command("demo", "the main job: Gaussian vs SmoothAdv on the bundled digits, certified",
+         _demo_args)
 def run_demo_cmd(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import DemoConfig, run_demo
+    from .errors import check_sigma
 
-    run_demo(args.out, sigma=args.sigma, n=args.n, seed=args.seed,
-             progress=not args.no_progress)
+    for sigma in args.sigmas:
+        check_sigma(sigma)
+    run_demo(DemoConfig(out=args.out, sigmas=tuple(args.sigmas), epochs=args.epochs,
+                        epsilon=args.epsilon, steps=args.steps, m_train=args.m_train,
+                        quick=args.quick, n=args.n, batch=args.batch, seed=args.seed,
+                        device=args.device, progress=not args.no_progress))
     return 0
 
 
