@@ -14,6 +14,7 @@ import os
 import pickle
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,14 @@ from .constants import ARCH_DEFAULTS
 from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
 from .methods import TrainingMethod, create_method
-from .models import create_model, normalize_state_dict, read_checkpoint, save_checkpoint
+from .models import (
+    create_model,
+    has_conv,
+    normalize_state_dict,
+    read_checkpoint,
+    save_checkpoint,
+    to_channels_last,
+)
 from .models.checkpoint import atomic_torch_save
 from .smoothing import Smooth
 
@@ -70,7 +78,7 @@ class TrainConfig:
     extra_weight: float = 1.0
     resume: bool = False
     workers: int = 0
-    channels_last: bool = False
+    channels_last: bool = True
     amp: bool = False
     train_subset: int | None = None
     test_subset: int | None = None
@@ -178,6 +186,39 @@ def _rng_state() -> dict[str, Any]:
 # ------------------------------------------------------------------------------- loop
 
 
+def fit_batch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    method: TrainingMethod,
+    smooth: Smooth,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epoch: int,
+    weight: float = 1.0,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> tuple[float, float, int]:
+    """Every optimizer step one loaded batch gives under ``method``.
+
+    ``model`` is what is trained (maybe DDP-wrapped); ``smooth`` wraps the bare model for the
+    attack. Returns (summed loss, number correct, number of trained samples).
+    """
+    loss_sum = correct = 0.0
+    count = 0
+    for noisy, targets, _ in method.steps(smooth, x, y, epoch):
+        model.train()
+        with autocast():
+            logits = model(noisy)
+        loss = F.cross_entropy(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        (weight * loss).backward()
+        optimizer.step()
+        n = targets.shape[0]
+        loss_sum += loss.item() * n
+        correct += float((logits.argmax(1) == targets).sum())
+        count += n
+    return loss_sum, correct, count
+
+
 class Trainer:
     """Builds data, model, optimizer and method from a :class:`TrainConfig` and runs epochs."""
 
@@ -210,8 +251,9 @@ class Trainer:
         if cfg.pretrained:
             self.fresh = load_pretrained(model, cfg.pretrained)
         model = model.to(self.device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        self.channels_last = cfg.channels_last and has_conv(model)
+        if self.channels_last:
+            model = to_channels_last(model)
         self.model = model
         self.ddp = model
         if self.distributed:
@@ -278,7 +320,7 @@ class Trainer:
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        if self.cfg.channels_last and x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -310,18 +352,12 @@ class Trainer:
         for kind, (x, y) in bar:
             x, y = self._to_device(x), y.to(self.device)
             weight = cfg.extra_weight if kind == "extra" else 1.0
-            for noisy, targets, _ in self.method.steps(self.smooth, x, y, epoch):
-                self.ddp.train()
-                with self._autocast():
-                    logits = self.ddp(noisy)
-                loss = F.cross_entropy(logits.float(), targets)
-                self.optimizer.zero_grad(set_to_none=True)
-                (weight * loss).backward()
-                self.optimizer.step()
-                n = targets.shape[0]
-                total_loss += loss.item() * n
-                total_correct += float((logits.argmax(1) == targets).sum())
-                total += n
+            loss_sum, correct, count = fit_batch(self.ddp, self.optimizer, self.method,
+                                                 self.smooth, x, y, epoch, weight,
+                                                 self._autocast)
+            total_loss += loss_sum
+            total_correct += correct
+            total += count
             bar.set_postfix(loss=f"{total_loss / max(total, 1):.3f}",
                             acc=f"{total_correct / max(total, 1):.3f}", refresh=False)
         return total_loss / max(total, 1), total_correct / max(total, 1)

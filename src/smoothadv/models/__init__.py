@@ -5,10 +5,12 @@ from . import small as _small  # noqa: F401
 from .checkpoint import (
     atomic_torch_save,
     create_model,
+    has_conv,
     load_checkpoint,
     normalize_state_dict,
     read_checkpoint,
     save_checkpoint,
+    to_channels_last,
 )
 from .normalize import NormalizeLayer
 from .registry import create_network, list_models, register_model
@@ -18,10 +20,12 @@ __all__ = [
     "atomic_torch_save",
     "create_model",
     "create_network",
+    "has_conv",
     "list_models",
     "load_checkpoint",
     "normalize_state_dict",
     "read_checkpoint",
     "register_model",
     "save_checkpoint",
+    "to_channels_last",
 ]

@@ -43,6 +43,17 @@ def create_model(
     return nn.Sequential(NormalizeLayer(mean, std), net)
 
 
+def has_conv(model: nn.Module) -> bool:
+    """True when the model has 2-D convolutions (where the memory layout matters)."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last memory format for conv nets (measured faster on CPU: 1.2× training,
+    1.2–2.5× inference, see ``bench/bench_channels_last.py``); other models unchanged."""
+    return model.to(memory_format=torch.channels_last) if has_conv(model) else model
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
 
@@ -181,4 +192,4 @@ def load_checkpoint(
             f"checkpoint {path} does not fit architecture {arch!r}: "
             + str(err).strip().splitlines()[0]
         ) from None
-    return model.to(device).eval(), meta
+    return to_channels_last(model.to(device)).eval(), meta

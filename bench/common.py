@@ -1,0 +1,69 @@
+"""Shared helpers for the benchmarks: timing, models, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from smoothadv.constants import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    DIGITS_MEAN,
+    DIGITS_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+)
+from smoothadv.models import create_model, to_channels_last
+
+MODELS = {
+    # name: (arch, mean, std, shape)
+    "digits MLP": ("mlp", DIGITS_MEAN, DIGITS_STD, (1, 8, 8)),
+    "MNIST CNN": ("lenet", MNIST_MEAN, MNIST_STD, (1, 28, 28)),
+    "cifar_resnet20": ("cifar_resnet20", CIFAR10_MEAN, CIFAR10_STD, (3, 32, 32)),
+}
+
+
+def build(name: str, device: torch.device) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    arch, mean, std, shape = MODELS[name]
+    torch.manual_seed(0)
+    model = create_model(arch, 10, mean=mean, std=std, image_size=shape[-1])
+    # the library's default layout: channels-last for conv nets (see bench_channels_last)
+    return to_channels_last(model.to(device)).eval(), shape
+
+
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
+           device: torch.device | None = None) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeat`` runs (after ``warmup``)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}")
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    sign = "≥" if higher_is_better else "≤"
+    return f"target {sign} {target:g}: {'met' if ok else 'MISSED'}"
