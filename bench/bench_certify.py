@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from common import MODELS, build, device, timeit, verdict
+from common import MODELS, build, device, paired_timeit, verdict
 from smoothadv import Smooth
 
 N0, N = 100, 10_000
@@ -28,8 +28,9 @@ def main() -> None:
 
         # the baseline: as many full batches as certify runs (one for n0, then n's)
         n_batches = -(-N0 // batch) + -(-N // batch)
-        t_fwd = timeit(lambda: _forward(model, inputs, n_batches), reps, device=dev)
-        t_cert = timeit(lambda: smooth.certify(x, N0, N, 0.001, batch, seed=0), reps, device=dev)
+        t_fwd, t_cert = paired_timeit(lambda: _forward(model, inputs, n_batches),
+                                      lambda: smooth.certify(x, N0, N, 0.001, batch, seed=0),
+                                      reps, device=dev)
         fwd_rate = n_batches * batch / t_fwd
         cert_rate = (N0 + N) / t_cert
         ratio = cert_rate / fwd_rate

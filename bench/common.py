@@ -53,6 +53,19 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
     return statistics.median(times)
 
 
+def paired_timeit(fn_a: Callable[[], object], fn_b: Callable[[], object], repeat: int = 7,
+                  device: torch.device | None = None) -> tuple[float, float]:
+    """Median times of ``fn_a`` and ``fn_b``, run alternately so that both see the same
+    machine state (CPU frequency and other tenants vary over seconds on shared machines)."""
+    fn_a()
+    fn_b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(timeit(fn_a, 1, 0, device))
+        tb.append(timeit(fn_b, 1, 0, device))
+    return statistics.median(ta), statistics.median(tb)
+
+
 def machine() -> str:
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -38,6 +38,14 @@ def test_cifar_resnet_depths_and_names():
     assert "1.layer1.0.downsample.0.weight" not in keys
 
 
+def test_create_model_from_a_dataset():
+    model = create_model("lenet", 10, dataset="mnist")
+    assert model[0].mean.flatten().tolist() == pytest.approx([0.1307])
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(UserError, match="needs mean and std"):
+        create_model("mlp", 10)
+
+
 def test_normalize_layer():
     layer = NormalizeLayer((0.5, 0.25), (0.5, 0.25))
     x = torch.ones(1, 2, 2, 2)

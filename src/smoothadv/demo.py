@@ -22,6 +22,7 @@ import numpy as np
 
 from . import analysis as A
 from .data import create_dataset
+from .distributed import resolve_device
 from .evaluate import run_records, select_indices
 from .models import load_checkpoint
 from .smoothing import Smooth
@@ -78,8 +79,7 @@ def run_demo(cfg: DemoConfig) -> Path:
                 batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
                 device=cfg.device, progress=False, **options(cfg)))
             train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
-            model, meta = load_checkpoint(ckpt, device=cfg.device if cfg.device != "auto"
-                                          else _auto())
+            model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
             rec_path = run_dir / "certify.tsv"
             rec_path.unlink(missing_ok=True)
             (run_dir / "certify.tsv.config.json").write_text(f'{{"sigma": {sigma}}}\n')
@@ -98,15 +98,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     report = _report(cfg, summaries, table, n, epochs, elapsed, train_seconds)
     (out / "report.md").write_text(report, encoding="utf-8")
     print(f"\n{_verdict(summaries)}")
-    print(f"records, curves.png and report.md in {out}; elapsed {elapsed:.1f} s")
-    del plot
+    print(f"records, {plot.name} and report.md in {out}; elapsed {elapsed:.1f} s")
     return out / "report.md"
-
-
-def _auto() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _verdict(summaries: list[A.Summary]) -> str:

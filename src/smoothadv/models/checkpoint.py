@@ -31,14 +31,26 @@ def create_model(
     name: str,
     num_classes: int,
     *,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    image_size: int = 32,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    image_size: int | None = None,
+    dataset: str | None = None,
 ) -> nn.Sequential:
     """``Sequential(NormalizeLayer(mean, std), network)``: pixel-space [B,C,H,W] in [0,1] → logits.
 
-    ``len(mean)`` gives the number of input channels.
+    ``len(mean)`` gives the number of input channels. With ``dataset`` (e.g. "cifar10"),
+    mean, std and image size default to that dataset's; otherwise mean and std are required.
     """
+    if dataset is not None:
+        from ..data import get_dataset_spec
+
+        spec = get_dataset_spec(dataset)
+        mean = spec.mean if mean is None else mean
+        std = spec.std if std is None else std
+        image_size = spec.image_size if image_size is None else image_size
+    if mean is None or std is None:
+        raise UserError("create_model needs mean and std, or a dataset to take them from")
+    image_size = 32 if image_size is None else image_size
     net = create_network(name, num_classes, in_channels=len(mean), image_size=image_size)
     return nn.Sequential(NormalizeLayer(mean, std), net)
 
