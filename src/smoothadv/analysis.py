@@ -22,6 +22,7 @@ from scipy.stats import binom
 
 from .errors import UserError, check_alpha
 from .records import CERTIFY_COLUMNS, Records, read_records
+from .registry import Registry
 from .stats import lower_confidence_bound
 
 
@@ -223,19 +224,11 @@ def _short_label(path: Path, all_paths: Sequence[Path]) -> str:
 # ---------------------------------------------------------------------------- formats
 
 Table = tuple[list[str], list[list[str]]]
-_FORMATTERS: dict[str, Callable[[Table], str]] = {}
-
-
-def register_format(name: str) -> Callable:
-    def wrap(fn: Callable[[Table], str]) -> Callable[[Table], str]:
-        _FORMATTERS[name] = fn
-        return fn
-
-    return wrap
+FORMATS: Registry[Callable[[Table], str]] = Registry("format")
 
 
 def list_formats() -> list[str]:
-    return list(_FORMATTERS)
+    return FORMATS.names()
 
 
 def _radius_head(r: float) -> str:
@@ -273,7 +266,7 @@ def envelope_sources(cells: Sequence[EnvelopeCell]) -> Table:
                   for c in cells]
 
 
-@register_format("text")
+@FORMATS.register("text")
 def format_text(table: Table) -> str:
     head, rows = table
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
@@ -283,7 +276,7 @@ def format_text(table: Table) -> str:
     return "\n".join([line, sep, *body])
 
 
-@register_format("markdown")
+@FORMATS.register("markdown")
 def format_markdown(table: Table) -> str:
     head, rows = table
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -295,7 +288,7 @@ def _latex_escape(text: str) -> str:
     return re.sub(r"([_%&#$])", r"\\\1", text).replace("≥", r"$\geq$")
 
 
-@register_format("latex")
+@FORMATS.register("latex")
 def format_latex(table: Table) -> str:
     head, rows = table
     lines = [r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
@@ -305,7 +298,7 @@ def format_latex(table: Table) -> str:
     return "\n".join(lines)
 
 
-@register_format("csv")
+@FORMATS.register("csv")
 def format_csv(table: Table) -> str:
     head, rows = table
     buf = io.StringIO()
@@ -315,16 +308,15 @@ def format_csv(table: Table) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-@register_format("json")
+@FORMATS.register("json")
 def format_json(table: Table) -> str:
     head, rows = table
     return json.dumps([dict(zip(head, r)) for r in rows], indent=2)
 
 
 def render(table: Table, fmt: str) -> str:
-    if fmt not in _FORMATTERS:
-        raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(list_formats())}")
-    return _FORMATTERS[fmt](table)
+    """The table in format ``fmt`` (one of :func:`list_formats`)."""
+    return FORMATS.get(fmt)(table)
 
 
 # ------------------------------------------------------------------------------- plot

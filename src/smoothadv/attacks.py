@@ -19,37 +19,28 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
 
 from .errors import UserError, check_epsilon, check_positive_int
+from .registry import Registry
 from .smoothing import Smooth, eval_mode
 
 LOG_CLAMP = 1e-20  # G_y is clamped here before the log, as in the paper's code
 ESTIMATORS = ("grad", "no_grad")
 
-_ATTACKS: dict[str, type[SmoothAdvAttack]] = {}
-
-
-def register_attack(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        _ATTACKS[name] = cls
-        return cls
-
-    return wrap
+ATTACKS: Registry[type[SmoothAdvAttack]] = Registry("attack")
 
 
 def list_attacks() -> list[str]:
-    return sorted(_ATTACKS)
+    return ATTACKS.names()
 
 
 def create_attack(name: str, **kwargs) -> SmoothAdvAttack:
     """Build a registered attack (``pgd`` or ``ddn``) from keyword hyper-parameters."""
-    if name not in _ATTACKS:
-        raise UserError(f"unknown attack {name!r}; choose one of: {', '.join(list_attacks())}")
-    return _ATTACKS[name](**kwargs)
+    return ATTACKS.get(name)(**kwargs)
 
 
 @contextlib.contextmanager
@@ -190,7 +181,7 @@ class SmoothAdvAttack:
         raise NotImplementedError
 
 
-@register_attack("pgd")
+@ATTACKS.register("pgd")
 class SmoothAdvPGD(SmoothAdvAttack):
     """SmoothAdv-PGD: T steps x' ← Π(x' + (2ε/T)·∇L/‖∇L‖) with the same m draws each step.
 
@@ -224,7 +215,7 @@ def default_ddn_gamma(epsilon: float, steps: int) -> float:
     return max(0.01, 1.0 - (3.0 / 510.0 / epsilon) ** (1.0 / steps))
 
 
-@register_attack("ddn")
+@ATTACKS.register("ddn")
 class SmoothAdvDDN(SmoothAdvAttack):
     """SmoothAdv-DDN: decoupled direction and norm on the soft loss.
 

@@ -28,6 +28,7 @@ from .constants import (
     MNIST_STD,
 )
 from .errors import UserError
+from .registry import Registry
 
 SPLITS = ("train", "test")
 DEFAULT_CACHE = Path(os.environ.get("SMOOTHADV_DATA", Path.home() / ".cache" / "smoothadv"))
@@ -47,14 +48,14 @@ class DatasetSpec:
     default_arch: str
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(name: str, **spec) -> Callable:
     """Decorator: register ``builder(split, root) -> Dataset`` with its :class:`DatasetSpec`."""
 
     def wrap(fn: Callable[[str, str | None], Dataset]) -> Callable:
-        _DATASETS[name] = DatasetSpec(name=name, builder=fn, **spec)
+        DATASETS.add(name, DatasetSpec(name=name, builder=fn, **spec))
         return fn
 
     return wrap
@@ -62,14 +63,12 @@ def register_dataset(name: str, **spec) -> Callable:
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``name``; :class:`UserError` for an unknown name."""
-    if name not in _DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def create_dataset(name: str, split: str, root: str | os.PathLike | None = None) -> Dataset:

@@ -15,27 +15,19 @@ import torch
 
 from .attacks import SmoothAdvAttack
 from .errors import UserError, check_positive_int, check_sigma
+from .registry import Registry
 from .smoothing import Smooth
 
-_METHODS: dict[str, Callable[..., TrainingMethod]] = {}
-
-
-def register_method(name: str) -> Callable:
-    def wrap(factory: Callable) -> Callable:
-        _METHODS[name] = factory
-        return factory
-
-    return wrap
+METHODS: Registry[Callable[..., TrainingMethod]] = Registry("method")
 
 
 def list_methods() -> list[str]:
-    return sorted(_METHODS)
+    return METHODS.names()
 
 
 def create_method(name: str, **kwargs) -> TrainingMethod:
-    if name not in _METHODS:
-        raise UserError(f"unknown method {name!r}; choose one of: {', '.join(list_methods())}")
-    return _METHODS[name](**kwargs)
+    """Build a registered training method (``gaussian`` or ``smoothadv``)."""
+    return METHODS.get(name)(**kwargs)
 
 
 def warmup_epsilon(epsilon: float, epoch: int, warmup: int) -> float:
@@ -104,14 +96,14 @@ class TrainingMethod:
             yield tuple(torch.cat(parts) for parts in zip(*kept))  # type: ignore[misc]
 
 
-@register_method("gaussian")
+@METHODS.register("gaussian")
 def gaussian(*, sigma: float, num_noise: int = 1, multi_noise: bool = False,
              **_: object) -> TrainingMethod:
     """Gaussian data augmentation (Cohen et al.): train f on x + δ."""
     return TrainingMethod(sigma=sigma, num_noise=num_noise, multi_noise=multi_noise)
 
 
-@register_method("smoothadv")
+@METHODS.register("smoothadv")
 def smoothadv(*, sigma: float, attack: SmoothAdvAttack, epsilon: float, num_noise: int = 1,
               multi_noise: bool = False, warmup: int = 0, **_: object) -> TrainingMethod:
     """SmoothAdv (Salman et al.): train f on x′ + δ, x′ from attacking the soft classifier."""
