@@ -152,6 +152,27 @@ def test_finetune_with_another_class_count_and_pseudo_labels(tmp_path):
     assert 0 < change < 0.05
 
 
+def test_carmon_pickle_and_bad_extra_data(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    blob = {"data": np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+            "extrapolated_targets": np.arange(20) % 10}
+    path = tmp_path / "ti_500K_pseudo_labeled.pickle"
+    path.write_bytes(pickle.dumps(blob))
+    extra = load_extra_data(path)
+    assert extra.images.shape == (20, 3, 32, 32) and extra.targets.tolist()[:3] == [0, 1, 2]
+    assert extra.augment  # 32×32 extra images get the paper's crop and flip
+    assert torch.equal(extra.images[5].permute(1, 2, 0), torch.from_numpy(blob["data"][5]))
+    bad = tmp_path / "bad.pt"
+    torch.save({"images": torch.zeros(2)}, bad)
+    from smoothadv.errors import UserError
+
+    with pytest.raises(UserError, match="needs keys 'data' and 'extrapolated_targets'"):
+        load_extra_data(bad)
+
+
 def save_image(img: torch.Tensor, path) -> None:
     """A greyscale PNG of a [1,H,W] image in [0,1]."""
     from PIL import Image
