@@ -195,7 +195,8 @@ def _run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
 
 
 def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
-                    steps_default: int, eps_default: float = 0.5) -> None:
+                    steps_default: int, eps_default: float = 0.5,
+                    gamma_default: float | None = None) -> None:
     """Options shared by ``attack`` and ``train``: the SmoothAdv attack's hyper-parameters."""
     from .attacks import list_attacks
 
@@ -209,8 +210,10 @@ def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
                    help=f"noise draws m per input for the soft classifier ({m_default})")
     p.add_argument("--no-grad-attack", action="store_true",
                    help="estimate the gradient without back-propagating through the model")
-    p.add_argument("--ddn-gamma", type=float, default=None,
-                   help="DDN norm update factor γ (default: 1-(3/510/ε)^(1/T))")
+    p.add_argument("--ddn-gamma", type=float, default=gamma_default,
+                   help="DDN norm update factor γ (default: "
+                   + ("1-(3/510/ε)^(1/T), the paper's evaluation setting)" if gamma_default
+                      is None else f"{gamma_default}, the paper's training setting)"))
     p.add_argument("--ddn-init-norm", type=float, default=1.0,
                    help="DDN initial norm, capped at ε (default: 1.0)")
 
@@ -316,8 +319,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-step", type=int, default=30, help="decay lr ×0.1 every N epochs (30)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (1e-4)")
-    add_attack_args(p, "--m-train", 1, 10, eps_default=0.25)
-    p.set_defaults(ddn_gamma=0.05)
+    add_attack_args(p, "--m-train", 1, 10, eps_default=0.25, gamma_default=0.05)
     p.add_argument("--multi-noise", action="store_true",
                    help="train on all m noisy copies of each attacked image")
     p.add_argument("--warmup", type=int, default=0,
@@ -487,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Randomized smoothing and SmoothAdv: train, certify, attack and analyse "
         "provably l2-robust classifiers.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"smoothadv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, run) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
