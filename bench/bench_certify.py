@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import torch
 
-from common import MODELS, build, device, paired_timeit, verdict
+from common import build, device, paired_timeit, verdict
 from smoothadv import Smooth
 
 N0, N = 100, 10_000
-BATCH = {"digits MLP": 10_000, "MNIST CNN": 1_000, "cifar_resnet20": 1_000}
+CASES = [("digits MLP", 1_000), ("digits MLP", 10_000), ("MNIST CNN", 1_000),
+         ("cifar_resnet20", 1_000)]
 
 
 def main() -> None:
     dev = device()
     print(f"1. certify vs plain forward throughput (n0={N0}, n={N:,}), {dev}")
-    for name in MODELS:
+    for name, batch in CASES:
         model, shape = build(name, dev)
-        batch = BATCH[name]
         smooth = Smooth(model, 10, 0.25)
         x = torch.rand(shape, device=dev)
         inputs = torch.rand((batch, *shape), device=dev)

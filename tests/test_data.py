@@ -58,3 +58,43 @@ def test_bad_root():
         create_dataset("cifar10", "test", "/nonexistent/place")
     with pytest.raises(UserError, match="split"):
         create_dataset("digits", "validation")
+
+
+def test_imagenet32_pickles(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "Imagenet32_train").mkdir()
+    for i in range(1, 11):
+        blob = {"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8),
+                "labels": [1, 500, 1000]}
+        (tmp_path / "Imagenet32_train" / f"train_data_batch_{i}").write_bytes(pickle.dumps(blob))
+    val = {"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [7, 8]}
+    (tmp_path / "val_data").write_bytes(pickle.dumps(val))
+    train = create_dataset("imagenet32", "train", tmp_path)
+    assert len(train) == 30 and train.targets[:3].tolist() == [0, 499, 999]  # 1-based → 0-based
+    test = create_dataset("imagenet32", "test", tmp_path)
+    x, y = test[1]
+    assert x.shape == (3, 32, 32) and y == 7
+    # rows are channel-major (R plane, G plane, B plane), as the published files are
+    assert torch.allclose(x[0].flatten(), torch.tensor(val["data"][1][:1024]) / 255.0)
+
+
+def test_imagenet_folder_transforms(tmp_path, monkeypatch):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls in ("n01", "n02"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            Image.new("RGB", (300, 260), (200, 10, 10)).save(folder / "a.jpg")
+    monkeypatch.setenv("IMAGENET_DIR", str(tmp_path))
+    test = create_dataset("imagenet", "test")
+    x, y = test[1]
+    assert x.shape == (3, 224, 224) and y == 1 and 0 <= x.min() and x.max() <= 1
+    assert create_dataset("imagenet", "train")[0][0].shape == (3, 224, 224)
+    monkeypatch.delenv("IMAGENET_DIR")
+    with pytest.raises(UserError, match="IMAGENET_DIR"):
+        create_dataset("imagenet", "test")

@@ -45,7 +45,7 @@ class DemoConfig:
     n0: int = 100
     n: int = 100_000
     alpha: float = 0.001
-    batch: int = 10_000
+    batch: int = 1_000
     seed: int = 0
     device: str = "auto"
     progress: bool = True

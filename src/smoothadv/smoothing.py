@@ -170,17 +170,19 @@ class Smooth:
                 space -= take
             if not owners:
                 break
+            # x + σ·noise in one pass; inputs are never clipped after adding noise
             if len(owners) == 1:
-                batch = noises[0].mul_(self.sigma).add_(xs[owners[0]])
-                owner_ids = torch.full((sizes[0],), owners[0], device=device)
-            else:
-                owner_ids = torch.repeat_interleave(
-                    torch.tensor(owners, device=device), torch.tensor(sizes, device=device)
-                )
-                batch = torch.cat(noises).mul_(self.sigma).add_(xs.index_select(0, owner_ids))
+                batch = torch.add(xs[owners[0]], noises[0], alpha=self.sigma)
+                preds = self.base_classifier(batch).argmax(dim=1)
+                row = counts[owners[0] * self.num_classes : (owners[0] + 1) * self.num_classes]
+                row += torch.bincount(preds, minlength=self.num_classes)
+                continue
+            owner_ids = torch.repeat_interleave(
+                torch.tensor(owners, device=device), torch.tensor(sizes, device=device)
+            )
+            batch = torch.add(xs.index_select(0, owner_ids), torch.cat(noises), alpha=self.sigma)
             preds = self.base_classifier(batch).argmax(dim=1)
-            counts.index_add_(0, owner_ids * self.num_classes + preds,
-                              torch.ones_like(preds))
+            counts.index_add_(0, owner_ids * self.num_classes + preds, torch.ones_like(preds))
         return counts.view(k, self.num_classes)
 
     def _prepare(self, xs: torch.Tensor, batch_size: int) -> torch.Tensor:
