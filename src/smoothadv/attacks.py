@@ -43,6 +43,17 @@ def create_attack(name: str, **kwargs) -> SmoothAdvAttack:
     return ATTACKS.get(name)(**kwargs)
 
 
+def attack_from_options(name: str, *, epsilon: float, steps: int, num_noise_vectors: int,
+                        no_grad: bool = False, ddn_gamma: float | None = None,
+                        ddn_init_norm: float = 1.0) -> SmoothAdvAttack:
+    """An attack from command-line style options (DDN's own options only reach DDN)."""
+    kwargs: dict = dict(epsilon=epsilon, steps=steps, num_noise_vectors=num_noise_vectors,
+                        estimator="no_grad" if no_grad else "grad")
+    if name == "ddn":
+        kwargs.update(gamma=ddn_gamma, init_norm=ddn_init_norm)
+    return create_attack(name, **kwargs)
+
+
 @contextlib.contextmanager
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and ``requires_grad=False`` on every parameter; both restored afterwards."""

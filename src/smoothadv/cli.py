@@ -172,23 +172,24 @@ def _run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
     )
     if finish is not None:
         finish()
-    if kind == "attack" and D.is_main():
-        rec = read_records(out)
-        clean = float((rec["cleanPredict"] == rec["label"]).mean())
-        robust = float(rec["correct"].mean())
-        print(f"attack: {len(rec)} inputs in {out}; clean accuracy of g {clean:.3f}, "
-              f"empirical robust accuracy at eps={args.epsilon:g}: {robust:.3f}, "
-              f"mean l2 of perturbations {float(rec['l2'].mean()):.4f}")
-        D.destroy_process_group()
-        return 0
     if D.is_main():
-        rec = read_records(out)
-        acc = float(rec["correct"].mean()) if len(rec) else float("nan")
-        abstain = float((rec["predict"] == -1).mean()) if len(rec) else float("nan")
-        print(f"{kind}: {len(rec)} inputs in {out}; accuracy of g {acc:.3f}, "
-              f"abstained {abstain:.3f}")
+        print(_summary(kind, read_records(out), args))
     D.destroy_process_group()
     return 0
+
+
+def _summary(kind: str, rec, args: argparse.Namespace) -> str:
+    """The closing line of certify, predict and attack."""
+    if rec.is_empty:
+        return f"{kind}: no input selected; {rec.path} has a header only"
+    head = f"{kind}: {len(rec)} inputs in {rec.path}; "
+    if kind == "attack":
+        clean = float((rec["cleanPredict"] == rec["label"]).mean())
+        return (head + f"clean accuracy of g {clean:.3f}, empirical robust accuracy at "
+                f"eps={args.epsilon:g}: {float(rec['correct'].mean()):.3f}, mean l2 of "
+                f"perturbations {float(rec['l2'].mean()):.4f}")
+    return (head + f"accuracy of g {float(rec['correct'].mean()):.3f}, abstained "
+            f"{float((rec['predict'] == -1).mean()):.3f}")
 
 
 # ------------------------------------------------------------------------------- attack
@@ -218,16 +219,13 @@ def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
                    help="DDN initial norm, capped at ε (default: 1.0)")
 
 
-def build_attack(args: argparse.Namespace, epsilon: float | None = None):
+def build_attack(args: argparse.Namespace):
     """The attack object the parsed options describe."""
-    from .attacks import create_attack
+    from .attacks import attack_from_options
 
-    kwargs = dict(epsilon=args.epsilon if epsilon is None else epsilon, steps=args.steps,
-                  num_noise_vectors=args.num_noise,
-                  estimator="no_grad" if args.no_grad_attack else "grad")
-    if args.attack == "ddn":
-        kwargs.update(gamma=args.ddn_gamma, init_norm=args.ddn_init_norm)
-    return create_attack(args.attack, **kwargs)
+    return attack_from_options(args.attack, epsilon=args.epsilon, steps=args.steps,
+                               num_noise_vectors=args.num_noise, no_grad=args.no_grad_attack,
+                               ddn_gamma=args.ddn_gamma, ddn_init_norm=args.ddn_init_norm)
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
@@ -260,10 +258,11 @@ def run_attack(args: argparse.Namespace) -> int:
 def _attack_hooks(smooth, args: argparse.Namespace):
     import torch
 
+    from .errors import check_positive_int
     from .examples import ExampleSaver
-    from .smoothing import input_seed
+    from .smoothing import input_seed, make_generator
 
-    check_positive_int_arg(args.attack_batch, "--attack-batch")
+    check_positive_int(args.attack_batch, "--attack-batch")
     attack = build_attack(args)
     if args.base_attack:  # the base classifier alone: one draw of zero noise
         attack.num_noise_vectors = 1
@@ -274,7 +273,7 @@ def _attack_hooks(smooth, args: argparse.Namespace):
         else:
             noise = torch.cat([
                 smooth.sample_noise(x[j : j + 1], attack.num_noise_vectors,
-                                    _generator(x.device, input_seed(args.seed + 1, i)))
+                                    make_generator(input_seed(args.seed + 1, i), x.device))
                 for j, i in enumerate(idxs)
             ])
         return attack(smooth, x, y, noise=noise)
@@ -282,20 +281,6 @@ def _attack_hooks(smooth, args: argparse.Namespace):
     saver = ExampleSaver(args.save_examples) if args.save_examples else None
     hooks = dict(attack=run, on_attacked=saver, group=args.attack_batch)
     return hooks, (saver.finish if saver else None)
-
-
-def _generator(device, seed: int):
-    import torch
-
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g
-
-
-def check_positive_int_arg(value: int, name: str) -> None:
-    from .errors import check_positive_int
-
-    check_positive_int(value, name)
 
 
 # -------------------------------------------------------------------------------- train

@@ -69,6 +69,13 @@ def input_seed(seed: int, idx: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
 
 
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block, then restore each module's own flag."""
@@ -114,12 +121,7 @@ class Smooth:
             seeds = torch.randint(0, 2**62, (count,)).tolist()
         if len(seeds) != count:
             raise ValueError(f"need one seed per input: {len(seeds)} seeds, {count} inputs")
-        gens = []
-        for s in seeds:
-            g = torch.Generator(device=self.device)
-            g.manual_seed(int(s))
-            gens.append(g)
-        return gens
+        return [make_generator(s, self.device) for s in seeds]
 
     def sample_noise(
         self, x: torch.Tensor, num: int, generator: torch.Generator | None = None

@@ -28,7 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as D
-from .attacks import create_attack
+from .attacks import attack_from_options
 from .constants import ARCH_DEFAULTS
 from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
@@ -42,7 +42,7 @@ from .models import (
     to_channels_last,
 )
 from .models.checkpoint import atomic_torch_save
-from .smoothing import Smooth
+from .smoothing import Smooth, make_generator
 
 LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                "test_adv_acc", "epsilon")
@@ -289,12 +289,10 @@ class Trainer:
         cfg = self.cfg
         attack = None
         if cfg.method == "smoothadv":
-            kwargs: dict[str, Any] = dict(epsilon=cfg.epsilon, steps=cfg.steps,
-                                          num_noise_vectors=cfg.m_train,
-                                          estimator="no_grad" if cfg.no_grad_attack else "grad")
-            if cfg.attack == "ddn":
-                kwargs.update(gamma=cfg.ddn_gamma, init_norm=cfg.ddn_init_norm)
-            attack = create_attack(cfg.attack, **kwargs)
+            attack = attack_from_options(cfg.attack, epsilon=cfg.epsilon, steps=cfg.steps,
+                                         num_noise_vectors=cfg.m_train,
+                                         no_grad=cfg.no_grad_attack, ddn_gamma=cfg.ddn_gamma,
+                                         ddn_init_norm=cfg.ddn_init_norm)
         return create_method(cfg.method, sigma=cfg.sigma, num_noise=cfg.m_train,
                              multi_noise=cfg.multi_noise, attack=attack, epsilon=cfg.epsilon,
                              warmup=cfg.warmup)
@@ -370,8 +368,7 @@ class Trainer:
         cfg = self.cfg
         model = self.model
         model.eval()
-        g = torch.Generator(device=self.device)
-        g.manual_seed(cfg.seed + 17)
+        g = make_generator(cfg.seed + 17, self.device)
         loss_sum = correct = total = 0.0
         adv_correct = adv_total = 0.0
         eps = self.method.epsilon_at(epoch)
