@@ -115,40 +115,31 @@ def load_for_eval(args: argparse.Namespace):
 # ------------------------------------------------------------------- certify / predict
 
 
-def _certify_args(p: argparse.ArgumentParser) -> None:
+def _sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
+    """Options of certify and predict (the paper's names and defaults)."""
     p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
-    p.add_argument("--n0", type=int, default=100, help="samples to select the class (100)")
+    if with_n0:
+        p.add_argument("--n0", type=int, default=100, help="samples to select the class (100)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
-                   help="samples to estimate p_A (100000); under torchrun write "
-                        "--num-samples, since torchrun takes --n for its own options")
+                   help="noise samples (CERTIFY: those estimating p_A; 100000); under "
+                        "torchrun write --num-samples, since torchrun takes --n for its own")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
     p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
     add_common(p)
 
 
-@command("certify", "certify inputs with CERTIFY (Cohen et al., Algorithm 2)", _certify_args)
+@command("certify", "certify inputs with CERTIFY (Cohen et al., Algorithm 2)",
+         lambda p: _sampling_args(p, with_n0=True))
 def run_certify(args: argparse.Namespace) -> int:
     return _run_eval("certify", args)
 
 
-def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
-    add_data_args(p)
-    p.add_argument("--sigma", type=float, default=None,
-                   help="noise level σ (default: the checkpoint's training σ)")
-    p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
-                   help="noise samples (100000); --num-samples under torchrun")
-    p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
-    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
-    p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
-    add_common(p)
-
-
-@command("predict", "classify inputs with PREDICT (Cohen et al., Algorithm 1)", _predict_args)
+@command("predict", "classify inputs with PREDICT (Cohen et al., Algorithm 1)",
+         lambda p: _sampling_args(p, with_n0=False))
 def run_predict(args: argparse.Namespace) -> int:
     return _run_eval("predict", args)
 

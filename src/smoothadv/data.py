@@ -235,15 +235,21 @@ def _digits(split: str, root: str | None) -> Dataset:
                   std=MNIST_STD, default_arch="lenet")
 def _mnist(split: str, root: str | None) -> Dataset:
     """MNIST via torchvision (downloads into the cache when no root is given)."""
+    ds = _torchvision("MNIST", split, root)
+    return InMemoryDataset(ds.data.unsqueeze(1).contiguous(), ds.targets, classes=ds.classes)
+
+
+def _torchvision(cls_name: str, split: str, root: str | None):
+    """A torchvision dataset read from ``root``, or downloaded to the cache without one."""
     import torchvision
 
     download = root is None
-    root = root or str(DEFAULT_CACHE / "mnist")
+    root = root or str(DEFAULT_CACHE / cls_name.lower())
     try:
-        ds = torchvision.datasets.MNIST(root, train=split == "train", download=download)
+        return getattr(torchvision.datasets, cls_name)(root, train=split == "train",
+                                                       download=download)
     except RuntimeError as err:
-        raise UserError(f"MNIST not found under {root}: {err}") from None
-    return InMemoryDataset(ds.data.unsqueeze(1).contiguous(), ds.targets, classes=ds.classes)
+        raise UserError(f"{cls_name} not found under {root}: {err}") from None
 
 
 @register_dataset("cifar10", num_classes=10, in_channels=3, image_size=32, mean=CIFAR10_MEAN,
@@ -253,14 +259,7 @@ def _cifar10(split: str, root: str | None) -> Dataset:
     augment = split == "train"
     if root is not None and (Path(root) / split).is_dir():
         return LazyImageFolder(str(Path(root) / split), augment=augment, channels=3)
-    import torchvision
-
-    download = root is None
-    root = root or str(DEFAULT_CACHE / "cifar10")
-    try:
-        ds = torchvision.datasets.CIFAR10(root, train=split == "train", download=download)
-    except RuntimeError as err:
-        raise UserError(f"CIFAR-10 not found under {root}: {err}") from None
+    ds = _torchvision("CIFAR10", split, root)
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return InMemoryDataset(images, torch.tensor(ds.targets), augment=augment, classes=ds.classes)
 
