@@ -84,6 +84,24 @@ def test_robust_to_real_world_input(tmp_path):
         A.load_summaries([empty], [0.0], warn=lambda m: None)
 
 
+def test_empirical_robustness_beside_certified(two_files, tmp_path, capsys):
+    att = tmp_path / "att.tsv"
+    att.write_text("idx\tlabel\tpredict\tbasePredict\tcorrect\ttime\tcleanPredict\tl2\n"
+                   "0\t1\t1\t1\t1\t0:00:01.000000\t1\t0.5\n"
+                   "1\t2\t3\t3\t0\t0:00:01.000000\t2\t0.25\n"
+                   "2\t4\t-1\t4\t0\t0:00:01.000000\t1\t0.5\n")
+    (tmp_path / "att.tsv.config.json").write_text('{"epsilon": 0.5}')
+    (s,) = A.load_empirical([att])
+    assert s.accuracy == pytest.approx(1 / 3) and s.clean == pytest.approx(2 / 3)
+    assert s.mean_l2 == pytest.approx(1.25 / 3) and s.abstain == pytest.approx(1 / 3)
+    assert s.epsilon == 0.5
+    assert main(["analyze", str(two_files[0]), str(att), "--labels", "cert", "attacked",
+                 "--radii", "0", "0.5", "--format", "csv"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[1].startswith("cert,,4,0.500,0.250")
+    assert out[-1] == "attacked,3,0.5,0.667,0.333,0.4167,0.333"
+
+
 def test_plot(two_files, tmp_path):
     summaries = A.load_summaries(list(two_files), [0, 0.5])
     png = A.plot_curves(summaries, tmp_path / "curves.png", A.envelope(summaries))

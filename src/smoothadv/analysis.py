@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import binom
 
 from .errors import UserError, check_alpha
-from .records import CERTIFY_COLUMNS, Records, read_records
+from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, Records, read_records
 from .registry import Registry
 from .stats import lower_confidence_bound
 
@@ -160,30 +160,101 @@ def envelope(summaries: Sequence[Summary]) -> list[EnvelopeCell]:
 # ------------------------------------------------------------------------------ input
 
 
-def is_certification_file(path: Path) -> bool:
-    """True for a file whose header starts with the certification columns."""
+def record_kind(path: Path) -> str | None:
+    """'certify' or 'predict' (prediction and attack records) from a file's header, else None."""
     try:
         with open(path, encoding="utf-8") as f:
-            first = f.readline().rstrip("\n").split("\t")
+            first = tuple(f.readline().rstrip("\n").split("\t"))
     except (OSError, UnicodeDecodeError):
-        return False
-    return tuple(first[:5]) == CERTIFY_COLUMNS[:5]
+        return None
+    if first[:5] == CERTIFY_COLUMNS[:5]:
+        return "certify"
+    if first[:5] == PREDICT_COLUMNS[:5]:
+        return "predict"
+    return None
 
 
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given; a directory means every certification record file below it (sorted)."""
+def is_certification_file(path: Path) -> bool:
+    """True for a file whose header starts with the certification columns."""
+    return record_kind(path) == "certify"
+
+
+def expand_paths(paths: Iterable[str | os.PathLike],
+                 kinds: Sequence[str] = ("certify",)) -> list[Path]:
+    """Files as given; a directory means every record file of ``kinds`` below it (sorted)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_certification_file(f))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and record_kind(f) in kinds)
             if not found:
-                raise UserError(f"no certification record files below {p}")
+                names = {"certify": "certification", "predict": "prediction"}
+                raise UserError(f"no {' or '.join(names[k] for k in kinds)} record files "
+                                f"below {p}")
             out += found
         elif p.exists():
             out.append(p)
         else:
             raise UserError(f"record file not found: {p}")
     return out
+
+
+@dataclass
+class EmpiricalSummary:
+    """Figures of a prediction record on attacked points (``smoothadv attack``) or on clean
+    ones (``smoothadv predict``): PREDICT's accuracy, beside certified accuracy."""
+
+    label: str
+    path: str
+    rows: int
+    accuracy: float  # accuracy of g on the points PREDICT saw
+    abstain: float
+    clean: float | None  # accuracy of g on the clean inputs (attack records)
+    mean_l2: float | None  # mean ‖x′ − x‖₂ (attack records)
+    epsilon: float | None  # the attack's radius, from the record's configuration
+
+
+def load_empirical(files: Sequence[Path], labels: Sequence[str] | None = None,
+                   warn: Callable[[str], None] = print) -> list[EmpiricalSummary]:
+    """Summaries of prediction/attack record files; header-only files are reported, skipped."""
+    out = []
+    for i, f in enumerate(files):
+        rec = read_records(f, required=PREDICT_COLUMNS[:5])
+        if rec.is_empty:
+            warn(f"skipping {f}: header only, no rows")
+            continue
+        config = f.with_name(f.name + ".config.json")
+        epsilon = None
+        if config.exists():
+            try:
+                epsilon = json.loads(config.read_text()).get("epsilon")
+            except ValueError:
+                epsilon = None
+        cols = rec.columns
+        out.append(EmpiricalSummary(
+            label=labels[i] if labels else _short_label(f, list(files)),
+            path=str(f),
+            rows=len(rec),
+            accuracy=float(np.mean(cols["correct"] == 1)),
+            abstain=float(np.mean(cols["predict"] == -1)),
+            clean=float(np.mean(cols["cleanPredict"] == cols["label"]))
+            if "cleanPredict" in cols else None,
+            mean_l2=float(np.mean(cols["l2"])) if "l2" in cols else None,
+            epsilon=None if epsilon is None else float(epsilon),
+        ))
+    return out
+
+
+def empirical_table(summaries: Sequence[EmpiricalSummary]) -> Table:
+    """Rows: one per prediction/attack file: ε, clean and empirical robust accuracy of g."""
+    head = ["model", "n", "eps", "clean acc", "robust acc", "mean l2", "abstain"]
+
+    def fmt(v: float | None, spec: str) -> str:
+        return "" if v is None else format(v, spec)
+
+    rows = [[s.label, str(s.rows), fmt(s.epsilon, "g"), fmt(s.clean, ".3f"),
+             f"{s.accuracy:.3f}", fmt(s.mean_l2, ".4f"), f"{s.abstain:.3f}"]
+            for s in summaries]
+    return head, rows
 
 
 def load_summaries(
