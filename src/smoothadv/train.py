@@ -240,6 +240,10 @@ class Trainer:
             if hasattr(base, "preload"):
                 base.preload(list(ds.indices) if isinstance(ds, Subset) else None)
         self.extra_set = load_extra_data(cfg.extra_data) if cfg.extra_data else None
+        # loaders live for the whole run (workers persist); each epoch reseeds their shuffling
+        self.labelled = _loader(self.train_set, cfg.batch, True, cfg.workers, cfg.seed)
+        self.extra = (None if self.extra_set is None else
+                      _loader(self.extra_set, cfg.batch, True, cfg.workers, cfg.seed + 1))
         self.arch = cfg.arch or spec.default_arch
         image_size = spec.image_size or int(train[0][0].shape[-1])
         self.image_size = image_size
@@ -330,21 +334,13 @@ class Trainer:
         cfg = self.cfg
         seed = cfg.seed * 1000 + epoch
         _seed_everything(seed + 7919 * D.rank())
-        labelled = _loader(self.train_set, cfg.batch, True, cfg.workers, seed)
-        if isinstance(labelled.sampler, DistributedSampler):
-            labelled.sampler.set_epoch(epoch)
-        sources = [("labelled", b) for b in labelled]
-        if self.extra_set is not None:
-            extra = iter(_loader(self.extra_set, cfg.batch, True, cfg.workers, seed + 1))
-            paired = []
-            for item in sources:  # labelled and extra batches alternate
-                paired.append(item)
-                batch = next(extra, None)
-                if batch is not None:
-                    paired.append(("extra", batch))
-            sources = paired
+        sources = self._batches(epoch, seed)
         total_loss = total_correct = total = 0.0
-        bar = tqdm(sources, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+        total_batches = len(self.labelled)
+        if self.extra is not None:
+            total_batches += min(len(self.labelled), len(self.extra))
+        bar = tqdm(sources, total=total_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch",
                    disable=not cfg.progress or not D.is_main(), dynamic_ncols=True,
                    mininterval=0.5)
         for kind, (x, y) in bar:
@@ -359,6 +355,26 @@ class Trainer:
             bar.set_postfix(loss=f"{total_loss / max(total, 1):.3f}",
                             acc=f"{total_correct / max(total, 1):.3f}", refresh=False)
         return total_loss / max(total, 1), total_correct / max(total, 1)
+
+    def _batches(self, epoch: int, seed: int):
+        """This epoch's batches, read lazily: ("labelled", (x, y)), alternating with
+        ("extra", (x, y)) while pseudo-labelled batches last. Shuffling is seeded per epoch,
+        so a resumed run sees the same order as an uninterrupted one."""
+        self.labelled.generator.manual_seed(seed)
+        if isinstance(self.labelled.sampler, DistributedSampler):
+            self.labelled.sampler.set_epoch(epoch)
+        extra = None
+        if self.extra is not None:
+            self.extra.generator.manual_seed(seed + 1)
+            if isinstance(self.extra.sampler, DistributedSampler):
+                self.extra.sampler.set_epoch(epoch)
+            extra = iter(self.extra)
+        for batch in self.labelled:
+            yield "labelled", batch
+            if extra is not None:
+                more = next(extra, None)
+                if more is not None:
+                    yield "extra", more
 
     @torch.no_grad()
     def evaluate(self, epoch: int) -> tuple[float, float, float]:
