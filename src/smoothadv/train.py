@@ -244,6 +244,8 @@ class Trainer:
         self.labelled = _loader(self.train_set, cfg.batch, True, cfg.workers, cfg.seed)
         self.extra = (None if self.extra_set is None else
                       _loader(self.extra_set, cfg.batch, True, cfg.workers, cfg.seed + 1))
+        self.test_loader = DataLoader(self.test_set, batch_size=cfg.batch, shuffle=False,
+                                      num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
         self.arch = cfg.arch or spec.default_arch
         image_size = spec.image_size or int(train[0][0].shape[-1])
         self.image_size = image_size
@@ -389,7 +391,7 @@ class Trainer:
         adv_correct = adv_total = 0.0
         eps = self.method.epsilon_at(epoch)
         attack = self.method.attack
-        for x, y in DataLoader(self.test_set, batch_size=cfg.batch, shuffle=False):
+        for x, y in self.test_loader:
             x, y = self._to_device(x), y.to(self.device)
             noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
             with self._autocast():
