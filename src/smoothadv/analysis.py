@@ -174,11 +174,6 @@ def record_kind(path: Path) -> str | None:
     return None
 
 
-def is_certification_file(path: Path) -> bool:
-    """True for a file whose header starts with the certification columns."""
-    return record_kind(path) == "certify"
-
-
 def expand_paths(paths: Iterable[str | os.PathLike],
                  kinds: Sequence[str] = ("certify",)) -> list[Path]:
     """Files as given; a directory means every record file of ``kinds`` below it (sorted)."""
