@@ -131,6 +131,35 @@ class Smooth:
             (x.shape[0], num, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
         ).mul_(self.sigma)
 
+    def _noise_pieces(self, xs: torch.Tensor, num: int, unit: int,
+                      gens: list[torch.Generator]) -> Iterator[tuple[int, torch.Tensor]]:
+        """Standard normal noise for each input in turn, ``num`` draws per input in pieces of
+        ``unit`` (the last may be smaller), each piece drawn from that input's own generator
+        only when it is needed."""
+        for j, gen in enumerate(gens):
+            for start in range(0, num, unit):
+                size = min(unit, num - start)
+                yield j, torch.randn((size, *xs.shape[1:]), generator=gen, device=xs.device,
+                                     dtype=xs.dtype)
+
+    @staticmethod
+    def _pack(pieces: Iterator[tuple[int, torch.Tensor]],
+              batch_size: int) -> Iterator[list[tuple[int, torch.Tensor]]]:
+        """Fill batches of exactly ``batch_size`` samples (the last may be smaller) with
+        consecutive pieces, splitting a piece across two batches where needed."""
+        batch: list[tuple[int, torch.Tensor]] = []
+        space = batch_size
+        for j, noise in pieces:
+            while noise.shape[0] > 0:
+                take = min(space, noise.shape[0])
+                batch.append((j, noise[:take]))
+                noise, space = noise[take:], space - take
+                if space == 0:
+                    yield batch
+                    batch, space = [], batch_size
+        if batch:
+            yield batch
+
     def _counts(
         self, xs: torch.Tensor, num: int, batch_size: int, gens: list[torch.Generator]
     ) -> torch.Tensor:
@@ -138,54 +167,25 @@ class Smooth:
 
         Noisy samples of several inputs share a forward batch of at most ``batch_size``. Each
         input's noise is drawn from its own generator in pieces of min(num, batch_size)
-        samples, so the draws do not depend on how inputs are packed; a drawn piece that does
-        not fit the current batch waits for the next (at most one such piece exists).
+        samples, so the draws do not depend on how inputs are packed; pieces are drawn
+        lazily, so besides the batch at most one partly used piece is held.
         """
-        k, shape, device = xs.shape[0], xs.shape[1:], xs.device
-        counts = torch.zeros(k * self.num_classes, dtype=torch.long, device=device)
-        unit = min(num, batch_size)
-        remaining = [num] * k
-        nxt = 0
-        pending: tuple[int, torch.Tensor] | None = None
-        while True:
-            owners: list[int] = []
-            sizes: list[int] = []
-            noises: list[torch.Tensor] = []
-            space = batch_size
-            while space > 0:
-                if pending is None:
-                    while nxt < k and remaining[nxt] == 0:
-                        nxt += 1
-                    if nxt == k:
-                        break
-                    size = min(unit, remaining[nxt])
-                    remaining[nxt] -= size
-                    noise = torch.randn((size, *shape), generator=gens[nxt], device=device,
-                                        dtype=xs.dtype)
-                    pending = (nxt, noise)
-                j, noise = pending
-                take = min(space, noise.shape[0])
-                owners.append(j)
-                sizes.append(take)
-                noises.append(noise[:take])
-                pending = (j, noise[take:]) if take < noise.shape[0] else None
-                space -= take
-            if not owners:
-                break
+        device, classes = xs.device, self.num_classes
+        counts = torch.zeros(xs.shape[0] * classes, dtype=torch.long, device=device)
+        pieces = self._noise_pieces(xs, num, min(num, batch_size), gens)
+        for segments in self._pack(pieces, batch_size):
+            owners = torch.tensor([j for j, _ in segments], device=device)
+            sizes = torch.tensor([t.shape[0] for _, t in segments], device=device)
+            owner_ids = torch.repeat_interleave(owners, sizes)
+            if len(segments) == 1:  # one input: broadcast it rather than copy it per sample
+                clean, noise = xs[segments[0][0]], segments[0][1]
+            else:
+                clean = xs.index_select(0, owner_ids)
+                noise = torch.cat([t for _, t in segments])
             # x + σ·noise in one pass; inputs are never clipped after adding noise
-            if len(owners) == 1:
-                batch = torch.add(xs[owners[0]], noises[0], alpha=self.sigma)
-                preds = self.base_classifier(batch).argmax(dim=1)
-                row = counts[owners[0] * self.num_classes : (owners[0] + 1) * self.num_classes]
-                row += torch.bincount(preds, minlength=self.num_classes)
-                continue
-            owner_ids = torch.repeat_interleave(
-                torch.tensor(owners, device=device), torch.tensor(sizes, device=device)
-            )
-            batch = torch.add(xs.index_select(0, owner_ids), torch.cat(noises), alpha=self.sigma)
-            preds = self.base_classifier(batch).argmax(dim=1)
-            counts.index_add_(0, owner_ids * self.num_classes + preds, torch.ones_like(preds))
-        return counts.view(k, self.num_classes)
+            preds = self.base_classifier(torch.add(clean, noise, alpha=self.sigma)).argmax(1)
+            counts.index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
+        return counts.view(-1, classes)
 
     def _prepare(self, xs: torch.Tensor, batch_size: int) -> torch.Tensor:
         if xs.dim() < 2:
