@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +40,16 @@ class Summary:
     acr: float  # average certified radius: mean of radius × correct
     sigma: float | None = None
     lower: list[float] | None = field(default=None)  # high-probability lower bounds
+    records: Records | None = field(default=None, repr=False)  # the rows, for plotting
 
 
 def certified_accuracy(records: Records, radii: Sequence[float]) -> np.ndarray:
     """Fraction of rows with correct = 1 and radius ≥ r, for each r: array [len(radii)]."""
     if records.is_empty:
         return np.full(len(radii), np.nan)
-    ok = records["correct"] == 1
-    radius = records["radius"]
-    return np.array([np.mean(ok & (radius >= r)) for r in radii])
+    certified = np.sort(records["radius"][records["correct"] == 1])
+    below = np.searchsorted(certified, np.asarray(radii, dtype=np.float64), side="left")
+    return (len(certified) - below) / len(records)
 
 
 def average_certified_radius(records: Records) -> float:
@@ -84,18 +85,23 @@ def certified_accuracy_lower_bound(
 _SIGMA_PATTERNS = (r"sigma[_=]?([0-9.]+)", r"noise[_=]?([0-9.]+)")
 
 
+def config_value(path: str | os.PathLike, key: str) -> float | None:
+    """``key`` from the ``<record>.config.json`` our commands write beside a record file."""
+    path = Path(path)
+    config = path.with_name(path.name + ".config.json")
+    try:
+        value = json.loads(config.read_text()).get(key)
+        return None if value is None else float(value)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def sigma_from_path(path: str | os.PathLike) -> float | None:
     """σ of a record file: from its ``.config.json`` beside it, else from ``sigma_0.25`` or
     ``noise_0.25`` in its path (the paper's layout)."""
-    path = Path(path)
-    config = path.with_name(path.name + ".config.json")
-    if config.exists():
-        try:
-            value = json.loads(config.read_text()).get("sigma")
-            if value is not None:
-                return float(value)
-        except (ValueError, OSError):
-            pass
+    value = config_value(path, "sigma")
+    if value is not None:
+        return value
     for pattern in _SIGMA_PATTERNS:
         found = re.findall(pattern, str(path))
         if found:
@@ -128,6 +134,7 @@ def summarize(
         sigma=sigma_from_path(records.path),
         lower=None if alpha is None else certified_accuracy_lower_bound(
             records, radii, alpha, confidence).tolist(),
+        records=records,
     )
 
 
@@ -208,33 +215,37 @@ class EmpiricalSummary:
     epsilon: float | None  # the attack's radius, from the record's configuration
 
 
+def _read_nonempty(
+    files: Sequence[Path], required: Sequence[str], labels: Sequence[str] | None,
+    warn: Callable[[str], None],
+) -> Iterator[tuple[Records, str]]:
+    """(records, label) of each file with rows; header-only files are reported and skipped."""
+    if labels is not None and len(labels) != len(files):
+        raise UserError(f"{len(labels)} labels for {len(files)} record files")
+    for i, f in enumerate(files):
+        rec = read_records(f, required=required)
+        if rec.is_empty:
+            warn(f"skipping {f}: header only, no rows")
+            continue
+        yield rec, labels[i] if labels else _short_label(f, files)
+
+
 def load_empirical(files: Sequence[Path], labels: Sequence[str] | None = None,
                    warn: Callable[[str], None] = print) -> list[EmpiricalSummary]:
     """Summaries of prediction/attack record files; header-only files are reported, skipped."""
     out = []
-    for i, f in enumerate(files):
-        rec = read_records(f, required=PREDICT_COLUMNS[:5])
-        if rec.is_empty:
-            warn(f"skipping {f}: header only, no rows")
-            continue
-        config = f.with_name(f.name + ".config.json")
-        epsilon = None
-        if config.exists():
-            try:
-                epsilon = json.loads(config.read_text()).get("epsilon")
-            except ValueError:
-                epsilon = None
+    for rec, label in _read_nonempty(list(files), PREDICT_COLUMNS[:5], labels, warn):
         cols = rec.columns
         out.append(EmpiricalSummary(
-            label=labels[i] if labels else _short_label(f, list(files)),
-            path=str(f),
+            label=label,
+            path=str(rec.path),
             rows=len(rec),
             accuracy=float(np.mean(cols["correct"] == 1)),
             abstain=float(np.mean(cols["predict"] == -1)),
             clean=float(np.mean(cols["cleanPredict"] == cols["label"]))
             if "cleanPredict" in cols else None,
             mean_l2=float(np.mean(cols["l2"])) if "l2" in cols else None,
-            epsilon=None if epsilon is None else float(epsilon),
+            epsilon=config_value(rec.path, "epsilon"),
         ))
     return out
 
@@ -261,17 +272,9 @@ def load_summaries(
     warn: Callable[[str], None] = print,
 ) -> list[Summary]:
     """Summaries of every file under ``paths``; header-only files are reported and skipped."""
-    files = expand_paths(paths)
-    if labels is not None and len(labels) != len(files):
-        raise UserError(f"{len(labels)} labels for {len(files)} record files")
-    out = []
-    for i, f in enumerate(files):
-        rec = read_records(f, required=CERTIFY_COLUMNS[:5])
-        if rec.is_empty:
-            warn(f"skipping {f}: header only, no rows")
-            continue
-        out.append(summarize(rec, radii, labels[i] if labels else _short_label(f, files),
-                             alpha, confidence))
+    out = [summarize(rec, radii, label, alpha, confidence)
+           for rec, label in _read_nonempty(expand_paths(paths), CERTIFY_COLUMNS[:5], labels,
+                                            warn)]
     if not out:
         raise UserError("every record file given is empty")
     return out
@@ -409,13 +412,13 @@ def plot_curves(
     if path.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"plot file must end in .png, .pdf or .svg: {path}")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    rows = [s.records if s.records is not None else read_records(s.path) for s in summaries]
     top = max_radius
     if top is None:
-        top = max(float(read_records(s.path)["radius"].max()) for s in summaries) * 1.05
+        top = max(float(rec["radius"].max()) for rec in rows) * 1.05
         top = max(top, max(summaries[0].radii))
     grid = np.linspace(0, top, 400)
-    for s in summaries:
-        rec = read_records(s.path)
+    for s, rec in zip(summaries, rows):
         known = s.sigma is None or "sigma" in s.label or "σ=" in s.label
         label = s.label if known else f"{s.label} (σ={s.sigma:g})"
         ax.plot(grid, certified_accuracy(rec, grid), label=label, linewidth=1.6)
