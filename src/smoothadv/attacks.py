@@ -170,25 +170,28 @@ class SmoothAdvAttack:
 
     def __call__(self, smooth: Smooth, x: torch.Tensor, y: torch.Tensor,
                  noise: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 epsilon: float | None = None) -> torch.Tensor:
         """Attack a batch x [B,C,H,W] in [0,1] with labels (or targets) y [B].
 
         ``noise``: δ draws [B, m, C, H, W] already scaled by σ (the training loop passes the
-        draws it will train on); sampled with ``generator`` when None. Returns x_adv
-        [B,C,H,W], detached, with ‖x_adv − x‖₂ ≤ ε per input and x_adv in [0,1].
+        draws it will train on); sampled with ``generator`` when None. ``epsilon`` overrides
+        the attack's radius for this call (the training warm-up). Returns x_adv [B,C,H,W],
+        detached, with ‖x_adv − x‖₂ ≤ ε per input and x_adv in [0,1].
         """
+        eps = self.epsilon if epsilon is None else check_epsilon(epsilon)
         if noise is None:
             noise = smooth.sample_noise(x, self.num_noise_vectors, generator)
         if noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
             raise ValueError(f"noise shape {tuple(noise.shape)} does not fit x {tuple(x.shape)}")
         x = x.detach()
-        if self.epsilon == 0:
+        if eps == 0:
             return x.clone()
         with frozen(smooth.base_classifier):
-            return self._run(smooth, x, y, noise, generator).detach()
+            return self._run(smooth, x, y, noise, generator, eps).detach()
 
     def _run(self, smooth: Smooth, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
-             generator: torch.Generator | None) -> torch.Tensor:
+             generator: torch.Generator | None, epsilon: float) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -207,15 +210,15 @@ class SmoothAdvPGD(SmoothAdvAttack):
                          estimator=estimator, targeted=targeted)
         self.random_start = bool(random_start)
 
-    def _run(self, smooth, x, y, noise, generator):
-        step = 2 * self.epsilon / self.steps
+    def _run(self, smooth, x, y, noise, generator, epsilon):
+        step = 2 * epsilon / self.steps
         x_adv = x.clone()
         if self.random_start:
             start = _unit(torch.randn(x.shape, generator=generator, device=x.device))
-            x_adv = project(x, x + self.epsilon * start, self.epsilon)
+            x_adv = project(x, x + epsilon * start, epsilon)
         for _ in range(self.steps):
             grad, _ = self.ascent_direction(smooth, x_adv, y, noise)
-            x_adv = project(x, x_adv + step * _unit(grad, generator), self.epsilon)
+            x_adv = project(x, x_adv + step * _unit(grad, generator), epsilon)
         return x_adv
 
 
@@ -246,45 +249,45 @@ class SmoothAdvDDN(SmoothAdvAttack):
         super().__init__(epsilon=epsilon, steps=steps, num_noise_vectors=num_noise_vectors,
                          estimator=estimator, targeted=targeted)
         self.init_norm = float(init_norm)
-        self.gamma = default_ddn_gamma(self.epsilon, self.steps) if gamma is None else gamma
-        if not 0 < self.gamma < 1:
-            raise UserError(f"DDN gamma must lie in (0,1), got {self.gamma}")
+        if gamma is not None and not 0 < gamma < 1:
+            raise UserError(f"DDN gamma must lie in (0,1), got {gamma}")
+        self.gamma = gamma  # None: the paper's default for the ε of each call
         if quantize is not None and quantize < 2:
             raise UserError("quantize needs at least 2 levels (or None)")
         self.quantize = quantize
-        self.init_alpha = self.epsilon if init_alpha is None else float(init_alpha)
+        self.init_alpha = init_alpha  # None: ε of each call
 
-    def _run(self, smooth, x, y, noise, generator):
+    def _run(self, smooth, x, y, noise, generator, epsilon):
+        gamma = default_ddn_gamma(epsilon, self.steps) if self.gamma is None else self.gamma
+        init_alpha = epsilon if self.init_alpha is None else self.init_alpha
         b = x.shape[0]
         view = (-1, *([1] * (x.dim() - 1)))
         delta = torch.zeros_like(x)
-        norm = torch.full((b,), min(self.init_norm, self.epsilon), device=x.device)
+        norm = torch.full((b,), min(self.init_norm, epsilon), device=x.device)
         best = x.clone()
         best_norm = torch.full((b,), math.inf, device=x.device)
-        for t in range(self.steps):
-            alpha = self.init_alpha * (1 + math.cos(math.pi * t / self.steps)) / 2
-            grad, probs = self.ascent_direction(smooth, x + delta, y, noise)
+        for t in range(self.steps + 1):  # T steps, then the last iterate is checked too
+            if t < self.steps:
+                grad, probs = self.ascent_direction(smooth, x + delta, y, noise)
+            else:
+                with torch.no_grad():
+                    probs = smooth.soft_forward(x + delta, noise=noise)
             adv = self.is_adversarial(probs, y)
             cur = _norms(delta).flatten()
             better = adv & (cur < best_norm)
             best_norm = torch.where(better, cur, best_norm)
             best[better] = (x + delta)[better]
+            if t == self.steps:
+                break
+            alpha = init_alpha * (1 + math.cos(math.pi * t / self.steps)) / 2
             delta = delta + alpha * _unit(grad, generator)
-            norm = torch.where(adv, norm * (1 - self.gamma), norm * (1 + self.gamma))
-            norm = norm.clamp(max=self.epsilon)
+            norm = torch.where(adv, norm * (1 - gamma), norm * (1 + gamma))
+            norm = norm.clamp(max=epsilon)
             delta = delta * (norm / _norms(delta).flatten().clamp_min(1e-12)).view(view)
             x_new = x + delta
             if self.quantize:
                 levels = self.quantize - 1
                 x_new = torch.round(x_new * levels) / levels
-            delta = project(x, x_new.clamp(0, 1), self.epsilon) - x
-        # the last iterate is checked too
-        with torch.no_grad():
-            probs = smooth.soft_forward(x + delta, noise=noise)
-        adv = self.is_adversarial(probs, y)
-        cur = _norms(delta).flatten()
-        better = adv & (cur < best_norm)
-        best_norm = torch.where(better, cur, best_norm)
-        best[better] = (x + delta)[better]
+            delta = project(x, x_new.clamp(0, 1), epsilon) - x
         found = torch.isfinite(best_norm)
         return torch.where(found.view(view), best, x + delta)

@@ -255,15 +255,13 @@ def _attack_hooks(smooth, args: argparse.Namespace):
 
     check_positive_int(args.attack_batch, "--attack-batch")
     attack = build_attack(args)
-    if args.base_attack:  # the base classifier alone: one draw of zero noise
-        attack.num_noise_vectors = 1
 
     def run(x, y, idxs):
-        if args.base_attack:
+        if args.base_attack:  # the base classifier alone: one draw of zero noise
             noise = torch.zeros((x.shape[0], 1, *x.shape[1:]), device=x.device)
         else:
             noise = torch.cat([
-                smooth.sample_noise(x[j : j + 1], attack.num_noise_vectors,
+                smooth.sample_noise(x[j : j + 1], args.num_noise,
                                     make_generator(input_seed(args.seed + 1, i), x.device))
                 for j, i in enumerate(idxs)
             ])

@@ -59,8 +59,6 @@ class TrainingMethod:
         self.attack = attack
         self.epsilon = float(epsilon)
         self.warmup = int(warmup)
-        if attack is not None:
-            attack.num_noise_vectors = self.num_noise
 
     def epsilon_at(self, epoch: int) -> float:
         return 0.0 if self.attack is None else warmup_epsilon(self.epsilon, epoch, self.warmup)
@@ -83,8 +81,8 @@ class TrainingMethod:
         for xc, yc in zip(x.split(chunk), y.split(chunk)):
             noise = smooth.sample_noise(xc, m, generator)  # [c, m, C, H, W]
             if self.attack is not None and eps > 0:
-                self.attack.epsilon = eps
-                xc_adv = self.attack(smooth, xc, yc, noise=noise, generator=generator)
+                xc_adv = self.attack(smooth, xc, yc, noise=noise, generator=generator,
+                                     epsilon=eps)
             else:
                 xc_adv = xc
             if self.multi_noise:

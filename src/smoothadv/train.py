@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import random
@@ -29,11 +30,11 @@ from tqdm import tqdm
 
 from . import distributed as D
 from .attacks import attack_from_options
-from .constants import ARCH_DEFAULTS
 from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
 from .methods import TrainingMethod, create_method
 from .models import (
+    checkpoint_normalisation,
     create_model,
     has_conv,
     normalize_state_dict,
@@ -156,14 +157,16 @@ def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
 # ----------------------------------------------------------------------------- models
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike) -> list[str]:
-    """Copy every weight of a checkpoint (ours or the paper's) whose name and shape match;
-    return the names left at their initialisation (the new head when class counts differ)."""
-    state = normalize_state_dict(read_checkpoint(path)["state_dict"])
+def load_pretrained(model: nn.Module, ckpt: dict[str, Any]) -> list[str]:
+    """Copy every weight of a checkpoint dict (ours or the paper's, from ``read_checkpoint``)
+    whose name and shape match; return the names left at their initialisation (the new
+    head when class counts differ)."""
+    state = normalize_state_dict(ckpt["state_dict"])
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
-        raise UserError(f"no weight of {path} fits this architecture")
+        raise UserError(f"no weight of the pre-trained checkpoint ({ckpt['arch']}) fits "
+                        "this architecture")
     model.load_state_dict(usable, strict=False)
     return sorted(k for k in own if k not in usable)
 
@@ -249,13 +252,12 @@ class Trainer:
         self.arch = cfg.arch or spec.default_arch
         image_size = spec.image_size or int(train[0][0].shape[-1])
         self.image_size = image_size
-        self.mean, self.std = self._normalisation(train)
+        pretrained = read_checkpoint(cfg.pretrained) if cfg.pretrained else None
+        self.mean, self.std = self._normalisation(train, pretrained)
         torch.manual_seed(cfg.seed)
         model = create_model(self.arch, self.num_classes, mean=self.mean, std=self.std,
                              image_size=image_size)
-        self.fresh: list[str] = []
-        if cfg.pretrained:
-            self.fresh = load_pretrained(model, cfg.pretrained)
+        self.fresh: list[str] = load_pretrained(model, pretrained) if pretrained else []
         model = model.to(self.device)
         self.channels_last = cfg.channels_last and has_conv(model)
         if self.channels_last:
@@ -274,15 +276,14 @@ class Trainer:
         if cfg.resume:
             self._resume()
 
-    def _normalisation(self, train: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def _normalisation(self, train: Dataset, pretrained: dict[str, Any] | None,
+                       ) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The pre-trained checkpoint's constants (its weights expect them); else the
         dataset's; else (a folder whose channel count differs) measured on ≤ 2,000 images."""
-        if self.cfg.pretrained:
-            ckpt = read_checkpoint(self.cfg.pretrained)
-            defaults = ARCH_DEFAULTS.get(ckpt["arch"], {})
-            mean, std = ckpt.get("mean", defaults.get("mean")), ckpt.get("std", defaults.get("std"))
-            if mean is not None and std is not None:
-                return tuple(mean), tuple(std)
+        if pretrained is not None:
+            mean, std = checkpoint_normalisation(pretrained)
+            if mean is not None:
+                return mean, std
         channels = int(train[0][0].shape[0])
         if len(self.spec.mean) == channels:
             return tuple(self.spec.mean), tuple(self.spec.std)
@@ -402,9 +403,8 @@ class Trainer:
             if attack is not None and eps > 0 and adv_total < cfg.eval_adv_max:
                 keep = int(min(y.shape[0], cfg.eval_adv_max - adv_total))
                 xk, yk = x[:keep], y[:keep]
-                noise = self.smooth.sample_noise(xk, attack.num_noise_vectors, g)
-                attack.epsilon = eps
-                x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g)
+                noise = self.smooth.sample_noise(xk, self.method.num_noise, g)
+                x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g, epsilon=eps)
                 with self._autocast():
                     logits = model(x_adv + noise[:, 0]).float()
                 adv_correct += float((logits.argmax(1) == yk).sum())
@@ -460,7 +460,7 @@ class Trainer:
                     tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.3f} acc "
                                f"{train_acc:.3f} | test (noise σ={cfg.sigma:g}) loss "
                                f"{test_loss:.3f} acc {test_acc:.3f}"
-                               + ("" if adv_acc != adv_acc else f" | attacked {adv_acc:.3f}"))
+                               + ("" if math.isnan(adv_acc) else f" | attacked {adv_acc:.3f}"))
             D.barrier()
         return self.checkpoint_path
 

@@ -4,6 +4,7 @@ from . import cifar_resnet as _cifar_resnet  # noqa: F401  (registers architectu
 from . import small as _small  # noqa: F401
 from .checkpoint import (
     atomic_torch_save,
+    checkpoint_normalisation,
     create_model,
     has_conv,
     load_checkpoint,
@@ -18,6 +19,7 @@ from .registry import create_network, list_models, register_model
 __all__ = [
     "NormalizeLayer",
     "atomic_torch_save",
+    "checkpoint_normalisation",
     "create_model",
     "create_network",
     "has_conv",

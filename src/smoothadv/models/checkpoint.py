@@ -152,6 +152,14 @@ def normalize_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return {k: v for k, v in out.items() if k.startswith("1.")}
 
 
+def checkpoint_normalisation(ckpt: dict[str, Any]) -> tuple[tuple | None, tuple | None]:
+    """(mean, std) a checkpoint's weights expect: its own, else its architecture's default
+    (the paper's files store none); (None, None) when neither is known."""
+    defaults = ARCH_DEFAULTS.get(ckpt["arch"], {})
+    mean, std = ckpt.get("mean", defaults.get("mean")), ckpt.get("std", defaults.get("std"))
+    return (None, None) if mean is None or std is None else (tuple(mean), tuple(std))
+
+
 def _infer_shape(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
     """(in_channels, num_classes) from the first conv/linear weight and the last linear weight."""
     weights = [v for k, v in state_dict.items() if k.endswith("weight") and v.dim() >= 2]
@@ -180,8 +188,7 @@ def load_checkpoint(
     meta["dataset"] = ckpt.get("dataset", defaults.get("dataset"))
     meta["num_classes"] = int(ckpt.get("num_classes", num_classes))
     meta["image_size"] = int(ckpt.get("image_size", defaults.get("image_size", 32)))
-    mean = ckpt.get("mean", defaults.get("mean"))
-    std = ckpt.get("std", defaults.get("std"))
+    mean, std = checkpoint_normalisation(ckpt)
     if mean is None or std is None:
         raise UserError(
             f"checkpoint {path} stores no normalisation constants and architecture {arch!r} "
