@@ -76,11 +76,13 @@ class TrainingMethod:
         """
         m = self.num_noise
         eps = self.epsilon_at(epoch)
+        attacking = self.attack is not None and eps > 0
+        draws = m if attacking or self.multi_noise else 1  # only the attack needs unused draws
         chunk = math.ceil(x.shape[0] / m)
         kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for xc, yc in zip(x.split(chunk), y.split(chunk)):
-            noise = smooth.sample_noise(xc, m, generator)  # [c, m, C, H, W]
-            if self.attack is not None and eps > 0:
+            noise = smooth.sample_noise(xc, draws, generator)  # [c, draws, C, H, W]
+            if attacking:
                 xc_adv = self.attack(smooth, xc, yc, noise=noise, generator=generator,
                                      epsilon=eps)
             else:

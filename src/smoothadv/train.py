@@ -178,6 +178,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
+    """The generators' states at the end of an epoch, stored in the checkpoint for the record.
+    Resuming does not need them: every epoch reseeds from (seed, epoch, rank) first."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(),
                              "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
                              "python": repr(random.getstate())}
