@@ -43,10 +43,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Dataset and selection options of certify, predict and attack."""
     from .data import list_datasets
 
-    p.add_argument("--dataset", required=dataset_required, default=None,
+    p.add_argument("--dataset", default=None,
                    help=f"one of {', '.join(list_datasets())} (default: the checkpoint's)")
     p.add_argument("--data-root", default=None,
                    help="data folder (e.g. ../shared/data/cifar10); default: download to the cache")

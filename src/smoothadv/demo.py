@@ -14,6 +14,7 @@ epochs. These were chosen by trying ε ∈ {0.5, 0.75, 1.0}, T ∈ {2, 4, 6}, m 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
             rec_path = run_dir / "certify.tsv"
             rec_path.unlink(missing_ok=True)
-            (run_dir / "certify.tsv.config.json").write_text(f'{{"sigma": {sigma}}}\n')
+            (run_dir / "certify.tsv.config.json").write_text(json.dumps({"sigma": sigma}))
             run_records("certify", Smooth(model, 10, sigma), test, select_indices(len(test)),
                         rec_path, n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch,
                         seed=cfg.seed, progress=cfg.progress)
