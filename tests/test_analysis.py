@@ -148,8 +148,37 @@ def test_reproduces_the_papers_tables(group, capsys):
     radii, expected = _expected_tables()[group]
     dirs = [str(root / g.strip()) for g in group.split("+")]
     assert main(["analyze", *dirs, "--envelope", "--radii", *map(str, radii), "--format",
-                 "csv"]) == 0
+                 "csv", "--as-written"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[1].split(",")[1:]
     got = [tuple(map(float, re.match(r"\((.*)\) (.*)", c).groups())) for c in row]
     assert [g[1] for g in got] == [e[1] for e in expected]  # every certified cell
     assert [g[0] for g in got] == [e[0] for e in expected]  # and every clean bracket
+    # by default the logs' nearest-rounded radii lose half a unit: never more certified,
+    # and within a point of the paper's own arithmetic
+    assert main(["analyze", *dirs, "--envelope", "--radii", *map(str, radii), "--format",
+                 "csv"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[1].split(",")[1:]
+    safe = [tuple(map(float, re.match(r"\((.*)\) (.*)", c).groups())) for c in row]
+    assert all(s[1] <= e[1] and s[1] >= e[1] - 0.01 for s, e in zip(safe, expected))
+
+
+def test_radii_never_round_up(tmp_path):
+    from smoothadv.records import format_radius
+
+    assert format_radius(0.4996) == "0.499599"  # the double 0.4996 is 0.49959999…
+    assert format_radius(0.49999999) == "0.499999"
+    assert float(format_radius(0.1 + 0.2)) <= 0.1 + 0.2
+    for r in np.random.default_rng(0).uniform(0, 4, 1000):
+        assert float(format_radius(r)) <= r
+    # a file rounded to nearest (the paper's way): 0.4996 was written 0.500
+    old = tmp_path / "nearest.tsv"
+    old.write_text(HEADER + "0\t1\t1\t0.500\t1\t0:00:01.0\n1\t1\t1\t0.501\t1\t0:00:01.0\n")
+    rec = read_records(old)
+    assert rec.rounding == "nearest"
+    assert A.certified_accuracy(rec, [0.0, 0.5]).tolist() == [1.0, 0.5]
+    assert A.certified_accuracy(rec, [0.5], as_written=True).tolist() == [1.0]
+    # our files say they were rounded down, and compare exactly
+    new = tmp_path / "down.tsv"
+    new.write_text(HEADER + "0\t1\t1\t0.499999\t1\t0:00:01.0\n1\t1\t1\t0.500000\t1\t0:00:01.0\n")
+    (tmp_path / "down.tsv.config.json").write_text('{"radius_rounding": "down"}')
+    assert A.certified_accuracy(read_records(new), [0.5]).tolist() == [0.5]

@@ -58,13 +58,33 @@ def test_predict_record(digits_ckpt, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--sigma", "0"], "sigma must be a positive number"),
     (["--alpha", "1.5"], "alpha must lie strictly between 0 and 1"),
-    (["--n0", "500", "--n", "100"], "--n0 (500) must not exceed --n (100)"),
+    (["--n", "0"], "--n must be a positive integer"),
     (["--dataset", "svhn"], "unknown dataset 'svhn'"),
 ])
 def test_bad_arguments_give_one_line(digits_ckpt, tmp_path, capsys, extra, message):
     code = main(["certify", str(digits_ckpt), "--out", str(tmp_path / "x.tsv"), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and message in err
+
+
+def test_n0_above_n_is_valid_and_radii_round_down(digits_ckpt, tmp_path):
+    # CERTIFY holds for any n0, n ≥ 1: a quick run with --n 50 keeps the default n0 = 100
+    out = tmp_path / "quick.tsv"
+    assert main(["certify", str(digits_ckpt), "--n", "50", "--max", "20", "--skip", "4",
+                 "--out", str(out), "--no-progress", "--seed", "3"]) == 0
+    rec = read_records(out)
+    assert len(rec) == 5 and rec.rounding == "down"
+    texts = [line.split("\t")[3] for line in out.read_text().splitlines()[1:]]
+    assert all(len(t.split(".")[1]) == 6 for t in texts)  # six decimals, rounded down
+
+
+def test_checkpoint_that_does_not_fit_the_data(digits_ckpt, tmp_path, capsys):
+    root = shared_path("cifar10")
+    code = main(["certify", str(digits_ckpt), "--dataset", "cifar10", "--data-root", str(root),
+                 "--n", "10", "--max", "1", "--out", str(tmp_path / "x.tsv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "expects 1×8×8 images, but data set cifar10 has 3×32×32" in err
 
 
 def test_missing_checkpoint(tmp_path, capsys):

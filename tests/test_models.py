@@ -154,3 +154,16 @@ def test_bad_checkpoints(tmp_path):
 
 class _Evil:
     pass
+
+
+def test_resnet50_is_written_with_the_papers_dataparallel_keys(tmp_path):
+    from smoothadv.models import create_model, load_checkpoint, read_checkpoint, save_checkpoint
+
+    model = create_model("resnet50", 10, dataset="imagenet")
+    path = tmp_path / "r50.pth.tar"
+    save_checkpoint(path, model, arch="resnet50", epoch=1, meta=dict(num_classes=10))
+    keys = list(read_checkpoint(path)["state_dict"])
+    assert keys and all(k.startswith("1.module.") for k in keys)  # the paper's loader's layout
+    loaded, _ = load_checkpoint(path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])

@@ -105,7 +105,10 @@ def test_bad_inputs(linear_model):
     with pytest.raises(UserError, match=r"\[0,1\]"):
         smooth.certify(x + 2, 10, 100, 0.01, 10)
     with pytest.raises(UserError, match="n0"):
-        smooth.certify(x, 200, 100, 0.01, 10)
+        smooth.certify(x, 0, 100, 0.01, 10)
+    # n0 > n is valid (the selection draws are separate from the counting draws)
+    cert = smooth.certify(x, 200, 100, 0.01, 10, seed=0)
+    assert cert.n == 100 and 0 <= cert.n_a <= 100
     with pytest.raises(UserError, match="alpha"):
         smooth.certify(x, 10, 100, 1.5, 10)
     with pytest.raises(UserError, match="sigma"):

@@ -64,7 +64,8 @@ def test_smoothadv_trains_on_attacked_points(attack_cls, multi_noise):
     assert set(sizes) == {64}  # every attack forward holds B = 64 samples
     adv = torch.cat([s[2] for s in steps])
     dist = (adv - x).flatten(1).norm(dim=1)
-    assert dist.max() > 0 and dist.max() <= 0.5 + 1e-5
+    slack = 1e-5 if attack_cls is SmoothAdvPGD else 8 / 510  # DDN rounds to 256 levels
+    assert dist.max() > 0 and dist.max() <= 0.5 + slack
     assert torch.cat([s[1] for s in steps]).shape[0] == (64 * 4 if multi_noise else 64)
     for noisy, targets, clean_adv in steps:
         assert noisy.shape[0] == targets.shape[0]
@@ -79,7 +80,7 @@ def test_smoothadv_trains_on_attacked_points(attack_cls, multi_noise):
     dict(method="smoothadv", attack="pgd", m_train=2, multi_noise=True, steps=2,
          epsilon=0.5, warmup=2),
     dict(method="smoothadv", attack="ddn", m_train=2, steps=2, epsilon=0.5,
-         no_grad_attack=True),
+         estimator="no_grad"),
 ])
 def test_smoothadv_runs_log_attacked_accuracy(tmp_path, extra):
     train(_cfg(tmp_path, epochs=2, eval_adv_max=64, **extra))
@@ -211,6 +212,21 @@ def test_bad_training_arguments(tmp_path, capsys):
     assert "sigma" in capsys.readouterr().err
     assert main(["train", "--dataset", "digits", "--arch", "vgg", "--out", str(tmp_path)]) == 2
     assert "unknown architecture 'vgg'" in capsys.readouterr().err
-    assert main(["train", "--dataset", "digits", "--resume", "--out",
-                 str(tmp_path / "none")]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["train", "--dataset", "digits", "--lr-gamma", "0", "--out", str(tmp_path)]) == 2
+    assert "--lr-gamma" in capsys.readouterr().err
+
+
+def test_resume_without_a_checkpoint_starts_the_run(tmp_path, capsys):
+    # a run killed before its first checkpoint: the identical command simply starts it
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--batch", "64", "--resume",
+            "--train-subset", "128", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert "no checkpoint" in capsys.readouterr().out
+    assert len(_log(tmp_path / "run")) == 2
+    assert main(args) == 0  # now complete: resuming does nothing more
+    assert len(_log(tmp_path / "run")) == 2
+
+
+def test_lr_gamma(tmp_path):
+    train(_cfg(tmp_path, epochs=3, lr=0.1, lr_step=1, lr_gamma=0.5, train_subset=128))
+    assert [float(r[2]) for r in _log(tmp_path / "run")[1:]] == [0.1, 0.05, 0.025]

@@ -1,9 +1,14 @@
 """Analysis of certification records: certified accuracy, envelopes, ACR, tables and plots.
 
 Approximate certified accuracy at radius r (Cohen et al.): the fraction of rows with
-``correct`` = 1 and ``radius`` ≥ r. The envelope over several models takes, at each radius,
-the best model and reports its clean accuracy (accuracy at radius 0) beside it: this is how
-the SmoothAdv paper's tables are made.
+``correct`` = 1 and a radius ≥ r. The radius compared is :attr:`Records.radius_lower`, never
+above the certified one: for files whose radii were rounded to nearest (the paper's logs) the
+written value less half a unit in its last digit, so a row written 0.500 is not counted at
+r = 0.5 (its true radius may be 0.4996). ``as_written=True`` compares the written numbers as the
+paper's own analysis did, which reproduces its tables exactly.
+
+The envelope over several models takes, at each radius, the best model and reports its clean
+accuracy (accuracy at radius 0) beside it: this is how the SmoothAdv paper's tables are made.
 """
 
 from __future__ import annotations
@@ -43,11 +48,17 @@ class Summary:
     records: Records | None = field(default=None, repr=False)  # the rows, for plotting
 
 
-def certified_accuracy(records: Records, radii: Sequence[float]) -> np.ndarray:
-    """Fraction of rows with correct = 1 and radius ≥ r, for each r: array [len(radii)]."""
+def certified_accuracy(records: Records, radii: Sequence[float],
+                       as_written: bool = False) -> np.ndarray:
+    """Fraction of rows with correct = 1 and radius ≥ r, for each r: array [len(radii)].
+
+    The radius is ``records.radius_lower`` (never above the certified radius; a correct row
+    always counts at r = 0), or the written value with ``as_written``.
+    """
     if records.is_empty:
         return np.full(len(radii), np.nan)
-    certified = np.sort(records["radius"][records["correct"] == 1])
+    radius = records["radius"] if as_written else np.maximum(records.radius_lower, 0.0)
+    certified = np.sort(radius[records["correct"] == 1])
     below = np.searchsorted(certified, np.asarray(radii, dtype=np.float64), side="left")
     return (len(certified) - below) / len(records)
 
@@ -60,7 +71,8 @@ def average_certified_radius(records: Records) -> float:
 
 
 def certified_accuracy_lower_bound(
-    records: Records, radii: Sequence[float], alpha: float = 0.001, confidence: float = 0.001
+    records: Records, radii: Sequence[float], alpha: float = 0.001, confidence: float = 0.001,
+    as_written: bool = False,
 ) -> np.ndarray:
     """High-probability lower bound on the certified accuracy of the *population*.
 
@@ -78,7 +90,7 @@ def certified_accuracy_lower_bound(
     if m == 0:
         return np.full(len(radii), np.nan)
     q = binom.ppf(1 - confidence / 2, m, alpha)
-    k = np.round(certified_accuracy(records, radii) * m)
+    k = np.round(certified_accuracy(records, radii, as_written) * m)
     return lower_confidence_bound(np.clip(k - q, 0, m), m, confidence / 2)
 
 
@@ -118,8 +130,10 @@ def summarize(
     label: str | None = None,
     alpha: float | None = None,
     confidence: float = 0.001,
+    as_written: bool = False,
 ) -> Summary:
-    """All figures of one record file; ``alpha`` (the certificates' level) adds lower bounds."""
+    """All figures of one record file; ``alpha`` (the certificates' level) adds lower bounds;
+    ``as_written`` compares written radii as the paper's analysis did (see the module)."""
     radii = [float(r) for r in radii]
     empty = records.is_empty
     return Summary(
@@ -127,13 +141,13 @@ def summarize(
         path=str(records.path),
         rows=len(records),
         radii=radii,
-        certified=certified_accuracy(records, radii).tolist(),
+        certified=certified_accuracy(records, radii, as_written).tolist(),
         clean=float("nan") if empty else float(np.mean(records["correct"] == 1)),
         abstain=float("nan") if empty else float(np.mean(records["predict"] == -1)),
         acr=average_certified_radius(records),
         sigma=sigma_from_path(records.path),
         lower=None if alpha is None else certified_accuracy_lower_bound(
-            records, radii, alpha, confidence).tolist(),
+            records, radii, alpha, confidence, as_written).tolist(),
         records=records,
     )
 
@@ -270,9 +284,10 @@ def load_summaries(
     alpha: float | None = None,
     confidence: float = 0.001,
     warn: Callable[[str], None] = print,
+    as_written: bool = False,
 ) -> list[Summary]:
     """Summaries of every file under ``paths``; header-only files are reported and skipped."""
-    out = [summarize(rec, radii, label, alpha, confidence)
+    out = [summarize(rec, radii, label, alpha, confidence, as_written)
            for rec, label in _read_nonempty(expand_paths(paths), CERTIFY_COLUMNS[:5], labels,
                                             warn)]
     if not out:

@@ -1,18 +1,34 @@
 """SmoothAdv: adversarial attacks on the *smoothed* classifier (Salman et al., 2019).
 
-Both attacks maximise one loss, the cross-entropy of the soft smoothed classifier estimated
-with m fixed noise draws δ_1..δ_m ~ N(0, σ²I):
+The defaults compute what the paper's code computes, step for step. Notation: x in [0,1]ⁿ,
+δ_1..δ_m the fixed noise draws (already ×σ), G_y(x') = (1/m) Σ_i softmax(f(x' + δ_i))_y.
 
-    L(x') = −log( (1/m) Σ_i softmax(F(x' + δ_i))_y )        (clamped away from log 0)
+**Loss.** For m ≥ 2 the mean over the batch of −log(max(G_y, 1e−20)); for m = 1 the plain
+cross-entropy of f(x' + δ_1) (no clamp), summed over the batch. Only the per-example
+direction of its gradient is used.
 
-SmoothAdv-PGD takes T ℓ2-normalised ascent steps of size 2ε/T, projecting onto the ε-ball and
-[0,1]; SmoothAdv-DDN (Rony et al., 2019) decouples direction and norm. The gradient is either
-back-propagated (``estimator="grad"``) or estimated without back-propagating through f
-(``estimator="no_grad"``): ∇ E_δ[h(x+δ)] = E_δ[h(x+δ)·δ]/σ² (Stein's lemma).
+**Direction** (``estimator``):
 
-Attacks hold hyper-parameters only and are called as ``attack(smooth, x, y, noise=None)``
-on a batch x [B,C,H,W] in [0,1]. They run the model in eval mode with its parameters frozen,
-and restore the caller's training mode and ``requires_grad`` flags afterwards.
+- ``"grad"``: the exact gradient of the loss with respect to the perturbation.
+- ``"no_grad"`` (the paper's gradient-free estimator, m ≥ 2): −(1/m) Σ_i p_y(x'+δ_i)·δ_i,
+  no back-propagation through f and no baseline subtracted (Stein's lemma gives
+  ∇G_y = E[p_y(x+δ)·δ]/σ², so this points down G_y). With m = 1 the paper's code ignores the
+  flag and takes the exact gradient; so do we.
+- ``"no_grad_cv"`` (a departure, never the default): the same with the control variate
+  mean_i p_y subtracted from each p_y (lower variance). With m = 1 it is the exact gradient
+  too (the centred estimate would be exactly zero).
+
+Every direction is divided by its per-example ℓ2 norm; where that norm is 0 it is replaced by
+a standard normal draw, *not* normalised (as in the paper).
+
+**SmoothAdv-PGD** (T steps of size 2ε/T from δ = 0, no random start): δ ← δ + (2ε/T)·u, then
+first clip x + δ to [0,1], then rescale δ onto the ε-ball (``torch.renorm``, max norm ε).
+
+**SmoothAdv-DDN** (the paper's adaptation of Rony et al.'s DDN): see :class:`SmoothAdvDDN`.
+
+Attacks hold hyper-parameters only and are called as ``attack(smooth, x, y, noise=None)`` on a
+batch x [B,C,H,W] in [0,1]. They run the model in eval mode with its parameters frozen and
+restore the caller's training mode and ``requires_grad`` flags afterwards.
 """
 
 from __future__ import annotations
@@ -20,16 +36,21 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import UserError, check_epsilon, check_positive_int
 from .registry import Registry
 from .smoothing import Smooth, eval_mode
 
 LOG_CLAMP = 1e-20  # G_y is clamped here before the log, as in the paper's code
-ESTIMATORS = ("grad", "no_grad")
+ESTIMATORS = ("grad", "no_grad", "no_grad_cv")
+DDN_DECISIONS = ("vote", "soft")
+DDN_TRAIN_GAMMA = 0.05  # the paper's training default (its --gamma-DDN)
+DDN_ETA_MIN = 0.01  # the cosine schedule's floor (the paper's eta_min)
 
 ATTACKS: Registry[type[SmoothAdvAttack]] = Registry("attack")
 
@@ -44,13 +65,15 @@ def create_attack(name: str, **kwargs) -> SmoothAdvAttack:
 
 
 def attack_from_options(name: str, *, epsilon: float, steps: int, num_noise_vectors: int,
-                        no_grad: bool = False, ddn_gamma: float | None = None,
-                        ddn_init_norm: float = 1.0) -> SmoothAdvAttack:
+                        estimator: str = "grad", ddn_gamma: float | None = None,
+                        ddn_init_norm: float | None = 1.0, ddn_decision: str = "vote",
+                        strict_epsilon: bool = False) -> SmoothAdvAttack:
     """An attack from command-line style options (DDN's own options only reach DDN)."""
     kwargs: dict = dict(epsilon=epsilon, steps=steps, num_noise_vectors=num_noise_vectors,
-                        estimator="no_grad" if no_grad else "grad")
+                        estimator=estimator)
     if name == "ddn":
-        kwargs.update(gamma=ddn_gamma, init_norm=ddn_init_norm)
+        kwargs.update(gamma=ddn_gamma, init_norm=ddn_init_norm, decision=ddn_decision,
+                      strict_epsilon=strict_epsilon)
     return create_attack(name, **kwargs)
 
 
@@ -69,43 +92,73 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
-    """Per-example ℓ2 norms of t [B, ...] as [B, 1, 1, ...] (broadcastable)."""
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+    """Per-example ℓ2 norms of t [B, ...]: shape [B]."""
+    return t.flatten(1).norm(p=2, dim=1)
 
 
-def _unit(direction: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Normalise each example to unit ℓ2 norm; a zero vector becomes a random direction."""
+def _per_example(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """v [B] reshaped to broadcast against ``like`` [B, ...]."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+def normalize_direction(direction: torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Divide each example [B, ...] by its ℓ2 norm; an example whose norm is 0 becomes a
+    standard normal draw, not normalised (the paper's rule)."""
     norms = _norms(direction)
-    zero = norms.flatten() == 0
+    unit = direction / _per_example(norms, direction)
+    zero = norms == 0
     if zero.any():
-        rand = torch.randn(direction[zero].shape, generator=generator,
-                           device=direction.device, dtype=direction.dtype)
-        direction = direction.clone()
-        direction[zero] = rand
-        norms = _norms(direction)
-    return direction / norms
+        unit = unit.clone()
+        unit[zero] = torch.randn(unit[zero].shape, generator=generator, device=unit.device,
+                                 dtype=unit.dtype)
+    return unit
 
 
 def project(x: torch.Tensor, x_adv: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Project x_adv onto {‖x_adv − x‖₂ ≤ ε} ∩ [0,1]ⁿ, per example.
+    """The paper's projection: clip x_adv to [0,1] first, then rescale x_adv − x onto the
+    ε-ball with ``torch.renorm``; returns x + δ. Clipping first lets the rescaling bring the
+    perturbation back to norm ε wherever the clipped one is longer (the opposite order leaves
+    perturbations short of ε)."""
+    delta = x_adv.clamp(0.0, 1.0) - x
+    return x + delta.renorm(p=2, dim=0, maxnorm=epsilon)
 
-    Ball first, then box: clamping moves each coordinate toward x (which lies in [0,1]), so
-    the result stays inside the ball.
+
+def quantize(t: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round t to the grid {k/(levels−1)} (256 levels: 8-bit images), as the paper does."""
+    return torch.round(t * (levels - 1)) / (levels - 1)
+
+
+def majority_vote(preds: torch.Tensor) -> torch.Tensor:
+    """The most frequent class in each row of preds [B, m] (``torch.mode``'s tie rule)."""
+    return preds.mode(dim=1).values
+
+
+@dataclass
+class AttackStep:
+    """What one forward (and backward) pass at the current point x' gives.
+
+    ``direction``: [B,C,H,W], increases the attack's objective (not yet normalised).
+    ``probs``: G(x') [B,K] from the m draws. ``vote``: the majority vote of the hard labels
+    argmax f(x' + δ_i) over the m draws [B].
     """
-    delta = x_adv - x
-    scale = (epsilon / _norms(delta).clamp_min(1e-12)).clamp(max=1.0)
-    return (x + delta * scale).clamp(0.0, 1.0)
+
+    direction: torch.Tensor
+    probs: torch.Tensor
+    vote: torch.Tensor
 
 
 class SmoothAdvAttack:
-    """Shared machinery: the soft loss, its gradient (two estimators), noise, model state.
+    """Shared machinery: the paper's loss, its gradient (three estimators), noise, model state.
 
     Args (keyword-only):
         epsilon: ℓ2 radius in pixel space (the paper's eps_255 is 0.996).
         steps: iterations T ≥ 1.
         num_noise_vectors: noise draws m per input for the soft classifier.
-        estimator: "grad" (back-propagate) or "no_grad" (Stein estimate, no backward).
-        targeted: if True, y holds target classes and the attack maximises log G_y.
+        estimator: "grad" (back-propagate; default), "no_grad" (the paper's gradient-free
+            estimator) or "no_grad_cv" (with a control variate: a departure). With m = 1 every
+            estimator takes the exact gradient, as the paper's code does.
+        targeted: if True, y holds target classes and the attack decreases their loss.
     """
 
     def __init__(self, *, epsilon: float, steps: int, num_noise_vectors: int = 1,
@@ -114,7 +167,8 @@ class SmoothAdvAttack:
         self.steps = check_positive_int(steps, "steps")
         self.num_noise_vectors = check_positive_int(num_noise_vectors, "num_noise_vectors")
         if estimator not in ESTIMATORS:
-            raise UserError(f"unknown estimator {estimator!r}; choose grad or no_grad")
+            raise UserError(f"unknown estimator {estimator!r}; choose one of "
+                            f"{', '.join(ESTIMATORS)}")
         self.estimator = estimator
         self.targeted = bool(targeted)
 
@@ -127,43 +181,48 @@ class SmoothAdvAttack:
 
     # ------------------------------------------------------------------- loss, gradient
 
-    def _objective(self, probs_y: torch.Tensor) -> torch.Tensor:
-        """Per-example objective to *maximise* from G_y: −log G_y, or log G_y if targeted."""
-        log_g = probs_y.clamp_min(LOG_CLAMP).log()
-        return log_g if self.targeted else -log_g
+    def evaluate(self, smooth: Smooth, x_adv: torch.Tensor, y: torch.Tensor,
+                 noise: torch.Tensor) -> AttackStep:
+        """One pass at x_adv [B,C,H,W] with noise [B,m,C,H,W]: see :class:`AttackStep`."""
+        b, m = noise.shape[:2]
+        if self.estimator == "grad" or m == 1:
+            x_var = x_adv.detach().requires_grad_(True)
+            with torch.enable_grad():
+                noisy = (x_var.unsqueeze(1) + noise).reshape(b * m, *x_adv.shape[1:])
+                logits = smooth.base_classifier(noisy)
+                probs = torch.softmax(logits, dim=1).view(b, m, -1).mean(dim=1)
+                if m == 1:  # the paper's plain cross-entropy, summed
+                    loss = F.cross_entropy(logits, y, reduction="sum")
+                else:  # the paper's −log of the clamped average softmax, mean over the batch
+                    loss = F.nll_loss(probs.clamp(min=LOG_CLAMP).log(), y)
+                objective = -loss if self.targeted else loss
+                (direction,) = torch.autograd.grad(objective, x_var)
+            return AttackStep(direction, probs.detach(), self._vote(logits.detach(), b, m))
+        with torch.no_grad():
+            noisy = (x_adv.unsqueeze(1) + noise).reshape(b * m, *x_adv.shape[1:])
+            logits = smooth.base_classifier(noisy)
+            per_draw = torch.softmax(logits, dim=1).view(b, m, -1)
+            p_y = per_draw.gather(2, y.view(b, 1, 1).expand(b, m, 1)).squeeze(2)  # [B, m]
+            if self.estimator == "no_grad_cv":
+                p_y = p_y - p_y.mean(dim=1, keepdim=True)
+            weights = p_y.view(b, m, *([1] * (noise.dim() - 2)))
+            direction = -(weights * noise).mean(dim=1)  # points down G_y
+            if self.targeted:
+                direction = -direction
+        return AttackStep(direction, per_draw.mean(dim=1), self._vote(logits, b, m))
+
+    @staticmethod
+    def _vote(logits: torch.Tensor, b: int, m: int) -> torch.Tensor:
+        return majority_vote(logits.argmax(1).view(b, m))
 
     def ascent_direction(self, smooth: Smooth, x_adv: torch.Tensor, y: torch.Tensor,
                          noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(direction [B,C,H,W] of increasing objective, soft probabilities G [B,K]).
+        """(direction [B,C,H,W] increasing the objective, G [B,K]) at x_adv."""
+        step = self.evaluate(smooth, x_adv, y, noise)
+        return step.direction, step.probs
 
-        The direction is the exact gradient ("grad") or the Stein estimate ("no_grad");
-        only its direction matters, since both attacks normalise it.
-        """
-        if self.estimator == "grad":
-            x_var = x_adv.detach().requires_grad_(True)
-            with torch.enable_grad():
-                probs = smooth.soft_forward(x_var, noise=noise)
-                objective = self._objective(probs.gather(1, y[:, None]).squeeze(1))
-                (grad,) = torch.autograd.grad(objective.sum(), x_var)
-            return grad, probs.detach()
-        with torch.no_grad():
-            b, m = noise.shape[:2]
-            noisy = (x_adv.unsqueeze(1) + noise).reshape(b * m, *x_adv.shape[1:])
-            per_draw = torch.softmax(smooth.base_classifier(noisy), dim=1).view(b, m, -1)
-            probs = per_draw.mean(dim=1)
-            term = per_draw.gather(2, y.view(b, 1, 1).expand(b, m, 1)).squeeze(2)  # [B, m]
-            # ∇G_y ≈ mean_i (t_i − t̄)·δ_i/σ²; the mean t̄ is a control variate (E[δ] = 0).
-            weights = (term - term.mean(dim=1, keepdim=True)) / smooth.sigma**2
-            grad_g = (weights.view(b, m, *([1] * (noise.dim() - 2))) * noise).mean(dim=1)
-            # d(−log G_y) = −∇G_y / G_y; targeted flips the sign.
-            scale = probs.gather(1, y[:, None]).clamp_min(LOG_CLAMP)
-            scale = scale.view(-1, *([1] * (x_adv.dim() - 1)))
-            grad = grad_g / scale if self.targeted else -grad_g / scale
-        return grad, probs
-
-    def is_adversarial(self, probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Whether the soft classifier's top class already fools (or hits the target)."""
-        pred = probs.argmax(dim=1)
+    def fooled(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Whether predictions [B] fool the classifier (or hit the target, if targeted)."""
         return pred == y if self.targeted else pred != y
 
     # ------------------------------------------------------------------------- calling
@@ -175,9 +234,10 @@ class SmoothAdvAttack:
         """Attack a batch x [B,C,H,W] in [0,1] with labels (or targets) y [B].
 
         ``noise``: δ draws [B, m, C, H, W] already scaled by σ (the training loop passes the
-        draws it will train on); sampled with ``generator`` when None. ``epsilon`` overrides
-        the attack's radius for this call (the training warm-up). Returns x_adv [B,C,H,W],
-        detached, with ‖x_adv − x‖₂ ≤ ε per input and x_adv in [0,1].
+        draws it will train on); sampled with ``generator`` when None. ``generator`` also
+        draws the random directions that replace zero gradients. ``epsilon`` overrides the
+        attack's radius for this call (the training warm-up). Returns x_adv [B,C,H,W],
+        detached, in [0,1].
         """
         eps = self.epsilon if epsilon is None else check_epsilon(epsilon)
         if noise is None:
@@ -197,10 +257,14 @@ class SmoothAdvAttack:
 
 @ATTACKS.register("pgd")
 class SmoothAdvPGD(SmoothAdvAttack):
-    """SmoothAdv-PGD: T steps x' ← Π(x' + (2ε/T)·∇L/‖∇L‖) with the same m draws each step.
+    """SmoothAdv-PGD: T steps δ ← Π(δ + (2ε/T)·u) from δ = 0, u the normalised direction,
+    Π = clip x + δ to [0,1], then rescale δ to norm ≤ ε; the same m draws every step.
 
-    ``random_start`` begins at a uniformly random point of the ε-sphere (off by default, as in
-    the paper).
+    The result satisfies ‖x_adv − x‖₂ ≤ ε (up to ``torch.renorm``'s 1e-7 margin) and equals ε
+    wherever the last step's clipped perturbation was longer than ε.
+
+    ``random_start`` (a departure; off, as in the paper) begins at a uniformly random point of
+    the ε-sphere.
     """
 
     def __init__(self, *, epsilon: float, steps: int, num_noise_vectors: int = 1,
@@ -211,83 +275,125 @@ class SmoothAdvPGD(SmoothAdvAttack):
         self.random_start = bool(random_start)
 
     def _run(self, smooth, x, y, noise, generator, epsilon):
-        step = 2 * epsilon / self.steps
-        x_adv = x.clone()
+        step = epsilon / self.steps * 2
+        delta = torch.zeros_like(x)
         if self.random_start:
-            start = _unit(torch.randn(x.shape, generator=generator, device=x.device))
-            x_adv = project(x, x + epsilon * start, epsilon)
+            start = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            start = start / _per_example(_norms(start), start)
+            delta = project(x, x + epsilon * start, epsilon) - x
         for _ in range(self.steps):
-            grad, _ = self.ascent_direction(smooth, x_adv, y, noise)
-            x_adv = project(x, x_adv + step * _unit(grad, generator), epsilon)
-        return x_adv
+            direction = self.evaluate(smooth, x + delta, y, noise).direction
+            delta = delta + step * normalize_direction(direction, generator)
+            delta = (x + delta).clamp(0.0, 1.0) - x
+            delta = delta.renorm(p=2, dim=0, maxnorm=epsilon)
+        return x + delta
 
 
 def default_ddn_gamma(epsilon: float, steps: int) -> float:
-    """The paper's evaluation setting γ = 1 − (3/510/ε)^(1/T), floored at 0.01."""
-    if epsilon <= 0:
-        return 0.05
-    return max(0.01, 1.0 - (3.0 / 510.0 / epsilon) ** (1.0 / steps))
+    """The paper's evaluation setting γ = 1 − (3/510/ε)^(1/T) (its prediction script).
+
+    No floor is applied. For ε ≤ 3/510 the formula gives γ ≤ 0, which would invert the
+    algorithm: that is refused, and the user must give γ.
+    """
+    gamma = 1.0 - (3.0 / 510.0 / epsilon) ** (1.0 / steps) if epsilon > 0 else 0.0
+    if not 0 < gamma < 1:
+        raise UserError(f"the paper's DDN gamma 1-(3/510/eps)^(1/T) is {gamma:.4g} for "
+                        f"eps={epsilon:g}, T={steps}; give --ddn-gamma in (0,1)")
+    return gamma
+
+
+def ddn_step_sizes(steps: int, eta_min: float = DDN_ETA_MIN) -> list[float]:
+    """DDN's step sizes: SGD at learning rate 1 under cosine annealing to ``eta_min`` over T
+    steps, the schedule advanced *before* each step, so step t (0..T−1) has size
+    eta_min + (1 − eta_min)·(1 + cos(π(t+1)/T))/2 (the last is eta_min)."""
+    return [eta_min + (1 - eta_min) * (1 + math.cos(math.pi * (t + 1) / steps)) / 2
+            for t in range(steps)]
 
 
 @ATTACKS.register("ddn")
 class SmoothAdvDDN(SmoothAdvAttack):
-    """SmoothAdv-DDN: decoupled direction and norm on the soft loss.
+    """SmoothAdv-DDN, as in the paper's code.
 
-    Each step moves δ along the normalised gradient with a cosine-annealed step
-    ``init_alpha``·(1 + cos(π t/T))/2 (``init_alpha`` default ε), then rescales δ to a norm
-    that shrinks by (1 − γ) where the point is already adversarial and grows by (1 + γ)
-    otherwise, capped at ε; with ``quantize`` levels (256) x + δ is rounded to that grid;
-    then clipped to [0,1]. The smallest-norm adversarial point seen is returned; an input
-    never made adversarial gets the last iterate. The result always lies in the ε-ball
-    (where rounding would leave it, δ is rescaled onto the ball).
+    - δ = 0; the norm budget starts at ``init_norm`` (1.0; not capped at ε); the best norm so
+      far at the largest norm the [0,1] box allows around x, ‖max(x, 1 − x)‖₂; the best δ at 0.
+    - Each of the T iterations, at the current iterate x + δ (before stepping): the loss and
+      its direction as PGD's; "already adversarial" by the majority vote of the hard labels
+      over the m noisy copies (``decision="vote"``); where adversarial and ‖δ‖ is below the
+      best norm so far, δ is remembered. The point after the last step is not checked.
+    - Step: δ ← δ + s_t·u with s_t from :func:`ddn_step_sizes` (cosine annealing, lr 1 → 0.01).
+    - The budget is multiplied by (1 − γ) where adversarial, (1 + γ) where not, and capped by
+      the box's largest norm (not by ε); δ is rescaled to that norm; x + δ is rounded to
+      ``levels`` (256) levels and clipped to [0,1].
+    - The answer: the best δ (0 where none was adversarial, so x itself) rescaled onto the
+      ε-ball (``torch.renorm``), then δ itself rounded to the 256 levels. As in the paper the
+      rounding can leave the ε-ball by a hair (at most √n/510 in theory, far less in practice).
+
+    ``init_norm``: ``None`` means the ε of each call: the paper's training loop sets its DDN's
+    initial norm to the epoch's (warmed-up) ε, which the training command follows.
+
+    γ: ``None`` means the paper's evaluation default :func:`default_ddn_gamma` for the ε of each
+    call; the paper trains with γ = 0.05 (``DDN_TRAIN_GAMMA``, the training command's default).
+
+    Departures, as named options (off by default): ``decision="soft"`` decides "adversarial" by
+    the argmax of G instead of the vote; ``strict_epsilon=True`` rounds the final δ toward 0
+    instead of to nearest, so ‖x_adv − x‖₂ ≤ ε holds exactly (x_adv stays on the 8-bit grid
+    when x is on it). ``quantize=False`` skips all rounding.
     """
 
     def __init__(self, *, epsilon: float, steps: int, num_noise_vectors: int = 1,
-                 estimator: str = "grad", targeted: bool = False, init_norm: float = 1.0,
-                 gamma: float | None = None, quantize: int | None = 256,
-                 init_alpha: float | None = None) -> None:
+                 estimator: str = "grad", targeted: bool = False,
+                 init_norm: float | None = 1.0,
+                 gamma: float | None = None, quantize: bool = True, levels: int = 256,
+                 decision: str = "vote", strict_epsilon: bool = False) -> None:
         super().__init__(epsilon=epsilon, steps=steps, num_noise_vectors=num_noise_vectors,
                          estimator=estimator, targeted=targeted)
-        self.init_norm = float(init_norm)
+        if init_norm is not None and not init_norm > 0:
+            raise UserError(f"DDN init_norm must be positive, got {init_norm}")
+        self.init_norm = None if init_norm is None else float(init_norm)
         if gamma is not None and not 0 < gamma < 1:
             raise UserError(f"DDN gamma must lie in (0,1), got {gamma}")
-        self.gamma = gamma  # None: the paper's default for the ε of each call
-        if quantize is not None and quantize < 2:
-            raise UserError("quantize needs at least 2 levels (or None)")
-        self.quantize = quantize
-        self.init_alpha = init_alpha  # None: ε of each call
+        self.gamma = gamma
+        if levels < 2:
+            raise UserError("DDN needs at least 2 quantisation levels")
+        self.quantize = bool(quantize)
+        self.levels = int(levels)
+        if decision not in DDN_DECISIONS:
+            raise UserError(f"unknown DDN decision {decision!r}; choose vote or soft")
+        self.decision = decision
+        self.strict_epsilon = bool(strict_epsilon)
+
+    def _adversarial(self, step: AttackStep, y: torch.Tensor) -> torch.Tensor:
+        pred = step.vote if self.decision == "vote" else step.probs.argmax(dim=1)
+        return self.fooled(pred, y)
 
     def _run(self, smooth, x, y, noise, generator, epsilon):
         gamma = default_ddn_gamma(epsilon, self.steps) if self.gamma is None else self.gamma
-        init_alpha = epsilon if self.init_alpha is None else self.init_alpha
         b = x.shape[0]
-        view = (-1, *([1] * (x.dim() - 1)))
         delta = torch.zeros_like(x)
-        norm = torch.full((b,), min(self.init_norm, epsilon), device=x.device)
-        best = x.clone()
-        best_norm = torch.full((b,), math.inf, device=x.device)
-        for t in range(self.steps + 1):  # T steps, then the last iterate is checked too
-            if t < self.steps:
-                grad, probs = self.ascent_direction(smooth, x + delta, y, noise)
-            else:
-                with torch.no_grad():
-                    probs = smooth.soft_forward(x + delta, noise=noise)
-            adv = self.is_adversarial(probs, y)
-            cur = _norms(delta).flatten()
-            better = adv & (cur < best_norm)
-            best_norm = torch.where(better, cur, best_norm)
-            best[better] = (x + delta)[better]
-            if t == self.steps:
-                break
-            alpha = init_alpha * (1 + math.cos(math.pi * t / self.steps)) / 2
-            delta = delta + alpha * _unit(grad, generator)
-            norm = torch.where(adv, norm * (1 - gamma), norm * (1 + gamma))
-            norm = norm.clamp(max=epsilon)
-            delta = delta * (norm / _norms(delta).flatten().clamp_min(1e-12)).view(view)
-            x_new = x + delta
+        init_norm = epsilon if self.init_norm is None else self.init_norm
+        norm = torch.full((b,), init_norm, device=x.device, dtype=x.dtype)
+        worst_norm = _norms(torch.max(x, 1 - x))
+        best_l2 = worst_norm.clone()
+        best_delta = torch.zeros_like(x)
+        for size in ddn_step_sizes(self.steps):
+            l2 = _norms(delta)
+            step = self.evaluate(smooth, x + delta, y, noise)
+            adv = self._adversarial(step, y)
+            better = adv & (l2 < best_l2)
+            best_l2 = torch.where(better, l2, best_l2)
+            best_delta[better] = delta[better]
+            delta = delta + size * normalize_direction(step.direction, generator)
+            norm = norm * (1 - (2 * adv.to(x.dtype) - 1) * gamma)
+            norm = torch.min(norm, worst_norm)
+            delta = delta * _per_example(norm / _norms(delta), delta)
+            delta = delta + x
             if self.quantize:
-                levels = self.quantize - 1
-                x_new = torch.round(x_new * levels) / levels
-            delta = project(x, x_new.clamp(0, 1), epsilon) - x
-        found = torch.isfinite(best_norm)
-        return torch.where(found.view(view), best, x + delta)
+                delta = quantize(delta, self.levels)
+            delta = delta.clamp(0.0, 1.0) - x
+        best_delta = best_delta.renorm(p=2, dim=0, maxnorm=epsilon)
+        if self.quantize:
+            if self.strict_epsilon:
+                best_delta = torch.trunc(best_delta * (self.levels - 1)) / (self.levels - 1)
+            else:
+                best_delta = quantize(best_delta, self.levels)
+        return x + best_delta

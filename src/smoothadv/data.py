@@ -342,3 +342,20 @@ def check_image_range(x: torch.Tensor) -> None:
         raise UserError(
             f"images must lie in [0,1] (pixel space), got values in [{lo:.3g}, {hi:.3g}]"
         )
+
+
+def check_input_shape(meta: dict, dataset: Dataset, name: str, checkpoint: object) -> None:
+    """Raise :class:`UserError` (one line, before any work) when the data set's images do not
+    have the channels and size the checkpoint's model was built for (e.g. a digits model given
+    CIFAR-10)."""
+    if len(dataset) == 0:
+        return
+    shape = tuple(dataset[0][0].shape)  # [C, H, W]
+    channels, size = meta.get("in_channels"), meta.get("image_size")
+    wrong_channels = channels is not None and shape[0] != channels
+    wrong_size = size is not None and shape[-2:] != (size, size)
+    if wrong_channels or wrong_size:
+        raise UserError(
+            f"checkpoint {checkpoint} expects {channels}×{size}×{size} images, but data set "
+            f"{name} has {shape[0]}×{shape[1]}×{shape[2]}"
+        )

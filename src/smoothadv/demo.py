@@ -83,7 +83,8 @@ def run_demo(cfg: DemoConfig) -> Path:
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
             rec_path = run_dir / "certify.tsv"
             rec_path.unlink(missing_ok=True)
-            (run_dir / "certify.tsv.config.json").write_text(json.dumps({"sigma": sigma}))
+            (run_dir / "certify.tsv.config.json").write_text(json.dumps({"sigma": sigma,
+                                                                    "radius_rounding": "down"}))
             run_records("certify", Smooth(model, 10, sigma), test, select_indices(len(test)),
                         rec_path, n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch,
                         seed=cfg.seed, progress=cfg.progress)

@@ -18,7 +18,14 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from . import distributed as D
-from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, RecordWriter, format_time, read_records
+from .records import (
+    CERTIFY_COLUMNS,
+    PREDICT_COLUMNS,
+    RecordWriter,
+    format_radius,
+    format_time,
+    read_records,
+)
 from .smoothing import ABSTAIN, Smooth, eval_mode, input_seed
 
 
@@ -111,7 +118,8 @@ def run_records(
             for j, (idx, label, res) in enumerate(zip(chunk, ys.tolist(), results)):
                 correct = int(res.prediction == label)
                 if kind == "certify":
-                    writer.write(idx, label, res.prediction, res.radius, correct, elapsed)
+                    writer.write(idx, label, res.prediction, format_radius(res.radius), correct,
+                                 elapsed)
                 elif kind == "predict":
                     writer.write(idx, label, res.prediction, base[j], correct, elapsed)
                 else:

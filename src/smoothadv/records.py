@@ -3,13 +3,23 @@
 Certification: ``idx label predict radius correct time``; prediction: ``idx label predict
 basePredict correct time`` (the paper's columns, in this order; more may follow). ``time`` is
 ``H:MM:SS.ffffff``. Writers append and flush every row, and resume after the last complete row.
+
+Radii are written rounded *down* to six decimals (:func:`format_radius`), so a written radius
+never exceeds the certified one. Files written otherwise (the paper's logs: three significant
+digits; this library before 0.2: three decimals) were rounded to nearest, so their written
+value can exceed the true radius by half a unit in the last digit: :attr:`Records.radius_lower`
+subtracts that half unit for such files, and analysis counts a row as certified at r only when
+``radius_lower`` ≥ r. A record file is known to be rounded down when the ``.config.json``
+beside it says ``"radius_rounding": "down"``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +28,38 @@ from .errors import UserError
 
 CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 PREDICT_COLUMNS = ("idx", "label", "predict", "basePredict", "correct", "time")
+
+
+RADIUS_DECIMALS = 6
+
+
+def format_radius(radius: float, decimals: int = RADIUS_DECIMALS) -> str:
+    """``radius`` rounded *down* to ``decimals`` decimals, e.g. 0.4999996 → ``0.499999``.
+
+    Exact: the double is converted to a decimal without error and floored, so the text (and
+    the double it reads back as) is never above ``radius``.
+    """
+    step = Decimal(1).scaleb(-decimals)
+    return str(Decimal(float(radius)).quantize(step, rounding=ROUND_FLOOR))
+
+
+def radius_rounding(path: str | os.PathLike) -> str:
+    """'down' when the record file's ``.config.json`` says its radii were rounded down,
+    else 'nearest' (the paper's logs and older files)."""
+    path = Path(path)
+    try:
+        config = json.loads(path.with_name(path.name + ".config.json").read_text())
+        return "down" if config.get("radius_rounding") == "down" else "nearest"
+    except (OSError, ValueError, AttributeError):
+        return "nearest"
+
+
+def half_unit(text: str) -> float:
+    """Half a unit in the last written digit of a decimal number: '0.953' → 0.0005,
+    '1.2' → 0.05, '4.1e-05' → 5e-07, '2' → 0.5."""
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
 
 
 def format_time(seconds: float) -> str:
@@ -105,6 +147,8 @@ class Records:
 
     path: Path
     columns: dict[str, np.ndarray]
+    rounding: str = "down"  # how the radius column was written: 'down' or 'nearest'
+    radius_slack: np.ndarray | None = field(default=None, repr=False)  # half units, per row
 
     def __len__(self) -> int:
         return len(self.columns["idx"])
@@ -115,6 +159,15 @@ class Records:
     @property
     def is_empty(self) -> bool:
         return len(self) == 0
+
+    @property
+    def radius_lower(self) -> np.ndarray:
+        """A value never above each row's true radius: the written radius when the file was
+        rounded down, else the written radius less half a unit in its last digit."""
+        radius = self.columns["radius"]
+        if self.rounding == "down" or self.radius_slack is None:
+            return radius
+        return radius - self.radius_slack
 
 
 def read_records(
@@ -149,6 +202,7 @@ def read_records(
         rows.append(fields)
         linenos.append(lineno)
     columns: dict[str, np.ndarray] = {}
+    slack = None
     for j, name in enumerate(header):
         texts = [r[j] for r in rows]
         try:
@@ -156,6 +210,8 @@ def read_records(
                 columns[name] = np.array([parse_time(t) for t in texts], dtype=np.float64)
             elif name in ("radius", "l2"):
                 columns[name] = np.array(texts, dtype=np.float64)
+                if name == "radius":
+                    slack = np.array([half_unit(t) for t in texts], dtype=np.float64)
             elif name in ("idx", "label", "predict", "basePredict", "correct", "cleanPredict"):
                 columns[name] = np.array([int(t) for t in texts], dtype=np.int64)
             else:
@@ -165,7 +221,8 @@ def read_records(
             raise UserError(
                 f"{path}:{linenos[bad]}: bad value {texts[bad]!r} in column {name!r}"
             ) from None
-    return Records(path=path, columns=columns)
+    return Records(path=path, columns=columns, rounding=radius_rounding(path),
+                   radius_slack=slack)
 
 
 def _parses(text: str, column: str) -> bool:

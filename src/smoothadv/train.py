@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as D
-from .attacks import attack_from_options
+from .attacks import DDN_TRAIN_GAMMA, attack_from_options
 from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
 from .methods import TrainingMethod, create_method
@@ -63,6 +63,7 @@ class TrainConfig:
     batch: int = 256
     lr: float = 0.1
     lr_step: int = 30
+    lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
     attack: str = "pgd"
@@ -71,9 +72,11 @@ class TrainConfig:
     m_train: int = 1
     multi_noise: bool = False
     warmup: int = 0
-    no_grad_attack: bool = False
-    ddn_gamma: float | None = 0.05
-    ddn_init_norm: float = 1.0
+    estimator: str = "grad"
+    ddn_gamma: float | None = DDN_TRAIN_GAMMA
+    ddn_init_norm: float | None = None  # None: the epoch's ε, as the paper's training loop
+    ddn_decision: str = "vote"
+    ddn_strict_epsilon: bool = False
     pretrained: str | None = None
     extra_data: str | None = None
     extra_weight: float = 1.0
@@ -96,6 +99,8 @@ class TrainConfig:
             check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr_gamma <= 1:
+            raise UserError(f"--lr-gamma must lie in (0, 1], got {self.lr_gamma}")
         if self.warmup < 0:
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
@@ -271,10 +276,12 @@ class Trainer:
             self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step, 0.1)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step,
+                                                         cfg.lr_gamma)
         self.method = self._make_method()
         self.smooth = Smooth(model, self.num_classes, cfg.sigma)
         self.start_epoch = 0
+        self.resumed = False
         if cfg.resume:
             self._resume()
 
@@ -300,8 +307,10 @@ class Trainer:
         if cfg.method == "smoothadv":
             attack = attack_from_options(cfg.attack, epsilon=cfg.epsilon, steps=cfg.steps,
                                          num_noise_vectors=cfg.m_train,
-                                         no_grad=cfg.no_grad_attack, ddn_gamma=cfg.ddn_gamma,
-                                         ddn_init_norm=cfg.ddn_init_norm)
+                                         estimator=cfg.estimator, ddn_gamma=cfg.ddn_gamma,
+                                         ddn_init_norm=cfg.ddn_init_norm,
+                                         ddn_decision=cfg.ddn_decision,
+                                         strict_epsilon=cfg.ddn_strict_epsilon)
         return create_method(cfg.method, sigma=cfg.sigma, num_noise=cfg.m_train,
                              multi_noise=cfg.multi_noise, attack=attack, epsilon=cfg.epsilon,
                              warmup=cfg.warmup)
@@ -311,8 +320,13 @@ class Trainer:
         return self.out / "checkpoint.pth.tar"
 
     def _resume(self) -> None:
+        """Continue from the run's checkpoint; with none yet (a run killed before its first
+        epoch ended) start from scratch, so that re-running the same command always works."""
         if not self.checkpoint_path.exists():
-            raise UserError(f"--resume: no checkpoint at {self.checkpoint_path}")
+            if D.is_main():
+                print(f"--resume: no checkpoint at {self.checkpoint_path} yet; starting the run")
+            return
+        self.resumed = True
         ckpt = read_checkpoint(self.checkpoint_path)
         self.model.load_state_dict(normalize_state_dict(ckpt["state_dict"]))
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -436,7 +450,7 @@ class Trainer:
                 json.dumps(asdict(cfg) | {"arch": self.arch, "device": str(self.device),
                                           "world_size": D.world_size(),
                                           "fresh_weights": self.fresh}, indent=2) + "\n")
-            if not (cfg.resume and log_path.exists()):
+            if not (self.resumed and log_path.exists()):
                 log_path.write_text("\t".join(LOG_COLUMNS) + "\n")
             else:
                 self._truncate_log(log_path)

@@ -86,6 +86,20 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+# Architectures the paper's code wraps in DataParallel inside its Sequential: their state
+# dicts are written with ``1.module.*`` keys, the layout the paper's loader expects.
+DATAPARALLEL_ARCHS = frozenset({"resnet50"})
+
+
+def paper_state_dict(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
+    """``model``'s state dict in the paper's layout: ``1.*`` keys (``0.*`` is the
+    parameter-free normalisation layer), ``1.module.*`` for :data:`DATAPARALLEL_ARCHS`."""
+    state = model.state_dict()
+    if arch in DATAPARALLEL_ARCHS:
+        state = {re.sub(r"^1\.", "1.module.", k): v for k, v in state.items()}
+    return state
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -98,13 +112,14 @@ def save_checkpoint(
 ) -> None:
     """Write ``model`` (a ``create_model`` Sequential, maybe DDP-wrapped) atomically.
 
-    ``meta`` holds the metadata keys of :data:`META_KEYS` (plain Python values).
+    ``meta`` holds the metadata keys of :data:`META_KEYS` (plain Python values). The state
+    dict has the paper's layout (:func:`paper_state_dict`), so the paper's code loads it.
     """
     model = getattr(model, "module", model)
     ckpt: dict[str, Any] = {
         "arch": arch,
         "epoch": int(epoch),
-        "state_dict": model.state_dict(),
+        "state_dict": paper_state_dict(model, arch),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
     for key in META_KEYS:

@@ -1,0 +1,49 @@
+"""The ``smoothadv`` command line: one module per sub-command, each thin over the library.
+
+Arguments are parsed inside :func:`main` only. Every sub-command registers itself with
+:func:`~smoothadv.cli.common.command`; user errors print one line (``smoothadv: error: …``)
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import UserError
+from . import analyze, attack, certify, demo, predict, pseudo_label, train  # noqa: F401
+from .common import COMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smoothadv",
+        description="Randomized smoothing and SmoothAdv: train, certify, attack and analyse "
+        "provably l2-robust classifiers.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"smoothadv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"smoothadv: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smoothadv: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

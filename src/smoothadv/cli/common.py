@@ -1,0 +1,231 @@
+"""What several sub-commands share: the command registry, common options, loading a model
+for evaluation, and the evaluation runner behind certify, predict and attack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+EPS_HELP = (
+    "l2 radius in pixel space (images in [0,1]); the paper's code used units of 1/256: "
+    "its eps_64 is 0.25, eps_127 0.496, eps_255 0.996, eps_512 2.0"
+)
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator: register ``run(args) -> int`` as sub-command ``name``."""
+
+    def wrap(run: Callable[[argparse.Namespace], int]) -> Callable:
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return wrap
+
+
+def warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Dataset and selection options of certify, predict and attack."""
+    from ..data import list_datasets
+
+    p.add_argument("--dataset", default=None,
+                   help=f"one of {', '.join(list_datasets())} (default: the checkpoint's)")
+    p.add_argument("--data-root", default=None,
+                   help="data folder (e.g. ../shared/data/cifar10); default: download to the cache")
+    p.add_argument("--split", default="test", choices=["train", "test"],
+                   help="dataset split (default: test)")
+    p.add_argument("--skip", type=int, default=1, help="take every SKIP-th input (default: 1)")
+    p.add_argument("--max", "--max-index", dest="max", type=int, default=-1,
+                   help="stop before this input index, -1 for all (default: -1); "
+                        "--max-index under torchrun")
+
+
+def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
+    """Write the resolved configuration (arguments plus derived values) as JSON."""
+    from .. import distributed as D
+
+    if not D.is_main():
+        return
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config.update(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def validate_sampling_args(args: argparse.Namespace) -> None:
+    """Check numeric arguments before anything is loaded, so mistakes fail at once."""
+    from ..errors import check_alpha, check_positive_int, check_sigma
+
+    if getattr(args, "sigma", None) is not None:
+        check_sigma(args.sigma)
+    check_alpha(args.alpha)
+    check_positive_int(args.n, "--n")
+    check_positive_int(args.batch, "--batch")
+    if hasattr(args, "n0"):
+        check_positive_int(args.n0, "--n0")
+    if args.skip < 1:
+        raise UserError(f"--skip must be at least 1, got {args.skip}")
+
+
+def load_for_eval(args: argparse.Namespace):
+    """(smooth, dataset, meta, device) from a checkpoint and the data arguments; the
+    checkpoint's input shape is checked against the data set's before any work."""
+    from .. import distributed as D
+    from ..data import check_input_shape, create_dataset, get_dataset_spec
+    from ..models import load_checkpoint
+    from ..smoothing import Smooth
+
+    device = D.resolve_device(args.device)
+    D.init_process_group(device)
+    model, meta = load_checkpoint(args.checkpoint, device=device)
+    name = args.dataset or meta.get("dataset")
+    if name is None:
+        raise UserError("the checkpoint names no dataset: give --dataset")
+    spec = get_dataset_spec(name)
+    dataset = create_dataset(name, args.split, args.data_root)
+    sigma = args.sigma if args.sigma is not None else meta.get("sigma")
+    if sigma is None:
+        raise UserError("the checkpoint records no sigma: give --sigma")
+    if spec.num_classes and spec.num_classes != meta["num_classes"]:
+        raise UserError(
+            f"checkpoint has {meta['num_classes']} classes, dataset {name} {spec.num_classes}"
+        )
+    check_input_shape(meta, dataset, name, args.checkpoint)
+    return Smooth(model, meta["num_classes"], sigma), dataset, meta, device
+
+
+def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
+    """Options of certify and predict (the paper's names and defaults)."""
+    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    add_data_args(p)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="noise level σ (default: the checkpoint's training σ)")
+    if with_n0:
+        p.add_argument("--n0", type=int, default=100,
+                       help="samples to select the class (100); any n0, n ≥ 1 is valid")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
+                   help="noise samples (CERTIFY: those estimating p_A; 100000); under "
+                        "torchrun write --num-samples, since torchrun takes --n for its own")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
+    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
+    add_common(p)
+
+
+def run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
+    """certify / predict / attack over the selected inputs, then one summary line."""
+    from .. import distributed as D
+    from ..evaluate import run_records, select_indices
+    from ..records import read_records
+
+    validate_sampling_args(args)
+    smooth, dataset, meta, device = load_for_eval(args)
+    indices = select_indices(len(dataset), args.skip, args.max)
+    out = Path(args.out)
+    write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
+                 device=str(device), arch=meta["arch"], num_inputs=len(indices),
+                 radius_rounding="down")
+    hooks, finish = make_attack(smooth, args) if make_attack else ({}, None)
+    run_records(
+        kind, smooth, dataset, indices, out, n0=getattr(args, "n0", 100), n=args.n,
+        alpha=args.alpha, batch_size=args.batch, seed=args.seed,
+        progress=not args.no_progress, **hooks,
+    )
+    if finish is not None:
+        finish()
+    if D.is_main():
+        print(summary_line(kind, read_records(out), args))
+    D.destroy_process_group()
+    return 0
+
+
+def summary_line(kind: str, rec, args: argparse.Namespace) -> str:
+    """The closing line of certify, predict and attack."""
+    if rec.is_empty:
+        return f"{kind}: no input selected; {rec.path} has a header only"
+    head = f"{kind}: {len(rec)} inputs in {rec.path}; "
+    if kind == "attack":
+        clean = float((rec["cleanPredict"] == rec["label"]).mean())
+        return (head + f"clean accuracy of g {clean:.3f}, empirical robust accuracy at "
+                f"eps={args.epsilon:g}: {float(rec['correct'].mean()):.3f}, mean l2 of "
+                f"perturbations {float(rec['l2'].mean()):.4f}")
+    return (head + f"accuracy of g {float(rec['correct'].mean()):.3f}, abstained "
+            f"{float((rec['predict'] == -1).mean()):.3f}")
+
+
+# ------------------------------------------------------------------ attack options
+
+
+ESTIMATOR_HELP = (
+    "gradient of the soft loss: grad (back-propagate; default), no_grad (the paper's "
+    "gradient-free estimator -mean_i p_y(x'+d_i) d_i) or no_grad_cv (a departure: with a "
+    "control variate). With m = 1 every choice uses the exact gradient, as the paper's code "
+    "does"
+)
+
+
+def add_attack_args(p: argparse.ArgumentParser, m_flag: str, m_default: int,
+                    steps_default: int, eps_default: float = 0.5,
+                    gamma_default: float | None = None) -> None:
+    """Options shared by ``attack`` and ``train``: the SmoothAdv attack's hyper-parameters
+    (defaults: the paper's)."""
+    from ..attacks import ESTIMATORS, list_attacks
+
+    p.add_argument("--attack", default="pgd", choices=list_attacks(),
+                   help="SmoothAdv-PGD or SmoothAdv-DDN (default: pgd)")
+    p.add_argument("--epsilon", type=float, default=eps_default,
+                   help=f"{EPS_HELP} (default: {eps_default})")
+    p.add_argument("--steps", type=int, default=steps_default,
+                   help=f"attack steps T (default: {steps_default})")
+    p.add_argument(m_flag, type=int, default=m_default, dest="num_noise", metavar="M",
+                   help=f"noise draws m per input for the soft classifier ({m_default})")
+    p.add_argument("--estimator", default="grad", choices=ESTIMATORS, help=ESTIMATOR_HELP)
+    p.add_argument("--no-grad-attack", dest="estimator", action="store_const",
+                   const="no_grad", help="the paper's flag: same as --estimator no_grad")
+    p.add_argument("--ddn-gamma", type=float, default=gamma_default,
+                   help="DDN norm update factor γ (default: "
+                   + ("1-(3/510/ε)^(1/T), the paper's evaluation setting, no floor)"
+                      if gamma_default is None
+                      else f"{gamma_default}, the paper's training setting)"))
+    if gamma_default is None:  # evaluation
+        p.add_argument("--ddn-init-norm", type=float, default=1.0,
+                       help="DDN initial norm budget, not capped at ε (default: 1.0, the "
+                            "paper's 256/256)")
+    else:  # training
+        p.add_argument("--ddn-init-norm", type=float, default=None,
+                       help="DDN initial norm budget (default: the epoch's ε, as the paper's "
+                            "training loop sets it)")
+    p.add_argument("--ddn-decision", default="vote", choices=["vote", "soft"],
+                   help="DDN's 'already adversarial' test: vote (the paper: majority of the "
+                        "m hard labels) or soft (a departure: argmax of G)")
+    p.add_argument("--ddn-strict-epsilon", action="store_true",
+                   help="a departure: DDN rounds its answer toward x so that it never leaves "
+                        "the ε-ball (the paper rounds to nearest, which can exceed ε by a hair)")
+
+
+def build_attack(args: argparse.Namespace):
+    """The attack object the parsed options describe."""
+    from ..attacks import attack_from_options
+
+    return attack_from_options(args.attack, epsilon=args.epsilon, steps=args.steps,
+                               num_noise_vectors=args.num_noise, estimator=args.estimator,
+                               ddn_gamma=args.ddn_gamma, ddn_init_norm=args.ddn_init_norm,
+                               ddn_decision=args.ddn_decision,
+                               strict_epsilon=args.ddn_strict_epsilon)

@@ -1,0 +1,90 @@
+"""``smoothadv train``: train a base classifier with Gaussian augmentation or SmoothAdv."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_attack_args, add_common, command
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from ..data import list_datasets
+    from ..methods import list_methods
+    from ..models import list_models
+
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
+    p.add_argument("--data-root", default=None, help="data folder (default: download)")
+    p.add_argument("--arch", default=None,
+                   help=f"one of {', '.join(list_models())} (default: the dataset's)")
+    p.add_argument("--method", default="gaussian", choices=list_methods(),
+                   help="gaussian (Cohen et al.) or smoothadv (Salman et al.)")
+    p.add_argument("--sigma", type=float, default=0.25, help="training noise σ (0.25)")
+    p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
+    p.add_argument("--batch", type=int, default=256, help="batch size (256)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    p.add_argument("--lr-step", type=int, default=30,
+                   help="decay the lr every N epochs (30; the paper's --lr_step_size)")
+    p.add_argument("--lr-gamma", type=float, default=0.1,
+                   help="lr decay factor at each step (0.1; the paper's --gamma)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (1e-4)")
+    add_attack_args(p, "--m-train", 1, 10, eps_default=0.25, gamma_default=0.05)
+    p.add_argument("--multi-noise", action="store_true",
+                   help="train on all m noisy copies of each attacked image")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="grow ε linearly from 0 over the first K epochs (0)")
+    p.add_argument("--pretrained", default=None,
+                   help="start from this checkpoint (ours or the paper's); a head with another "
+                        "class count is replaced")
+    p.add_argument("--extra-data", default=None,
+                   help="pseudo-labelled images (.pt from pseudo-label, or Carmon et al.'s "
+                        "pickle; a pickle can run code: trusted files only)")
+    p.add_argument("--extra-weight", type=float, default=1.0,
+                   help="weight of the pseudo-labelled loss (1.0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pth.tar, appending to OUT/log.tsv; "
+                        "without a checkpoint yet the run simply starts")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (0)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels-last memory format for conv nets (default: on; measured "
+                        "faster on CPU)")
+    p.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast on CUDA (noise is added in float32 first)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on a fixed random subset of this size")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="evaluate on a fixed random subset of this size")
+    p.add_argument("--eval-adv-max", type=int, default=500,
+                   help="test inputs attacked for the per-epoch attacked accuracy (500)")
+    p.add_argument("--out", required=True, help="run directory")
+    add_common(p)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~smoothadv.train.TrainConfig` the parsed options describe."""
+    from ..train import TrainConfig
+
+    return TrainConfig(
+        dataset=args.dataset, out=args.out, arch=args.arch, data_root=args.data_root,
+        method=args.method, sigma=args.sigma, epochs=args.epochs, batch=args.batch,
+        lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma, momentum=args.momentum,
+        weight_decay=args.weight_decay, attack=args.attack, epsilon=args.epsilon,
+        steps=args.steps, m_train=args.num_noise, multi_noise=args.multi_noise,
+        warmup=args.warmup, estimator=args.estimator, ddn_gamma=args.ddn_gamma,
+        ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
+        ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
+        extra_data=args.extra_data, extra_weight=args.extra_weight, resume=args.resume,
+        workers=args.workers, channels_last=args.channels_last, amp=args.amp,
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        eval_adv_max=args.eval_adv_max, seed=args.seed, device=args.device,
+        progress=not args.no_progress,
+    )
+
+
+@command("train", "train a base classifier: Gaussian augmentation or SmoothAdv", _train_args)
+def run_train(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    path = train(config_from_args(args))
+    print(f"checkpoint: {path}")
+    return 0
