@@ -80,3 +80,50 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     ok = value >= target if higher_is_better else value <= target
     sign = "≥" if higher_is_better else "≤"
     return f"target {sign} {target:g}: {'met' if ok else 'MISSED'}"
+
+
+# ------------------------------------------------------------------ trained models (cached)
+
+CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs",
+                     "bench")
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                      "shared", "data")
+
+
+def demo_models(sigma: float = 0.25) -> dict[str, str]:
+    """The demo's two digits models (Gaussian and SmoothAdv-PGD, its exact settings), trained
+    once into runs/bench and reused: {label: checkpoint path}."""
+    from smoothadv.demo import METHODS, DemoConfig
+    from smoothadv.train import TrainConfig, train
+
+    cfg = DemoConfig()
+    out = {}
+    for key, (name, options) in METHODS.items():
+        run_dir = os.path.join(CACHE, f"digits_{key}_sigma{sigma:g}")
+        ckpt = os.path.join(run_dir, "checkpoint.pth.tar")
+        if not os.path.exists(ckpt):
+            train(TrainConfig(dataset="digits", arch="mlp", out=run_dir, sigma=sigma,
+                              epochs=cfg.epochs, batch=64, lr=0.1,
+                              lr_step=max(1, cfg.epochs * 2 // 3), seed=cfg.seed,
+                              device="cpu", progress=False, **options(cfg)))
+        out[name] = ckpt
+    return out
+
+
+def cifar_resnet20(sigma: float = 0.25) -> str | None:
+    """A CIFAR-10 ResNet-20 after a short Gaussian-augmentation training (2 epochs on 10,000
+    training images; a benchmark model, not a good classifier), cached in runs/bench; None
+    without ../shared/data/cifar10."""
+    from smoothadv.train import TrainConfig, train
+
+    root = os.path.join(SHARED, "cifar10")
+    if not os.path.isdir(root):
+        return None
+    run_dir = os.path.join(CACHE, f"cifar_resnet20_sigma{sigma:g}")
+    ckpt = os.path.join(run_dir, "checkpoint.pth.tar")
+    if not os.path.exists(ckpt):
+        train(TrainConfig(dataset="cifar10", data_root=root, arch="cifar_resnet20", out=run_dir,
+                          sigma=sigma, epochs=2, batch=128, lr=0.1, lr_step=10,
+                          train_subset=10_000, test_subset=500, seed=0, device="cpu",
+                          progress=False))
+    return ckpt

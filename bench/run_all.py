@@ -16,6 +16,7 @@ import bench_certify  # noqa: E402
 import bench_certify_many  # noqa: E402
 import bench_channels_last  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_sequential  # noqa: E402
 import bench_train_step  # noqa: E402
 
 from common import machine  # noqa: E402
@@ -25,7 +26,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     start = time.perf_counter()
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
-                   bench_channels_last):
+                   bench_channels_last, bench_sequential):
         module.main()
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")

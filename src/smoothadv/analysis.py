@@ -45,6 +45,7 @@ class Summary:
     acr: float  # average certified radius: mean of radius × correct
     sigma: float | None = None
     lower: list[float] | None = field(default=None)  # high-probability lower bounds
+    samples: tuple[float, float, float] | None = None  # sequential: mean, median, p90
     records: Records | None = field(default=None, repr=False)  # the rows, for plotting
 
 
@@ -61,6 +62,15 @@ def certified_accuracy(records: Records, radii: Sequence[float],
     certified = np.sort(radius[records["correct"] == 1])
     below = np.searchsorted(certified, np.asarray(radii, dtype=np.float64), side="left")
     return (len(certified) - below) / len(records)
+
+
+def samples_per_input(records: Records) -> tuple[float, float, float] | None:
+    """(mean, median, 90th percentile) of the noise samples per input of a sequential record
+    file (its ``samples`` column); None for fixed-n files."""
+    if "samples" not in records.columns or records.is_empty:
+        return None
+    s = records["samples"].astype(np.float64)
+    return float(s.mean()), float(np.median(s)), float(np.percentile(s, 90))
 
 
 def average_certified_radius(records: Records) -> float:
@@ -148,6 +158,7 @@ def summarize(
         sigma=sigma_from_path(records.path),
         lower=None if alpha is None else certified_accuracy_lower_bound(
             records, radii, alpha, confidence, as_written).tolist(),
+        samples=samples_per_input(records),
         records=records,
     )
 
@@ -324,6 +335,9 @@ def summary_table(summaries: Sequence[Summary]) -> Table:
     abstention rate (and lower bounds, in brackets, where computed)."""
     radii = summaries[0].radii
     head = ["model", "sigma", "n"] + [f"r={_radius_head(r)}" for r in radii] + ["ACR", "abstain"]
+    sequential = any(s.samples is not None for s in summaries)
+    if sequential:
+        head += ["samples mean", "median", "p90"]
     rows = []
     for s in summaries:
         cells = []
@@ -333,7 +347,11 @@ def summary_table(summaries: Sequence[Summary]) -> Table:
                 cell += f" (≥{s.lower[j]:.3f})"
             cells.append(cell)
         sigma = "" if s.sigma is None else f"{s.sigma:g}"
-        rows.append([s.label, sigma, str(s.rows), *cells, f"{s.acr:.3f}", f"{s.abstain:.3f}"])
+        row = [s.label, sigma, str(s.rows), *cells, f"{s.acr:.3f}", f"{s.abstain:.3f}"]
+        if sequential:
+            row += ([f"{v:,.0f}" for v in s.samples] if s.samples is not None
+                    else ["", "", ""])
+        rows.append(row)
     return head, rows
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from . import distributed as D
+from .certification import SequentialCertifier
 from .records import (
     CERTIFY_COLUMNS,
     PREDICT_COLUMNS,
@@ -45,6 +46,7 @@ def inputs_per_group(n0: int, n: int, batch_size: int) -> int:
 
 
 ATTACK_COLUMNS = PREDICT_COLUMNS + ("cleanPredict", "l2")
+SEQUENTIAL_COLUMNS = CERTIFY_COLUMNS + ("samples", "p_lower", "p_upper", "decisions")
 AttackFn = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
 
 
@@ -64,6 +66,7 @@ def run_records(
     attack: AttackFn | None = None,
     on_attacked: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
     group: int | None = None,
+    randomized: bool = False,
 ) -> Path:
     """Write certification (``kind='certify'``), prediction (``'predict'``) or empirical
     robustness (``'attack'``) records; returns the record file's path.
@@ -73,21 +76,17 @@ def run_records(
     ``cleanPredict`` (g on the clean input) and ``l2`` (‖x_adv − x‖₂). ``on_attacked`` sees
     every (idxs, x, x_adv). Resumes: rows already in ``out`` (or this rank's part file) are
     skipped. ``group`` inputs are processed together (default: chosen from n0, n, batch).
+    ``randomized`` certifies with the randomized Clopper–Pearson bound.
     """
     if kind not in ("certify", "predict", "attack"):
         raise ValueError(f"unknown record kind {kind!r}")
     if (kind == "attack") != (attack is not None):
         raise ValueError("kind 'attack' needs an attack function, and only it")
     out = Path(out)
-    world, rank = D.world_size(), D.rank()
     columns = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,
                "attack": ATTACK_COLUMNS}[kind]
-    target = out if world == 1 else D.part_path(out, rank)
-    done: set[int] = set()
-    if world > 1 and out.exists() and out.stat().st_size > 0:
-        done = set(read_records(out)["idx"].tolist())
-    writer = RecordWriter(target, columns)
-    todo = [i for i in D.shard(indices) if i not in done and i not in writer.done]
+    writer, todo = _open_records(out, columns, indices)
+    rank = D.rank()
     if group is None:
         group = inputs_per_group(n0 if kind == "certify" else n, n, batch_size)
     bar = tqdm(total=len(todo), desc=kind, unit="input", disable=not progress or rank != 0,
@@ -102,7 +101,8 @@ def run_records(
             seeds = [input_seed(seed, i) for i in chunk]
             t0 = time.perf_counter()
             if kind == "certify":
-                results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds)
+                results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
+                                              randomized=randomized)
             else:
                 x_eval = xs
                 if attack is not None:
@@ -130,11 +130,75 @@ def run_records(
     finally:
         bar.close()
         writer.close()
+    _merge(out)
+    return out
+
+
+def _open_records(out: Path, columns: tuple[str, ...],
+                  indices: list[int]) -> tuple[RecordWriter, list[int]]:
+    """This rank's writer (``out`` alone, or its part file under torchrun) and the indices of
+    its share that no earlier run has written."""
+    world, rank = D.world_size(), D.rank()
+    target = out if world == 1 else D.part_path(out, rank)
+    done: set[int] = set()
+    if world > 1 and out.exists() and out.stat().st_size > 0:
+        done = set(read_records(out)["idx"].tolist())
+    writer = RecordWriter(target, columns)
+    return writer, [i for i in D.shard(indices) if i not in done and i not in writer.done]
+
+
+def _merge(out: Path) -> None:
+    """Under torchrun: wait for every rank, and let rank 0 merge the part files."""
+    world = D.world_size()
     if world > 1:
         D.barrier()
-        if rank == 0:
+        if D.rank() == 0:
             D.merge_record_parts(out, world)
         D.barrier()
+
+
+def run_sequential_records(
+    certifier: SequentialCertifier,
+    dataset: Dataset,
+    indices: list[int],
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Sequential certification records (:class:`~smoothadv.certification.SequentialCertifier`):
+    the certification columns (``radius`` = σΦ⁻¹(p_lower), rounded down) followed by
+    ``samples`` (noise samples drawn), ``p_lower``, ``p_upper`` and ``decisions`` (C, N or U per
+    radius of the run, comma-separated). Rows are written as inputs finish; input idx draws its
+    noise from ``input_seed(seed, idx)``, so rows do not depend on packing, resuming or
+    sharding (only their order does)."""
+    out = Path(out)
+    writer, todo = _open_records(out, SEQUENTIAL_COLUMNS, indices)
+    bar = tqdm(total=len(todo), desc="certify (sequential)", unit="input",
+               disable=not progress or D.rank() != 0, dynamic_ncols=True, mininterval=0.5)
+    start = {}
+
+    def items():
+        for idx in todo:
+            x, y = dataset[idx]
+            start[idx] = time.perf_counter()
+            yield idx, x, y, input_seed(seed, idx)
+
+    labels = {}
+    try:
+        for idx, res in certifier.run((i, x, labels.setdefault(i, y), s)
+                                      for i, x, y, s in items()):
+            label = labels.pop(idx)
+            elapsed = format_time(time.perf_counter() - start.pop(idx))
+            writer.write(idx, label, res.prediction, format_radius(res.radius),
+                         int(res.prediction == label), elapsed, res.samples,
+                         f"{res.p_lower:.8f}", f"{res.p_upper:.8f}", res.decision_text)
+            bar.update(1)
+            bar.set_postfix(last=f"{res.samples} samples", refresh=False)
+    finally:
+        bar.close()
+        writer.close()
+    _merge(out)
     return out
 
 

@@ -208,11 +208,12 @@ def read_records(
         try:
             if name == "time":
                 columns[name] = np.array([parse_time(t) for t in texts], dtype=np.float64)
-            elif name in ("radius", "l2"):
+            elif name in ("radius", "l2", "p_lower", "p_upper"):
                 columns[name] = np.array(texts, dtype=np.float64)
                 if name == "radius":
                     slack = np.array([half_unit(t) for t in texts], dtype=np.float64)
-            elif name in ("idx", "label", "predict", "basePredict", "correct", "cleanPredict"):
+            elif name in ("idx", "label", "predict", "basePredict", "correct", "cleanPredict",
+                          "samples"):
                 columns[name] = np.array([int(t) for t in texts], dtype=np.int64)
             else:
                 columns[name] = np.array(texts)
@@ -229,7 +230,7 @@ def _parses(text: str, column: str) -> bool:
     try:
         if column == "time":
             parse_time(text)
-        elif column in ("radius", "l2"):
+        elif column in ("radius", "l2", "p_lower", "p_upper"):
             float(text)
         else:
             int(text)

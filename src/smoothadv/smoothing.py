@@ -21,7 +21,12 @@ import torch.nn as nn
 
 from .data import check_image_range
 from .errors import UserError, check_alpha, check_positive_int, check_sigma
-from .stats import binomial_test_pvalue, certified_radius, lower_confidence_bound
+from .stats import (
+    binomial_test_pvalue,
+    certified_radius,
+    lower_confidence_bound,
+    randomized_lower_confidence_bound,
+)
 
 ABSTAIN = -1
 
@@ -76,6 +81,14 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return gen
 
 
+def randomization(seeds: Sequence[int] | None, count: int) -> np.ndarray:
+    """W ~ U[0,1] per input for the randomized Clopper–Pearson bound: from each input's seed
+    (a stream separate from its noise), or fresh when no seeds are given."""
+    if seeds is None:
+        return np.random.default_rng().random(count)
+    return np.array([np.random.default_rng([int(s), 0x52414E44]).random() for s in seeds])
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block, then restore each module's own flag."""
@@ -88,6 +101,37 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = flag
 
 
+class GaussianNoise:
+    """The standard noise model: δ = σ·N(0, I) in float, added to the float input.
+
+    (Float arithmetic makes this only approximately the Gaussian of the theorem; see
+    :mod:`smoothadv.certification.sound` for the sound alternative.)
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+
+    def __repr__(self) -> str:
+        return f"GaussianNoise(sigma={self.sigma})"
+
+    def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
+             device: torch.device) -> torch.Tensor:
+        """Standard normal draws (scaled by σ in :meth:`apply`)."""
+        return torch.randn(shape, generator=generator, device=device)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def apply(self, clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x + σ·noise in one pass; inputs are never clipped after adding noise."""
+        return torch.add(clean, noise, alpha=self.sigma)
+
+    def alpha_spent(self, samples: int, dims: int) -> float:
+        return 0.0
+
+
 class Smooth:
     """A smoothed classifier around ``base_classifier`` with noise level ``sigma``.
 
@@ -96,15 +140,36 @@ class Smooth:
             (normalisation is its first layer). Its device is the device of its parameters.
         num_classes: number of classes K.
         sigma: noise standard deviation σ > 0, in pixel units.
+        sound: certify and predict with the sound sampler
+            (:class:`~smoothadv.certification.sound.RoundedGaussian`: inputs on the 8-bit grid,
+            integer noise, certificates that hold in floating point). The soft classifier G
+            (attacks, training) always uses float Gaussian noise.
     """
 
-    def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float) -> None:
+    def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float,
+                 sound: bool = False) -> None:
         self.base_classifier = base_classifier
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.sigma = check_sigma(sigma)
+        self.sound = bool(sound)
+        if self.sound:
+            from .certification.sound import RoundedGaussian
+
+            self.noise = RoundedGaussian(self.sigma)
+        else:
+            self.noise = GaussianNoise(self.sigma)
 
     def __repr__(self) -> str:
-        return f"Smooth(num_classes={self.num_classes}, sigma={self.sigma})"
+        return (f"Smooth(num_classes={self.num_classes}, sigma={self.sigma}"
+                + (", sound=True)" if self.sound else ")"))
+
+    def effective_alpha(self, alpha: float, samples: int, dims: int) -> float:
+        """α left for the statistical test once the sampler's own error bound over ``samples``
+        noise vectors of ``dims`` coordinates is set aside (0 for float Gaussian noise)."""
+        spent = self.noise.alpha_spent(samples, dims)
+        if spent >= alpha:
+            raise UserError(f"the sampler's error bound {spent:.3g} exceeds alpha {alpha}")
+        return alpha - spent
 
     @property
     def device(self) -> torch.device:
@@ -131,16 +196,23 @@ class Smooth:
             (x.shape[0], num, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
         ).mul_(self.sigma)
 
+    def noisy_samples(self, x: torch.Tensor, num: int,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """``num`` noisy copies of one input [C,H,W] prepared by ``self.noise.prepare``:
+        [num, C, H, W] model inputs, the noise drawn from ``generator`` (the input's own
+        stream)."""
+        noise = self.noise.draw((num, *x.shape), generator, x.device)
+        return self.noise.apply(x, noise)
+
     def _noise_pieces(self, xs: torch.Tensor, num: int, unit: int,
                       gens: list[torch.Generator]) -> Iterator[tuple[int, torch.Tensor]]:
-        """Standard normal noise for each input in turn, ``num`` draws per input in pieces of
+        """Noise (``self.noise.draw``) for each input in turn, ``num`` draws per input in pieces of
         ``unit`` (the last may be smaller), each piece drawn from that input's own generator
         only when it is needed."""
         for j, gen in enumerate(gens):
             for start in range(0, num, unit):
                 size = min(unit, num - start)
-                yield j, torch.randn((size, *xs.shape[1:]), generator=gen, device=xs.device,
-                                     dtype=xs.dtype)
+                yield j, self.noise.draw((size, *xs.shape[1:]), gen, xs.device)
 
     @staticmethod
     def _pack(pieces: Iterator[tuple[int, torch.Tensor]],
@@ -182,8 +254,7 @@ class Smooth:
             else:
                 clean = xs.index_select(0, owner_ids)
                 noise = torch.cat([t for _, t in segments])
-            # x + σ·noise in one pass; inputs are never clipped after adding noise
-            preds = self.base_classifier(torch.add(clean, noise, alpha=self.sigma)).argmax(1)
+            preds = self.base_classifier(self.noise.apply(clean, noise)).argmax(1)
             counts.index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
         return counts.view(-1, classes)
 
@@ -192,7 +263,7 @@ class Smooth:
             raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
         check_positive_int(batch_size, "batch_size")
         check_image_range(xs)
-        return xs.to(self.device)
+        return self.noise.prepare(xs.to(self.device))
 
     # ------------------------------------------------------------------------- CERTIFY
 
@@ -204,6 +275,7 @@ class Smooth:
         alpha: float,
         batch_size: int,
         seeds: Sequence[int] | None = None,
+        randomized: bool = False,
     ) -> list[Certificate]:
         """CERTIFY (Cohen et al., Algorithm 2) for each of K inputs xs [K,C,H,W] in [0,1].
 
@@ -212,18 +284,26 @@ class Smooth:
         p_A's lower bound is the one-sided Clopper–Pearson bound at level α; abstain if it is
         < 1/2, else the radius is σ·Φ⁻¹(p_A lower bound). Each certificate holds with
         probability ≥ 1 − α.
+
+        ``randomized``: the randomized Clopper–Pearson bound instead (exact coverage 1 − α,
+        never below the ordinary bound), with W ~ U[0,1] drawn once per input from its seed.
         """
         check_positive_int(n0, "n0")
         check_positive_int(n, "n")
         alpha = check_alpha(alpha)
         xs = self._prepare(xs, batch_size)
+        alpha = self.effective_alpha(alpha, n0 + n, xs[0].numel())
         gens = self._generators(xs.shape[0], seeds)
         with eval_mode(self.base_classifier), torch.inference_mode():
             selection = self._counts(xs, n0, batch_size, gens).argmax(dim=1)
             counts = self._counts(xs, n, batch_size, gens)
             n_a = counts.gather(1, selection[:, None]).squeeze(1)
         c_hat, n_a = selection.cpu().numpy(), n_a.cpu().numpy()
-        p_lower = lower_confidence_bound(n_a, n, alpha)
+        if randomized:
+            w = randomization(seeds, len(n_a))
+            p_lower = randomized_lower_confidence_bound(n_a, n, alpha, w)
+        else:
+            p_lower = lower_confidence_bound(n_a, n, alpha)
         radius = certified_radius(p_lower, self.sigma)
         return [
             Certificate(
@@ -263,6 +343,7 @@ class Smooth:
         check_positive_int(n, "n")
         alpha = check_alpha(alpha)
         xs = self._prepare(xs, batch_size)
+        alpha = self.effective_alpha(alpha, n, xs[0].numel())
         gens = self._generators(xs.shape[0], seeds)
         with eval_mode(self.base_classifier), torch.inference_mode():
             counts = self._counts(xs, n, batch_size, gens)

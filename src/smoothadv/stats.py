@@ -7,7 +7,7 @@ be checked against exact values.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import beta, binomtest, norm
+from scipy.stats import beta, binom, binomtest, norm
 
 from .errors import check_alpha, check_sigma
 
@@ -33,6 +33,38 @@ def lower_confidence_bound(n_a: int | np.ndarray, n: int | np.ndarray, alpha: fl
     with np.errstate(invalid="ignore"):
         bound = beta.ppf(alpha, n_a, n - n_a + 1)
     return np.where(n_a > 0, bound, 0.0)
+
+
+def randomized_lower_confidence_bound(n_a: int | np.ndarray, n: int, alpha: float,
+                                      w: float | np.ndarray) -> np.ndarray:
+    """The randomized (exact-coverage) one-sided Clopper–Pearson lower bound.
+
+    inf{p : P(Bin(n,p) > n_a) + W·P(Bin(n,p) = n_a) > α} with W ~ U[0,1] drawn independently
+    of the samples. With probability exactly 1 − α (over the samples and W) it is ≤ p, and on
+    every draw it is ≥ the ordinary bound :func:`lower_confidence_bound` (whose defining
+    probability P(Bin ≥ n_a) is the W = 1 case, the largest).
+    """
+    alpha = check_alpha(alpha)
+    n_a, w = np.broadcast_arrays(np.asarray(n_a, dtype=np.int64), np.asarray(w, dtype=float))
+    if np.any(n_a < 0) or np.any(n_a > n):
+        raise ValueError("need 0 <= n_a <= n")
+    if np.any((w < 0) | (w > 1)):
+        raise ValueError("W must lie in [0, 1]")
+    k, u = n_a.astype(np.float64), w
+
+    def excess(p: np.ndarray) -> np.ndarray:  # increasing in p
+        return binom.sf(k, n, p) + u * binom.pmf(k, n, p) - alpha
+
+    # bisection on the whole array; ``lo`` keeps excess ≤ 0, so the answer never exceeds the
+    # exact infimum (it is within 2⁻⁶⁰ below it)
+    lo, hi = np.zeros(k.shape), np.ones(k.shape)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        above = excess(mid) > 0
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    out = np.where(excess(np.zeros(k.shape)) > 0, 0.0, lo)
+    return out[()] if out.ndim == 0 else out
 
 
 def upper_confidence_bound(n_a: int | np.ndarray, n: int | np.ndarray, alpha: float) -> np.ndarray:

@@ -108,7 +108,14 @@ def load_for_eval(args: argparse.Namespace):
             f"checkpoint has {meta['num_classes']} classes, dataset {name} {spec.num_classes}"
         )
     check_input_shape(meta, dataset, name, args.checkpoint)
-    return Smooth(model, meta["num_classes"], sigma), dataset, meta, device
+    if getattr(args, "round_inputs", False):
+        if not getattr(args, "sound", False):
+            raise UserError("--round-inputs goes with --sound")
+        from ..certification.sound import GridRounded
+
+        dataset = GridRounded(dataset)
+    smooth = Smooth(model, meta["num_classes"], sigma, sound=getattr(args, "sound", False))
+    return smooth, dataset, meta, device
 
 
 def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
@@ -126,10 +133,18 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
     p.add_argument("--out", required=True, help="record file (TSV); an existing one is resumed")
+    p.add_argument("--sound", action="store_true",
+                   help="sound certification in floating point: inputs on the 8-bit grid, "
+                        "integer rounded-Gaussian noise, certificates that hold for the float "
+                        "computation (see the README)")
+    p.add_argument("--round-inputs", action="store_true",
+                   help="with --sound: round inputs that are off the 8-bit grid to it (the "
+                        "record's config says so); without it such inputs are refused")
     add_common(p)
 
 
-def run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
+def run_eval(kind: str, args: argparse.Namespace, make_attack=None,
+             randomized: bool = False) -> int:
     """certify / predict / attack over the selected inputs, then one summary line."""
     from .. import distributed as D
     from ..evaluate import run_records, select_indices
@@ -141,12 +156,13 @@ def run_eval(kind: str, args: argparse.Namespace, make_attack=None) -> int:
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
                  device=str(device), arch=meta["arch"], num_inputs=len(indices),
-                 radius_rounding="down")
+                 radius_rounding="down", randomized_cp=randomized,
+                 noise=smooth.noise.kind)
     hooks, finish = make_attack(smooth, args) if make_attack else ({}, None)
     run_records(
         kind, smooth, dataset, indices, out, n0=getattr(args, "n0", 100), n=args.n,
         alpha=args.alpha, batch_size=args.batch, seed=args.seed,
-        progress=not args.no_progress, **hooks,
+        progress=not args.no_progress, randomized=randomized, **hooks,
     )
     if finish is not None:
         finish()
