@@ -15,8 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_certify  # noqa: E402
 import bench_certify_many  # noqa: E402
 import bench_channels_last  # noqa: E402
+import bench_compile  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_sequential  # noqa: E402
+import bench_sound  # noqa: E402
 import bench_train_step  # noqa: E402
 
 from common import machine  # noqa: E402
@@ -26,7 +28,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     start = time.perf_counter()
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
-                   bench_channels_last, bench_sequential):
+                   bench_channels_last, bench_sequential, bench_sound, bench_compile):
         module.main()
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")

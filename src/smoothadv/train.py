@@ -83,6 +83,7 @@ class TrainConfig:
     resume: bool = False
     workers: int = 0
     channels_last: bool = True
+    compile: str = "off"  # "on": torch.compile the training steps (and "attack": the attack too)
     amp: bool = False
     train_subset: int | None = None
     test_subset: int | None = None
@@ -105,6 +106,8 @@ class TrainConfig:
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
             raise UserError("--extra-weight must be ≥ 0")
+        if self.compile not in ("on", "off", "attack"):
+            raise UserError(f"compile must be on, off or attack, got {self.compile!r}")
         if self.m_train > self.batch:
             raise UserError(f"--m-train ({self.m_train}) cannot exceed --batch ({self.batch})")
 
@@ -279,7 +282,15 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step,
                                                          cfg.lr_gamma)
         self.method = self._make_method()
-        self.smooth = Smooth(model, self.num_classes, cfg.sigma)
+        self.step_model = self.ddp
+        attacked = model
+        if cfg.compile in ("on", "attack"):
+            from .compile import compile_for_training
+
+            self.step_model, failure = compile_for_training(self.ddp)
+            if cfg.compile == "attack" and failure is None:
+                attacked, _ = compile_for_training(model)
+        self.smooth = Smooth(attacked, self.num_classes, cfg.sigma)
         self.start_epoch = 0
         self.resumed = False
         if cfg.resume:
@@ -365,7 +376,7 @@ class Trainer:
         for kind, (x, y) in bar:
             x, y = self._to_device(x), y.to(self.device)
             weight = cfg.extra_weight if kind == "extra" else 1.0
-            loss_sum, correct, count = fit_batch(self.ddp, self.optimizer, self.method,
+            loss_sum, correct, count = fit_batch(self.step_model, self.optimizer, self.method,
                                                  self.smooth, x, y, epoch, weight,
                                                  self._autocast)
             total_loss += loss_sum

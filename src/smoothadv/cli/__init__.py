@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import analyze, attack, certify, demo, predict, pseudo_label, train  # noqa: F401
+from . import (  # noqa: F401  (each module registers its command)
+    analyze,
+    attack,
+    certify,
+    compare,
+    demo,
+    predict,
+    pseudo_label,
+    recipe,
+    train,
+)
 from .common import COMMANDS
 
 
@@ -41,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"smoothadv: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) went away: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("smoothadv: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_attack_args, add_common, add_data_args, build_attack, command, run_eval
+from .common import (
+    add_attack_args,
+    add_common,
+    add_compile,
+    add_data_args,
+    build_attack,
+    command,
+    run_eval,
+)
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
@@ -26,6 +34,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="prediction record file on attacked points; an existing one is resumed")
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")
+    add_compile(p)
     add_common(p)
 
 

@@ -10,6 +10,7 @@ from ..errors import UserError
 from .common import (
     command,
     load_for_eval,
+    maybe_compile,
     run_eval,
     sampling_args,
     summary_line,
@@ -79,11 +80,14 @@ def _run_sequential(args: argparse.Namespace) -> int:
                                     n0=args.n0, batch_size=args.batch,
                                     anytime_tol=args.anytime_tol)
     indices = select_indices(len(dataset), args.skip, args.max)
+    # sequential runs average about a tenth of their budget per input (see the README)
+    expected = len(indices) * (args.budget // 10 + (0 if args.labelled else args.n0))
+    compiled = maybe_compile(smooth, args, dataset[0][0], expected) if indices else "no input"
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
                  device=str(device), arch=meta["arch"], num_inputs=len(indices),
                  radius_rounding="down", mode="sequential", radii=radii,
-                 noise=smooth.noise.kind)
+                 noise=smooth.noise.kind, compiled=compiled)
     run_sequential_records(certifier, dataset, indices, out, seed=args.seed,
                            progress=not args.no_progress)
     if D.is_main():

@@ -34,6 +34,38 @@ def warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+COMPILE_HELP = (
+    "compile the base model with torch.compile (--compile), or not (--no-compile); default: "
+    "compile when the run is estimated to take at least 3× the compile time (eager on "
+    "failure, with one line saying so)"
+)
+
+
+def add_compile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help=COMPILE_HELP)
+
+
+def compile_choice(args: argparse.Namespace) -> str:
+    value = getattr(args, "compile", None)
+    return "auto" if value is None else ("on" if value else "off")
+
+
+def maybe_compile(smooth, args: argparse.Namespace, sample, total_samples: int) -> str:
+    """Wrap ``smooth``'s base classifier for compiled inference when ``--compile`` (or the
+    auto rule) says so; returns the reason, for the run's config."""
+    from .. import distributed as D
+    from ..compile import compile_for_inference, should_compile
+
+    decision, why = should_compile(compile_choice(args), smooth.base_classifier, sample,
+                                   args.batch, total_samples, smooth.device)
+    if decision:
+        smooth.base_classifier = compile_for_inference(smooth.base_classifier, args.batch)
+    if D.is_main() and not getattr(args, "no_progress", False):
+        print(f"smoothadv: {why}", file=sys.stderr)
+    return why
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto",
@@ -140,6 +172,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     p.add_argument("--round-inputs", action="store_true",
                    help="with --sound: round inputs that are off the 8-bit grid to it (the "
                         "record's config says so); without it such inputs are refused")
+    add_compile(p)
     add_common(p)
 
 
@@ -153,11 +186,14 @@ def run_eval(kind: str, args: argparse.Namespace, make_attack=None,
     validate_sampling_args(args)
     smooth, dataset, meta, device = load_for_eval(args)
     indices = select_indices(len(dataset), args.skip, args.max)
+    per_input = args.n + (getattr(args, "n0", 0) if kind == "certify" else 0)
+    compiled = (maybe_compile(smooth, args, dataset[0][0], len(indices) * per_input)
+                if indices else "no input")
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
                  device=str(device), arch=meta["arch"], num_inputs=len(indices),
                  radius_rounding="down", randomized_cp=randomized,
-                 noise=smooth.noise.kind)
+                 noise=smooth.noise.kind, compiled=compiled)
     hooks, finish = make_attack(smooth, args) if make_attack else ({}, None)
     run_records(
         kind, smooth, dataset, indices, out, n0=getattr(args, "n0", 100), n=args.n,

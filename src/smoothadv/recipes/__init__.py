@@ -1,0 +1,155 @@
+"""The paper's models as runnable recipes.
+
+``catalogue.json`` (shipped with the package) holds one entry per model of the SmoothAdv paper's
+released certification logs: dataset, architecture, σ, method, attack and steps, ε (a plain ℓ2
+radius, with the paper's eps_N beside it), m_train, multi-noise, warm-up, epochs and learning-rate
+schedule, pre-training, self-training weight, the certification protocol, the log's path in the
+authors' layout, the table cells the model wins, and notes where the paper's text and the logs
+disagree or are silent. :func:`commands` turns an entry into the exact ``smoothadv`` commands
+at one of three scales, and :mod:`smoothadv.recipes.runner` runs them resumably.
+
+Scales:
+
+- ``full``: the paper's budget (its epochs, batch, architecture; n = 100,000): GPU days.
+- ``small``: a CPU-hours budget: ResNet-20, a class-balanced subset of 2,000 training images,
+  a tenth of the epochs (at least 10), 500 test inputs (every 20th) at n = 10,000.
+- ``tiny``: a CPU-minutes smoke run: ResNet-20, 256 training images, 1 epoch, T ≤ 2 and
+  m ≤ 2, 20 test inputs at n0 = 10, n = 100.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shlex
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from ..errors import UserError
+
+SCALES = ("full", "small", "tiny")
+FIELDS = ("name", "dataset", "arch", "sigma", "method", "attack", "steps", "epsilon",
+          "epsilon_paper", "m_train", "multi_noise", "warmup", "epochs", "lr", "lr_step",
+          "pretraining", "self_training_weight", "paper_log")
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> tuple[dict, ...]:
+    """Every model of the catalogue, as dicts (see the module docstring for the keys)."""
+    text = resources.files(__package__).joinpath("catalogue.json").read_text(encoding="utf-8")
+    return tuple(json.loads(text)["models"])
+
+
+def list_recipes(dataset: str | None = None, group: str | None = None,
+                 winners: bool = False) -> list[dict]:
+    """Catalogue entries, filtered by dataset, by group (a prefix such as ``cifar10/ours``) or
+    to the models that win a cell of the paper's tables."""
+    out = []
+    for entry in catalogue():
+        if dataset and entry["dataset"] != dataset:
+            continue
+        if group and not entry["group"].startswith(group):
+            continue
+        if winners and not entry["wins"]:
+            continue
+        out.append(entry)
+    return out
+
+
+def get_recipe(name: str) -> dict:
+    """The entry called ``name``; a clear error with the closest names otherwise."""
+    for entry in catalogue():
+        if entry["name"] == name:
+            return entry
+    close = difflib.get_close_matches(name, [e["name"] for e in catalogue()], n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see smoothadv recipe list"
+    raise UserError(f"unknown recipe {name!r}{hint}")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a recipe: its name and the ``smoothadv`` arguments it runs."""
+
+    name: str
+    argv: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        return "smoothadv " + " ".join(shlex.quote(a) for a in self.argv)
+
+
+def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
+             paper_logs: str | Path | None = None, pretrained: str | None = None,
+             extra_data: str | None = None) -> list[Stage]:
+    """The stages of a recipe at ``scale``: train, certify, analyze and (with the paper's logs)
+    compare, writing under ``out``."""
+    if scale not in SCALES:
+        raise UserError(f"unknown scale {scale!r}; choose {', '.join(SCALES)}")
+    out = Path(out)
+    run_dir, record = out / "train", out / "certify.tsv"
+    data = ["--data-root", data_root] if data_root else []
+    cert = entry["certification"]
+    train = ["train", "--dataset", entry["dataset"], *data, "--sigma", f"{entry['sigma']:g}",
+             "--out", str(run_dir), "--resume", "--no-progress"]
+    certify = ["certify", str(run_dir / "checkpoint.pth.tar"), "--dataset", entry["dataset"],
+               *data, "--sigma", f"{entry['sigma']:g}", "--alpha", f"{cert['alpha']:g}",
+               "--out", str(record), "--no-progress"]
+    epochs, lr_step, warmup = entry["epochs"], entry["lr_step"], entry["warmup"]
+    steps, m = entry["steps"], entry["m_train"]
+    arch, batch = entry["arch"], entry["batch"]
+    if scale == "full":
+        certify += ["--n0", str(cert["n0"]), "--n", str(cert["n"]), "--skip", str(cert["skip"])]
+    else:
+        arch = "cifar_resnet20" if entry["dataset"] == "cifar10" else arch
+        if scale == "small":
+            epochs = max(10, epochs // 10)
+            train += ["--train-subset", "2000", "--test-subset", "500"]
+            certify += ["--n0", "100", "--n", "10000", "--skip", "20"]
+            batch = min(batch, 128)
+        else:
+            epochs = 1
+            steps = None if steps is None else min(steps, 2)
+            m = min(m, 2)
+            batch = 64
+            train += ["--train-subset", "256", "--test-subset", "64", "--eval-adv-max", "16"]
+            certify += ["--n0", "10", "--n", "100", "--skip", "500", "--batch", "200"]
+        lr_step = max(1, round(lr_step * epochs / entry["epochs"]))
+        warmup = min(warmup, max(0, epochs // 10))
+    train += ["--arch", arch, "--epochs", str(epochs), "--batch", str(batch), "--lr",
+              f"{entry['lr']:g}", "--lr-step", str(lr_step), "--lr-gamma",
+              f"{entry['lr_gamma']:g}"]
+    if entry["method"] == "smoothadv":
+        train += ["--method", "smoothadv", "--attack", entry["attack"], "--epsilon",
+                  f"{entry['epsilon']:.10g}", "--steps", str(steps), "--m-train", str(m),
+                  "--warmup", str(warmup)]
+        if entry["multi_noise"]:
+            train.append("--multi-noise")
+    else:
+        train += ["--method", "gaussian"]
+    stages: list[Stage] = []
+    if entry["pretraining"]:
+        if pretrained is None:  # the pre-training the paper did, for `recipe show`
+            pre_dir = out / "pretrain"
+            stages.append(Stage("pretrain", (
+                "train", "--dataset", "imagenet32", "--data-root", "IMAGENET32_ROOT",
+                "--arch", "imagenet32_resnet110", "--method", "smoothadv", "--attack",
+                entry["pretraining"].split()[1].split("-")[1].lower(), "--steps",
+                entry["pretraining"].split()[2], "--epsilon", f"{entry['epsilon']:.10g}",
+                "--sigma", f"{entry['sigma']:g}", "--epochs", "150", "--lr-step", "50",
+                "--out", str(pre_dir), "--resume")))
+            pretrained = str(pre_dir / "checkpoint.pth.tar")
+        train += ["--pretrained", pretrained]
+    if entry["self_training_weight"] is not None:
+        train += ["--extra-data", extra_data or "PSEUDO_LABELLED.pickle", "--extra-weight",
+                  f"{entry['self_training_weight']:g}"]
+    radii = ("0 0.25 0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.25" if entry["dataset"] == "cifar10"
+             else "0 0.5 1.0 1.5 2.0 2.5 3.0 3.5").split()
+    stages += [Stage("train", tuple(train)), Stage("certify", tuple(certify)),
+               Stage("analyze", ("analyze", str(record), "--radii", *radii))]
+    if paper_logs is not None:
+        reference = Path(paper_logs) / entry["group"] / entry["paper_log"]
+        stages.append(Stage("compare", ("compare", str(record), "--reference", str(reference),
+                                        "--radii", *radii[1:])))
+    return stages

@@ -1,0 +1,48 @@
+"""Running a recipe: train → certify → analyse → compare, each stage resumable.
+
+Each stage is a ``smoothadv`` command run in this process. Training runs with ``--resume`` (a
+finished run does nothing more, an interrupted one continues from its last epoch), and
+certification appends to its record file (rows already written are skipped), so running the
+same recipe again after any interruption continues where it stopped; analysis and comparison
+are recomputed from the records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from . import Stage, commands
+
+
+def run_recipe(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
+               paper_logs: str | Path | None = None, pretrained: str | None = None,
+               extra_data: str | None = None, say=print) -> list[Stage]:
+    """Run every stage of ``entry`` at ``scale`` under ``out``; returns the stages run."""
+    from ..cli import main
+
+    if entry["pretraining"] and pretrained is None:
+        raise UserError(f"recipe {entry['name']} fine-tunes a model pre-trained on "
+                        "ImageNet32: give --pretrained CKPT (recipe show prints the "
+                        "pre-training command)")
+    if entry["self_training_weight"] is not None and extra_data is None:
+        raise UserError(f"recipe {entry['name']} self-trains on pseudo-labelled data: give "
+                        "--extra-data FILE (Carmon et al.'s pickle or smoothadv pseudo-label's "
+                        "output)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = commands(entry, out, scale, data_root, paper_logs, pretrained, extra_data)
+    (out / "recipe.json").write_text(json.dumps(
+        {"recipe": entry, "scale": scale, "stages": [s.command for s in stages]}, indent=1)
+        + "\n")
+    for stage in stages:
+        say(f"[{entry['name']} · {scale}] {stage.name}: {stage.command}")
+        t0 = time.perf_counter()
+        code = main(list(stage.argv))
+        if code != 0:
+            raise UserError(f"stage {stage.name} failed (exit {code}); re-run the recipe to "
+                            "continue from there")
+        say(f"[{entry['name']} · {scale}] {stage.name} done in {time.perf_counter() - t0:.0f} s")
+    return stages
