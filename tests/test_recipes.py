@@ -2,7 +2,6 @@
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,15 @@ from smoothadv import recipes as R
 from smoothadv.cli import build_parser, main
 from smoothadv.compare import compare, newcombe_independent, newcombe_paired, wilson
 from smoothadv.errors import UserError
-from smoothadv.records import read_records
 from smoothadv.recipes.paperlogs import parse_log_path
+from smoothadv.records import read_records
 
 from .conftest import shared_path
 from .test_analysis import _expected_tables
 
-GROUPS = ["cifar10/cohen", "cifar10/ours", "cifar10/ours_pretraining", "cifar10/ours_selftraining",
-          "cifar10/ours_pretraining_selftraining", "imagenet/replication",
+GROUPS = ["cifar10/cohen", "cifar10/ours", "cifar10/ours_pretraining",
+          "cifar10/ours_selftraining", "cifar10/ours_pretraining_selftraining",
+          "imagenet/replication",
           "imagenet/PGD_1step + imagenet/DDN_2steps"]
 
 
@@ -176,4 +176,3 @@ def test_newcombe_intervals():
     assert covered / reps >= 0.93
     assert np.mean([w[0] for w in widths]) < np.mean([w[1] for w in widths])
     assert math.isfinite(newcombe_paired(5, 0, 0, 5)[0])
-    assert re.match(r"^\w", "ok")

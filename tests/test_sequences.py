@@ -48,7 +48,8 @@ def test_betting_interval_is_the_confidence_set():
     # the ends are (just) outside the set, unless they are 0 or 1 themselves
     inside = lambda p: ~seq.excludes(h, t, p)  # noqa: E731
     assert np.all((lo == 0) | ~inside(lo)) and np.all((hi == 1) | ~inside(hi))
-    assert np.all(inside(np.minimum(lo + 1e-9, h / t))) and np.all(inside(np.maximum(hi - 1e-9, h / t)))
+    assert np.all(inside(np.minimum(lo + 1e-9, h / t)))
+    assert np.all(inside(np.maximum(hi - 1e-9, h / t)))
     assert lo[0] == 0 and hi[2] == 1 and hi[4] == 1
     # all 480 draws successes: p = Φ(2) = 0.97725 is excluded (σ = 0.25 certifies r = 0.5)
     assert lo[2] > 0.97725

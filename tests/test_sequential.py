@@ -11,7 +11,6 @@ from smoothadv import Smooth
 from smoothadv.certification import SequentialCertifier, piece_size
 from smoothadv.cli import main
 from smoothadv.errors import UserError
-from smoothadv.evaluate import run_sequential_records
 from smoothadv.records import read_records
 from smoothadv.sequences import CERTIFIED, NOT_CERTIFIED, UNDECIDED
 
