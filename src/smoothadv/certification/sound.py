@@ -20,8 +20,11 @@ What this module does instead, for images on the 8-bit grid {0, 1/255, …, 1}:
    classifier smoothed is f∘clip∘round, and the guarantee is unchanged.
 3. **Integer sampling.** The cumulative probabilities at the bin edges are computed once in
    128-bit precision (mpmath) and scaled to integers of b = 62 bits, T_k = ⌊2^b·F_k⌋; a uniform
-   b-bit integer U per coordinate selects the smallest k with U < T_k (a 2^16-entry guide table
-   answers almost every draw at once; the rest go through a binary search). Each edge is off by
+   b-bit integer U per coordinate selects the smallest k with U < T_k: a 2^16-entry guide table
+   indexed by U's top 16 bits answers every draw whose bucket no edge splits (about 99% of
+   them), a binary search the others. U is drawn in two independent uniform parts, its top 16
+   bits (three coordinates' worth from one uniform 48-bit integer) and, only where the guide
+   cannot answer, its low b − 16 bits: the same uniform distribution, at a third of the cost. Each edge is off by
    less than 2^−b, so the total-variation distance between a drawn coordinate and the exact
    rounded Gaussian is at most δ = (2M)·2^−b (M = (K + 1)·255; about 2^−52 for σ ≤ 1/3), and a
    sample of d coordinates is within d·δ. Over all N samples an input uses, the draws can be
@@ -49,7 +52,8 @@ from ..errors import UserError
 LEVELS = 255  # grid steps per unit: the 8-bit grid {0, 1/255, …, 1}
 BITS = 62  # bits of each uniform integer (b ≥ 48)
 GUIDE_BITS = 16  # the guide table's index: the top bits of U
-GRID_TOLERANCE = 1e-4  # |x·255 − round(x·255)| allowed for an input "on the grid"
+GRID_TOLERANCE = 1e-4
+SENTINEL = -32768  # a guide entry that needs the binary search (never a noise value)  # |x·255 − round(x·255)| allowed for an input "on the grid"
 
 
 def truncation(sigma: float) -> int:
@@ -102,6 +106,8 @@ class RoundedGaussian:
     def __init__(self, sigma: float, bits: int = BITS) -> None:
         if not 48 <= bits <= 62:
             raise UserError("the sampler needs 48 to 62 bits")
+        if truncation(sigma) > 100:
+            raise UserError(f"sound certification supports sigma up to 16 (got {sigma})")
         self.sigma = float(sigma)
         self.bits = bits
         self.k = truncation(self.sigma)
@@ -114,8 +120,10 @@ class RoundedGaussian:
         ends = starts + (1 << shift) - 1
         first = torch.searchsorted(self.edges, starts, right=True)
         last = torch.searchsorted(self.edges, ends, right=True)
-        self.guide = (first - self.m).to(torch.int16)  # noise value of the bucket's start
-        self.ambiguous = first != last
+        # the noise value every draw of the bucket gets, or SENTINEL where an edge splits it
+        self.guide = torch.where(first == last, first - self.m,
+                                 torch.full_like(first, SENTINEL)).to(torch.int16)
+        self.ambiguous_fraction = float((first != last).double().mean())
         self.shift = shift
         self._device_cache: dict[str, tuple[torch.Tensor, ...]] = {}
         # total-variation bound per coordinate: each of the 2M edges is off by < 2^-bits
@@ -127,8 +135,7 @@ class RoundedGaussian:
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         key = str(device)
         if key not in self._device_cache:
-            self._device_cache[key] = (self.edges.to(device), self.guide.to(device),
-                                       self.ambiguous.to(device))
+            self._device_cache[key] = (self.edges.to(device), self.guide.to(device))
         return self._device_cache[key]
 
     def alpha_spent(self, samples: int, dims: int) -> float:
@@ -142,14 +149,22 @@ class RoundedGaussian:
              device: torch.device) -> torch.Tensor:
         """Integer noise (grid steps) of the given shape, int16, each coordinate from the
         truncated rounded Gaussian (within the stated total-variation bound)."""
-        edges, guide, ambiguous = self._tables(device)
-        u = torch.randint(0, 2**self.bits, shape, generator=generator, device=device,
-                          dtype=torch.int64)
-        top = u >> self.shift
-        noise = guide[top]
-        hard = ambiguous[top]
+        edges, guide = self._tables(device)
+        count = math.prod(shape)
+        # U = top·2^(b−16) + low, top and low independent and uniform. Three 16-bit tops come
+        # from one uniform 48-bit integer (independent bit fields); top alone decides every
+        # draw whose guide bucket no edge splits, and only the others draw their low bits
+        words = torch.randint(0, 2**48, (-(-count // 3),), generator=generator, device=device,
+                              dtype=torch.int64)
+        top = torch.cat((words >> 32, (words >> 16) & 0xFFFF, words & 0xFFFF))[:count]
+        noise = torch.take(guide, top)
+        hard = noise == SENTINEL
         if hard.any():
-            noise[hard] = (torch.searchsorted(edges, u[hard], right=True) - self.m).to(torch.int16)
+            low = torch.randint(0, 2**self.shift, (int(hard.sum()),), generator=generator,
+                                device=device, dtype=torch.int64)
+            u = (top[hard] << self.shift) | low
+            noise[hard] = (torch.searchsorted(edges, u, right=True) - self.m).to(torch.int16)
+        noise = noise.view(shape)
         return noise
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,7 +184,8 @@ class RoundedGaussian:
         """The model input from integers: clip(x·255 + noise, −255K, 255(K + 1)), then one
         conversion to float32 and one division by 255."""
         lo, hi = -LEVELS * self.k, LEVELS * (self.k + 1)
-        total = x_int.to(torch.int32) + noise.to(torch.int32)
+        # int16 holds every value: |x·255| ≤ 255 and |noise| ≤ (K + 1)·255 ≤ 32,512 − 255
+        total = torch.add(x_int, noise)
         return total.clamp_(lo, hi).to(torch.float32).div_(LEVELS)
 
 

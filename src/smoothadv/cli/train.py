@@ -48,10 +48,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels-last memory format for conv nets (default: on; measured "
                         "faster on CPU)")
-    p.add_argument("--compile", default="off", choices=["off", "on", "attack"],
-                   help="torch.compile the training steps (on) and the attack's passes too "
-                        "(attack); default off (see the README's measurements); eager on "
-                        "failure")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the training steps and the attack's passes (--compile) "
+                        "or not (--no-compile); default: compile conv nets for runs of at least "
+                        "500 optimizer steps; eager on failure")
     p.add_argument("--amp", action="store_true",
                    help="bfloat16 autocast on CUDA (noise is added in float32 first)")
     p.add_argument("--train-subset", type=int, default=None,
@@ -78,7 +78,8 @@ def config_from_args(args: argparse.Namespace):
         ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
         ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
         extra_data=args.extra_data, extra_weight=args.extra_weight, resume=args.resume,
-        workers=args.workers, channels_last=args.channels_last, compile=args.compile,
+        workers=args.workers, channels_last=args.channels_last,
+        compile="auto" if args.compile is None else ("on" if args.compile else "off"),
         amp=args.amp,
         train_subset=args.train_subset, test_subset=args.test_subset,
         eval_adv_max=args.eval_adv_max, seed=args.seed, device=args.device,

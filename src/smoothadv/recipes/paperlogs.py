@@ -39,7 +39,7 @@ def parse_log_path(path: str) -> dict:
     facts["steps"] = int(attack.group(2)) if attack else None
     eps = re.search(r"(?:^|/)eps_(\d+)", text)
     facts["epsilon_paper"] = int(eps.group(1)) if eps else None
-    facts["epsilon"] = round(int(eps.group(1)) / EPS_UNIT, 6) if eps else None
+    facts["epsilon"] = int(eps.group(1)) / EPS_UNIT if eps else None
     multi = re.search(r"(\d+)-multitrain", text)
     facts["m_train"] = int(multi.group(1)) if multi else 1
     facts["multi_noise"] = bool(re.search(r"multi[nN]oise", text))
