@@ -12,7 +12,7 @@ Scales:
 
 - ``full``: the paper's budget (its epochs, batch, architecture; n = 100,000): GPU days.
 - ``small``: a CPU-hours budget: ResNet-20, a class-balanced subset of 2,000 training images,
-  a tenth of the epochs (at least 10), 200 test inputs (every 50th) at n = 10,000.
+  a tenth of the epochs (at least 10), 100 test inputs (every 100th) at n = 10,000.
 - ``tiny``: a CPU-minutes smoke run: ResNet-20, 256 training images, 1 epoch, T ≤ 2 and
   m ≤ 2, 20 test inputs at n0 = 10, n = 100.
 """
@@ -106,7 +106,7 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
         if scale == "small":
             epochs = max(10, epochs // 10)
             train += ["--train-subset", "2000", "--test-subset", "500"]
-            certify += ["--n0", "100", "--n", "10000", "--skip", "50"]
+            certify += ["--n0", "100", "--n", "10000", "--skip", "100"]
             batch = min(batch, 128)
         else:
             epochs = 1
