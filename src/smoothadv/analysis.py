@@ -49,6 +49,13 @@ class Summary:
     records: Records | None = field(default=None, repr=False)  # the rows, for plotting
 
 
+def counted_radius(records: Records, as_written: bool = False) -> np.ndarray:
+    """The radius each row is counted with: never above the certified one
+    (``records.radius_lower``, clipped at 0 so a correct row always counts at r = 0), or the
+    written value with ``as_written``."""
+    return records["radius"] if as_written else np.maximum(records.radius_lower, 0.0)
+
+
 def certified_accuracy(records: Records, radii: Sequence[float],
                        as_written: bool = False) -> np.ndarray:
     """Fraction of rows with correct = 1 and radius ≥ r, for each r: array [len(radii)].
@@ -58,8 +65,7 @@ def certified_accuracy(records: Records, radii: Sequence[float],
     """
     if records.is_empty:
         return np.full(len(radii), np.nan)
-    radius = records["radius"] if as_written else np.maximum(records.radius_lower, 0.0)
-    certified = np.sort(radius[records["correct"] == 1])
+    certified = np.sort(counted_radius(records, as_written)[records["correct"] == 1])
     below = np.searchsorted(certified, np.asarray(radii, dtype=np.float64), side="left")
     return (len(certified) - below) / len(records)
 

@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from .analysis import average_certified_radius, certified_accuracy, config_value
+from .analysis import (
+    average_certified_radius,
+    certified_accuracy,
+    config_value,
+    counted_radius,
+)
 from .records import Records
 
 Z95 = float(norm.ppf(0.975))
@@ -102,8 +107,8 @@ class Comparison:
 
 
 def _certified_rows(rec: Records, r: float, as_written: bool) -> np.ndarray:
-    radius = rec["radius"] if as_written else np.maximum(rec.radius_lower, 0.0)
-    return (rec["correct"] == 1) & ((radius >= r) if r > 0 else True)
+    """Rows counted as certified at r, by the same rule as certified accuracy."""
+    return (rec["correct"] == 1) & (counted_radius(rec, as_written) >= r)
 
 
 def compare(ours: Records, reference: Records, radii: list[float],

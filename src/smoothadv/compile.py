@@ -24,7 +24,6 @@ compiles when the eager run would take at least :data:`REPAY_FACTOR` times the c
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -32,6 +31,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
+
+from .smoothing import eval_mode
 
 MIN_BUCKET = 64
 REPAY_FACTOR = 3.0  # compile when the eager run is ≥ 3× the compile time (saves ≥ 1/3 at 1.5×)
@@ -132,14 +133,13 @@ def should_compile(choice: str, model: nn.Module, sample: torch.Tensor, batch_si
                    total_samples: int, device: torch.device) -> tuple[bool, str]:
     """(compile?, why) for ``--compile auto|on|off``. ``auto`` times one eager batch of
     ``sample``'s shape, estimates the eager run (``total_samples`` noisy samples) and compiles
-    when it would take ≥ REPAY_FACTOR × the estimated compile time (always on CUDA runs of
-    more than a few batches)."""
+    when it would take ≥ REPAY_FACTOR × the estimated compile time."""
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"compile choice must be one of {COMPILE_CHOICES}")
     if choice != "auto":
         return choice == "on", f"--compile {choice}"
     batch = torch.zeros((batch_size, *sample.shape), device=device, dtype=sample.dtype)
-    with torch.inference_mode(), _eval(model):
+    with torch.inference_mode(), eval_mode(model):
         model(batch)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -154,12 +154,3 @@ def should_compile(choice: str, model: nn.Module, sample: torch.Tensor, batch_si
     return decision, (f"auto: eager run ≈ {eager:.0f} s, compile ≈ {cost:.0f} s → "
                       + ("compile" if decision else "eager"))
 
-
-@contextlib.contextmanager
-def _eval(model: nn.Module):
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)

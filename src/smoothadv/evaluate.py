@@ -176,20 +176,17 @@ def run_sequential_records(
     writer, todo = _open_records(out, SEQUENTIAL_COLUMNS, indices)
     bar = tqdm(total=len(todo), desc="certify (sequential)", unit="input",
                disable=not progress or D.rank() != 0, dynamic_ncols=True, mininterval=0.5)
-    start = {}
 
     def items():
+        """(key, x, label, seed) per input, admitted lazily; the key carries what its row
+        needs: idx, label and the time the input was admitted."""
         for idx in todo:
             x, y = dataset[idx]
-            start[idx] = time.perf_counter()
-            yield idx, x, y, input_seed(seed, idx)
+            yield (idx, y, time.perf_counter()), x, y, input_seed(seed, idx)
 
-    labels = {}
     try:
-        for idx, res in certifier.run((i, x, labels.setdefault(i, y), s)
-                                      for i, x, y, s in items()):
-            label = labels.pop(idx)
-            elapsed = format_time(time.perf_counter() - start.pop(idx))
+        for (idx, label, t0), res in certifier.run(items()):
+            elapsed = format_time(time.perf_counter() - t0)
             writer.write(idx, label, res.prediction, format_radius(res.radius),
                          int(res.prediction == label), elapsed, res.samples,
                          f"{res.p_lower:.8f}", f"{res.p_upper:.8f}", res.decision_text)

@@ -30,6 +30,8 @@ CERTIFY_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 PREDICT_COLUMNS = ("idx", "label", "predict", "basePredict", "correct", "time")
 
 
+FLOAT_COLUMNS = ("radius", "l2", "p_lower", "p_upper")
+INT_COLUMNS = ("idx", "label", "predict", "basePredict", "correct", "cleanPredict", "samples")
 RADIUS_DECIMALS = 6
 
 
@@ -208,12 +210,11 @@ def read_records(
         try:
             if name == "time":
                 columns[name] = np.array([parse_time(t) for t in texts], dtype=np.float64)
-            elif name in ("radius", "l2", "p_lower", "p_upper"):
+            elif name in FLOAT_COLUMNS:
                 columns[name] = np.array(texts, dtype=np.float64)
                 if name == "radius":
                     slack = np.array([half_unit(t) for t in texts], dtype=np.float64)
-            elif name in ("idx", "label", "predict", "basePredict", "correct", "cleanPredict",
-                          "samples"):
+            elif name in INT_COLUMNS:
                 columns[name] = np.array([int(t) for t in texts], dtype=np.int64)
             else:
                 columns[name] = np.array(texts)
@@ -230,7 +231,7 @@ def _parses(text: str, column: str) -> bool:
     try:
         if column == "time":
             parse_time(text)
-        elif column in ("radius", "l2", "p_lower", "p_upper"):
+        elif column in FLOAT_COLUMNS:
             float(text)
         else:
             int(text)

@@ -102,7 +102,6 @@ class _Stream:
         self.successes = 0
         self.lower, self.upper = 0.0, 1.0  # the running confidence interval for p_target
         self.checked = False  # whether lower/upper hold the running interval
-        self.last = (0, 0)  # (successes, draws) at the last check
         self.decisions = np.full(num_radii, UNDECIDED, dtype=np.int8)
 
 
@@ -144,6 +143,7 @@ class SequentialCertifier:
         self.prior = prior
         self._sequence_spec = sequence
         self.sequence = self._make_sequence(self.alpha)
+        self._sampler_dims: int | None = None  # inputs' size the sequence's level is set for
         self.labelled = bool(labelled)
         self.n0 = check_positive_int(n0, "n0")
         self.batch_size = check_positive_int(batch_size, "batch_size")
@@ -165,13 +165,14 @@ class SequentialCertifier:
 
     def _check_sampler(self, dims: int) -> None:
         """With the sound sampler, set its error bound over an input's samples aside from α
-        (see :mod:`smoothadv.certification.sound`); the sequence is then rebuilt at the
-        remaining level."""
-        spent = self.smooth.noise.alpha_spent(self.budget + self.n0, dims)
-        if spent > 0 and not getattr(self, "_alpha_checked", False):
+        (see :mod:`smoothadv.certification.sound`): the sequence is rebuilt once, at the
+        remaining level, for inputs of ``dims`` coordinates."""
+        if dims == self._sampler_dims:
+            return
+        self._sampler_dims = dims
+        if self.smooth.noise.alpha_spent(self.budget + self.n0, dims) > 0:
             self.sequence = self._make_sequence(
                 self.smooth.effective_alpha(self.alpha, self.budget + self.n0, dims))
-        self._alpha_checked = True
 
     def _radius(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
@@ -245,7 +246,6 @@ class SequentialCertifier:
         cumulative = s.successes + np.cumsum(success)
         s.drawn += len(success)
         s.successes = int(cumulative[-1])
-        s.last = (s.successes, s.drawn)
         times = self.sequence.check_times(before, s.drawn)
         if len(times) == 0:
             return
@@ -276,7 +276,7 @@ class SequentialCertifier:
 
     def _result(self, s: _Stream) -> SequentialResult:
         if not s.checked:  # the interval at the stopping time (the sequence holds there too)
-            lower, upper = self.sequence.interval(np.array([s.last[0]]), np.array([s.last[1]]))
+            lower, upper = self.sequence.interval(np.array([s.successes]), np.array([s.drawn]))
             s.lower, s.upper = float(lower[0]), float(upper[0])
         # a radius certified at an earlier check is strictly below the certified radius
         # there, as its threshold is strictly below the running lower end

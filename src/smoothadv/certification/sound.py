@@ -19,17 +19,18 @@ What this module does instead, for images on the 8-bit grid {0, 1/255, …, 1}:
    (a draw beyond an end lands beyond the clip bound on the same side either way), so the base
    classifier smoothed is f∘clip∘round, and the guarantee is unchanged.
 3. **Integer sampling.** The cumulative probabilities at the bin edges are computed once in
-   128-bit precision (mpmath) and scaled to integers of b = 62 bits, T_k = ⌊2^b·F_k⌋; a uniform
+   160-bit precision (mpmath) and scaled to integers of b = 62 bits, T_k = ⌊2^b·F_k⌋; a uniform
    b-bit integer U per coordinate selects the smallest k with U < T_k: a 2^16-entry guide table
    indexed by U's top 16 bits answers every draw whose bucket no edge splits (about 99% of
    them), a binary search the others. U is drawn in two independent uniform parts, its top 16
    bits (three coordinates' worth from one uniform 48-bit integer) and, only where the guide
-   cannot answer, its low b − 16 bits: the same uniform distribution, at a third of the cost. Each edge is off by
-   less than 2^−b, so the total-variation distance between a drawn coordinate and the exact
-   rounded Gaussian is at most δ = (2M)·2^−b (M = (K + 1)·255; about 2^−52 for σ ≤ 1/3), and a
-   sample of d coordinates is within d·δ. Over all N samples an input uses, the draws can be
-   coupled with exact ones except with probability ≤ N·d·δ: this is **subtracted from α** in
-   the certificate (:meth:`RoundedGaussian.alpha_spent`), so the stated 1 − α holds.
+   cannot answer, its low b − 16 bits: the same uniform distribution, at a third of the cost.
+   Each edge is off by less than 2^−b, so the total-variation distance between a drawn
+   coordinate and the exact rounded Gaussian is at most δ = (2M)·2^−b (M = (K + 1)·255; about
+   2^−52 for σ ≤ 1/3), and a sample of d coordinates is within d·δ. Over all N samples an input
+   uses, the draws can be coupled with exact ones except with probability ≤ N·d·δ: this is
+   **subtracted from α** in the certificate (:meth:`RoundedGaussian.alpha_spent`), so the stated
+   1 − α holds.
 4. **Model input from integers.** The input is (x·255 + noise) in integers, clipped, then one
    conversion to float and one division by 255: the float tensor is a function of the lattice
    point alone, whatever float path produced x.
@@ -52,8 +53,8 @@ from ..errors import UserError
 LEVELS = 255  # grid steps per unit: the 8-bit grid {0, 1/255, …, 1}
 BITS = 62  # bits of each uniform integer (b ≥ 48)
 GUIDE_BITS = 16  # the guide table's index: the top bits of U
-GRID_TOLERANCE = 1e-4
-SENTINEL = -32768  # a guide entry that needs the binary search (never a noise value)  # |x·255 − round(x·255)| allowed for an input "on the grid"
+GRID_TOLERANCE = 1e-4  # |x·255 − round(x·255)| allowed for an input "on the grid"
+SENTINEL = -32768  # a guide entry that needs the binary search (never a noise value)
 
 
 def truncation(sigma: float) -> int:
@@ -66,7 +67,7 @@ def truncation(sigma: float) -> int:
 def edge_table(sigma: float, bits: int = BITS) -> tuple[int, tuple[int, ...]]:
     """(M, T): T_k = ⌊2^bits·P(noise ≤ k)⌋ for k = −M … M − 1 (the last edge, 2^bits, is
     implicit), the rounded Gaussian's cumulative probabilities in grid units, with the tails
-    beyond ±M folded onto ±M. Computed in 128-bit precision from the exact value of ``sigma``."""
+    beyond ±M folded onto ±M. Computed in 160-bit precision from the exact value of ``sigma``."""
     import mpmath
 
     m = (truncation(sigma) + 1) * LEVELS
