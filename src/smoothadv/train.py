@@ -34,15 +34,20 @@ from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
 from .methods import TrainingMethod, create_method
 from .models import (
+    NormalizationChoice,
     checkpoint_normalisation,
+    choose_normalization,
     create_model,
     has_conv,
+    list_normalizations,
     normalize_state_dict,
     read_checkpoint,
+    resolve_normalization,
     save_checkpoint,
     to_channels_last,
 )
-from .models.checkpoint import atomic_torch_save
+from .models.checkpoint import atomic_torch_save, infer_shape
+from .models.normalize import DEFAULT_NORMALIZATION
 from .smoothing import Smooth, make_generator
 
 COMPILE_MIN_STEPS = 500
@@ -80,6 +85,9 @@ class TrainConfig:
     ddn_decision: str = "vote"
     ddn_strict_epsilon: bool = False
     pretrained: str | None = None
+    # the input layer (normalize / center / none; auto measures a pre-trained file that
+    # records none); None: a pre-trained checkpoint's recorded kind, else normalize
+    input_normalization: str | None = None
     extra_data: str | None = None
     extra_weight: float = 1.0
     resume: bool = False
@@ -110,6 +118,13 @@ class TrainConfig:
             raise UserError("--extra-weight must be ≥ 0")
         if self.compile not in ("auto", "on", "off"):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
+        if self.input_normalization not in (None, "auto", *list_normalizations()):
+            raise UserError(f"unknown input normalization {self.input_normalization!r}; "
+                            f"choose one of {', '.join(list_normalizations())}, auto")
+        if self.input_normalization == "auto" and self.pretrained is None:
+            raise UserError("--input-normalization auto measures a pre-trained checkpoint's "
+                            "layer: it needs --pretrained (a fresh model takes normalize, "
+                            "center or none)")
         if self.m_train > self.batch:
             raise UserError(f"--m-train ({self.m_train}) cannot exceed --batch ({self.batch})")
 
@@ -281,9 +296,10 @@ class Trainer:
         self.image_size = image_size
         pretrained = read_checkpoint(cfg.pretrained) if cfg.pretrained else None
         self.mean, self.std = self._normalisation(train, pretrained)
+        self.normalization = self._input_layer(train, pretrained)
         torch.manual_seed(cfg.seed)
         model = create_model(self.arch, self.num_classes, mean=self.mean, std=self.std,
-                             image_size=image_size)
+                             image_size=image_size, normalization=self.normalization.kind)
         self.fresh: list[str] = load_pretrained(model, pretrained) if pretrained else []
         model = model.to(self.device)
         self.channels_last = cfg.channels_last and has_conv(model)
@@ -339,6 +355,31 @@ class Trainer:
         mean = sample.mean(dim=(0, 2, 3))
         std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return tuple(mean.tolist()), tuple(std.tolist())
+
+    def _input_layer(self, train: Dataset, pretrained: dict[str, Any] | None,
+                     ) -> NormalizationChoice:
+        """The trained model's input layer: ``input_normalization`` (default ``normalize``);
+        with ``--pretrained``, the kind its weights expect (recorded, or measured with
+        ``auto`` on the training images when the class counts agree), which a contradicting
+        flag may not override. Announced in one line when a pre-trained file records none."""
+        cfg = self.cfg
+        if pretrained is None:
+            return NormalizationChoice(cfg.input_normalization or DEFAULT_NORMALIZATION, "flag")
+        if cfg.input_normalization == "auto" and pretrained.get("normalization") is None:
+            _, classes = infer_shape(normalize_state_dict(pretrained["state_dict"]))
+            if classes != self.num_classes:
+                raise UserError(f"--input-normalization auto: the pre-trained model has "
+                                f"{classes} classes, this data set {self.num_classes}, so its "
+                                "accuracy cannot be measured here; choose normalize, center "
+                                "or none")
+        if cfg.input_normalization == "auto":
+            choice = choose_normalization(pretrained, cfg.pretrained, "auto", train, cfg.sigma,
+                                          seed=cfg.seed)
+        else:
+            choice = resolve_normalization(pretrained, cfg.input_normalization, cfg.pretrained)
+        if D.is_main():
+            print(f"smoothadv: pre-trained {choice.describe(cfg.pretrained)}")
+        return choice
 
     def _make_method(self) -> TrainingMethod:
         cfg = self.cfg
@@ -475,6 +516,7 @@ class Trainer:
                    if k not in ("out", "progress", "device", "extra", "resume")}
         return dict(dataset=cfg.dataset, num_classes=self.num_classes,
                     in_channels=len(self.mean), image_size=self.image_size,
+                    normalization=self.normalization.kind,
                     mean=self.mean, std=self.std, sigma=cfg.sigma,
                     method=cfg.method, hparams=hparams)
 
@@ -488,6 +530,7 @@ class Trainer:
             (self.out / "config.json").write_text(
                 json.dumps(asdict(cfg) | {"arch": self.arch, "device": str(self.device),
                                           "world_size": D.world_size(),
+                                          "input_layer": self.normalization.kind,
                                           "fresh_weights": self.fresh}, indent=2) + "\n")
             if not (self.resumed and log_path.exists()):
                 log_path.write_text("\t".join(LOG_COLUMNS) + "\n")

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smoothadv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # argparse %-formats help strings (not descriptions): a literal % must be doubled
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         add_arguments(p)
         p.set_defaults(func=run)
     return parser

@@ -10,6 +10,7 @@ from .common import (
     add_common,
     add_compile,
     add_data_args,
+    add_normalization_arg,
     build_attack,
     command,
     run_eval,
@@ -34,6 +35,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="prediction record file on attacked points; an existing one is resumed")
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")
+    add_normalization_arg(p)
     add_compile(p)
     add_common(p)
 

@@ -11,6 +11,7 @@ from .common import (
     command,
     load_for_eval,
     maybe_compile,
+    model_config,
     run_eval,
     sampling_args,
     summary_line,
@@ -85,7 +86,7 @@ def _run_sequential(args: argparse.Namespace) -> int:
     compiled = maybe_compile(smooth, args, dataset[0][0], expected) if indices else "no input"
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
-                 device=str(device), arch=meta["arch"], num_inputs=len(indices),
+                 device=str(device), **model_config(meta), num_inputs=len(indices),
                  radius_rounding="down", mode="sequential", radii=radii,
                  noise=smooth.noise.kind, compiled=compiled)
     run_sequential_records(certifier, dataset, indices, out, seed=args.seed,

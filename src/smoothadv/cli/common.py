@@ -89,6 +89,53 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                         "--max-index under torchrun")
 
 
+NORMALIZATION_HELP = (
+    "the model's input layer: normalize ((x-mean)/std, Cohen et al.), center (x-mean, the "
+    "SmoothAdv code's InputCenterLayer, behind which most of that paper's released models were "
+    "trained), none (raw [0,1] images, MACER's original code) or auto (measure: classify 128 "
+    "noisy labelled images with each layer and keep the clearly most accurate; refuse when too "
+    "close to call). Our checkpoints record their layer (a contradicting value is an error); "
+    "default for files that record none, such as the paper's: measure as auto, falling back "
+    "to normalize when too close to call. Every run prints the layer it used")
+
+
+def add_normalization_arg(p: argparse.ArgumentParser, default_text: str | None = None) -> None:
+    from ..models import list_normalizations
+
+    p.add_argument("--input-normalization", default=None,
+                   choices=[*list_normalizations(), "auto"],
+                   help=default_text or NORMALIZATION_HELP)
+
+
+def say(message: str) -> None:
+    """One informational line on stderr, from the main process only."""
+    from .. import distributed as D
+
+    if D.is_main():
+        print(f"smoothadv: {message}", file=sys.stderr)
+
+
+def load_model(path: str, requested: str | None, dataset, sigma: float | None, seed: int,
+               device) -> tuple[Any, dict[str, Any]]:
+    """A checkpoint's model behind the input layer chosen for it (recorded, asked for, or
+    measured on ``dataset`` under noise ``sigma``), announced in one line; returns
+    (model, meta)."""
+    from ..models import load_checkpoint
+
+    model, meta = load_checkpoint(path, device=device, normalization=requested, data=dataset,
+                                  sigma=sigma, seed=seed)
+    say(meta["normalization_choice"].describe(path))
+    return model, meta
+
+
+def model_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a record file's config says of the model: architecture and input layer."""
+    choice = meta["normalization_choice"]
+    return dict(arch=meta["arch"], input_normalization=choice.kind,
+                input_normalization_source=choice.source,
+                input_normalization_accuracies=choice.accuracies)
+
+
 def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
     """Write the resolved configuration (arguments plus derived values) as JSON."""
     from .. import distributed as D
@@ -96,6 +143,8 @@ def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
     if not D.is_main():
         return
     config = {k: v for k, v in vars(args).items() if k != "func"}
+    if "input_normalization" in config:  # what was asked; the resolved kind may follow
+        config["input_normalization_requested"] = config.pop("input_normalization")
     config.update(extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
@@ -121,25 +170,29 @@ def load_for_eval(args: argparse.Namespace):
     checkpoint's input shape is checked against the data set's before any work."""
     from .. import distributed as D
     from ..data import check_input_shape, create_dataset, get_dataset_spec
-    from ..models import load_checkpoint
+    from ..models import read_checkpoint
+    from ..models.checkpoint import checkpoint_dataset, checkpoint_io
     from ..smoothing import Smooth
 
     device = D.resolve_device(args.device)
     D.init_process_group(device)
-    model, meta = load_checkpoint(args.checkpoint, device=device)
-    name = args.dataset or meta.get("dataset")
+    ckpt = read_checkpoint(args.checkpoint)
+    name = args.dataset or checkpoint_dataset(ckpt)
     if name is None:
         raise UserError("the checkpoint names no dataset: give --dataset")
     spec = get_dataset_spec(name)
-    dataset = create_dataset(name, args.split, args.data_root)
-    sigma = args.sigma if args.sigma is not None else meta.get("sigma")
+    sigma = args.sigma if args.sigma is not None else ckpt.get("sigma")
     if sigma is None:
         raise UserError("the checkpoint records no sigma: give --sigma")
-    if spec.num_classes and spec.num_classes != meta["num_classes"]:
+    io = checkpoint_io(ckpt)
+    if spec.num_classes and spec.num_classes != io["num_classes"]:
         raise UserError(
-            f"checkpoint has {meta['num_classes']} classes, dataset {name} {spec.num_classes}"
+            f"checkpoint has {io['num_classes']} classes, dataset {name} {spec.num_classes}"
         )
-    check_input_shape(meta, dataset, name, args.checkpoint)
+    dataset = create_dataset(name, args.split, args.data_root)
+    check_input_shape(io, dataset, name, args.checkpoint)
+    model, meta = load_model(args.checkpoint, args.input_normalization, dataset, sigma,
+                             args.seed, device)
     if getattr(args, "round_inputs", False):
         if not getattr(args, "sound", False):
             raise UserError("--round-inputs goes with --sound")
@@ -172,6 +225,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     p.add_argument("--round-inputs", action="store_true",
                    help="with --sound: round inputs that are off the 8-bit grid to it (the "
                         "record's config says so); without it such inputs are refused")
+    add_normalization_arg(p)
     add_compile(p)
     add_common(p)
 
@@ -191,7 +245,7 @@ def run_eval(kind: str, args: argparse.Namespace, make_attack=None,
                 if indices else "no input")
     out = Path(args.out)
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
-                 device=str(device), arch=meta["arch"], num_inputs=len(indices),
+                 device=str(device), **model_config(meta), num_inputs=len(indices),
                  radius_rounding="down", randomized_cp=randomized,
                  noise=smooth.noise.kind, compiled=compiled)
     hooks, finish = make_attack(smooth, args) if make_attack else ({}, None)

@@ -35,6 +35,31 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
                        help="pre-training recipes: the ImageNet32 model to fine-tune")
         q.add_argument("--extra-data", default=None,
                        help="self-training recipes: the pseudo-labelled data")
+    text = ("certify a released checkpoint with the recipe's protocol and input layer, "
+            "analyse it and compare it with the paper's log; resumable")
+    c = sub.add_parser("certify", help=text, description=text)
+    c.add_argument("name", help="a recipe name from `smoothadv recipe list`")
+    c.add_argument("checkpoint", nargs="?", default=None,
+                   help="the released checkpoint (or give --released-models)")
+    c.add_argument("--released-models", default=None, metavar="DIR",
+                   help="the authors' extracted archive, laid out like the logs (the log's "
+                        "path with test/sigma_σ replaced by checkpoint.pth.tar)")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--scale", default="full", choices=SCALES,
+                   help="certification protocol: full (the paper's: n = 100,000 on every "
+                        "image), small (n = 10,000, every 100th image) or tiny (n = 100); "
+                        "default full")
+    c.add_argument("--data-root", default=None, help="the data set's folder")
+    c.add_argument("--paper-logs", default=None,
+                   help="the paper's logs (e.g. ../shared/data/paper-logs): adds compare")
+    c.add_argument("--skip", type=int, default=None, help="take every SKIP-th input instead")
+    c.add_argument("--max", type=int, default=None, help="stop before this input index")
+    c.add_argument("--sequential", action="store_true",
+                   help="certify sequentially at the table's radii (see certify --help)")
+    c.add_argument("--budget", type=int, default=None,
+                   help="with --sequential: most samples per input (default: the protocol's n)")
+    c.add_argument("--batch", type=int, default=None, help="noisy samples per forward")
+    c.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
 
 
 @command("recipe", "the paper's models as recipes: list, show and run them", _recipe_args)
@@ -50,16 +75,18 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
                               for e in entries], indent=1))
             return 0
         head = ["name", "σ", "method", "attack", "T", "ε (ℓ2)", "eps_N", "m", "multi",
-                "epochs", "wins"]
+                "epochs", "layer", "wins"]
         rows = [[e["name"], f"{e['sigma']:g}", e["method"], e["attack"] or "",
                  "" if e["steps"] is None else str(e["steps"]),
                  "" if e["epsilon"] is None else f"{e['epsilon']:.3f}",
                  "" if e["epsilon_paper"] is None else str(e["epsilon_paper"]),
                  str(e["m_train"]), "yes" if e["multi_noise"] else "", str(e["epochs"]),
-                 str(len(e["wins"])) if e["wins"] else ""] for e in entries]
+                 e["normalization"], str(len(e["wins"])) if e["wins"] else ""] for e in entries]
         print(A.render((head, rows), args.format))
         return 0
     entry = R.get_recipe(args.name)
+    if args.action == "certify":
+        return _certify_released(entry, args)
     out = args.out.replace("RECIPE", entry["name"])
     if args.action == "show":
         print(f"# {entry['name']} ({entry['group']}, scale {args.scale})")
@@ -74,4 +101,28 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
 
     run_recipe(entry, out, args.scale, args.data_root, args.paper_logs, args.pretrained,
                args.extra_data)
+    return 0
+
+
+def _certify_released(entry: dict, args: argparse.Namespace) -> int:
+    from .. import recipes as R
+    from ..errors import UserError
+    from ..recipes.runner import certify_released
+
+    if (args.checkpoint is None) == (args.released_models is None):
+        raise UserError("give the released checkpoint or --released-models DIR (one of them)")
+    checkpoint = args.checkpoint or R.released_checkpoint(entry, args.released_models)
+    if args.budget is not None and not args.sequential:
+        raise UserError("--budget goes with --sequential")
+    extra: list[str] = []
+    for flag, value in (("--skip", args.skip), ("--max", args.max), ("--batch", args.batch),
+                        ("--device", args.device)):
+        if value is not None:
+            extra += [flag, str(value)]
+    if args.sequential:
+        radii = [r for r in R.certify_radii(entry) if float(r) > 0]
+        budget = args.budget or R.protocol_n(entry, args.scale)
+        extra += ["--sequential", "--radii", *radii, "--budget", str(budget)]
+    certify_released(entry, checkpoint, args.out, args.scale, args.data_root, args.paper_logs,
+                     tuple(extra))
     return 0

@@ -10,7 +10,7 @@ from .common import add_attack_args, add_common, command
 def _train_args(p: argparse.ArgumentParser) -> None:
     from ..data import list_datasets
     from ..methods import list_methods
-    from ..models import list_models
+    from ..models import list_models, list_normalizations
 
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
     p.add_argument("--data-root", default=None, help="data folder (default: download)")
@@ -36,6 +36,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", default=None,
                    help="start from this checkpoint (ours or the paper's); a head with another "
                         "class count is replaced")
+    p.add_argument("--input-normalization", default=None,
+                   choices=[*list_normalizations(), "auto"],
+                   help="the model's input layer: normalize ((x-mean)/std, Cohen et al.; the "
+                        "default), center (x-mean, the SmoothAdv code's InputCenterLayer) or "
+                        "none (raw [0,1] images, MACER's original code); recorded in the "
+                        "checkpoint. With --pretrained: default the pre-trained file's recorded "
+                        "layer; auto measures a file that records none (same class count)")
     p.add_argument("--extra-data", default=None,
                    help="pseudo-labelled images (.pt from pseudo-label, or Carmon et al.'s "
                         "pickle; a pickle can run code: trusted files only)")
@@ -77,7 +84,8 @@ def config_from_args(args: argparse.Namespace):
         warmup=args.warmup, estimator=args.estimator, ddn_gamma=args.ddn_gamma,
         ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
         ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
-        extra_data=args.extra_data, extra_weight=args.extra_weight, resume=args.resume,
+        input_normalization=args.input_normalization, extra_data=args.extra_data,
+        extra_weight=args.extra_weight, resume=args.resume,
         workers=args.workers, channels_last=args.channels_last,
         compile="auto" if args.compile is None else ("on" if args.compile else "off"),
         amp=args.amp,

@@ -1,33 +1,57 @@
-"""Models: a registry of architectures, the normalisation layer and checkpoints."""
+"""Models: a registry of architectures, the input layers (normalize / center / none) and
+checkpoints."""
 
 from . import cifar_resnet as _cifar_resnet  # noqa: F401  (registers architectures)
 from . import small as _small  # noqa: F401
 from .checkpoint import (
+    NormalizationChoice,
     atomic_torch_save,
+    build_from_checkpoint,
     checkpoint_normalisation,
     create_model,
     has_conv,
     load_checkpoint,
     normalize_state_dict,
     read_checkpoint,
+    resolve_normalization,
     save_checkpoint,
     to_channels_last,
 )
-from .normalize import NormalizeLayer
+from .normalize import (
+    DEFAULT_NORMALIZATION,
+    IdentityInput,
+    InputCenterLayer,
+    NormalizeLayer,
+    create_input_layer,
+    input_layer_kind,
+    list_normalizations,
+)
+from .probe import choose_normalization, measure_normalizations
 from .registry import create_network, list_models, register_model
 
 __all__ = [
+    "DEFAULT_NORMALIZATION",
+    "IdentityInput",
+    "InputCenterLayer",
+    "NormalizationChoice",
     "NormalizeLayer",
     "atomic_torch_save",
+    "build_from_checkpoint",
     "checkpoint_normalisation",
+    "choose_normalization",
+    "create_input_layer",
     "create_model",
     "create_network",
     "has_conv",
+    "input_layer_kind",
     "list_models",
+    "list_normalizations",
     "load_checkpoint",
+    "measure_normalizations",
     "normalize_state_dict",
     "read_checkpoint",
     "register_model",
+    "resolve_normalization",
     "save_checkpoint",
     "to_channels_last",
 ]

@@ -1,10 +1,12 @@
 """Checkpoints: atomic saving, safe loading of ours and of the paper's files.
 
 Format (a ``torch.save`` dict, readable with ``weights_only=True``): ``arch``, ``state_dict``
-(of ``Sequential(NormalizeLayer, net)``, keys ``1.*``, as the paper's code writes it),
+(of ``Sequential(input layer, net)``, keys ``1.*``, as the paper's code writes it),
 ``epoch``, ``optimizer``, and metadata: ``dataset``, ``num_classes``, ``in_channels``,
-``image_size``, ``mean``, ``std``, ``sigma``, ``method``, ``hparams``; training adds
-``scheduler`` and ``rng`` for resuming.
+``image_size``, ``normalization`` (the input layer's kind: ``normalize``, ``center`` or
+``none``), ``mean``, ``std``, ``sigma``, ``method``, ``hparams``; training adds ``scheduler``
+and ``rng`` for resuming. The paper's files record no ``normalization``: see
+:func:`resolve_normalization`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,16 @@ import torch.nn as nn
 
 from ..constants import ARCH_DEFAULTS
 from ..errors import UserError
-from .normalize import NormalizeLayer
+from .normalize import (
+    DEFAULT_NORMALIZATION,
+    INPUT_LAYERS,
+    create_input_layer,
+    list_normalizations,
+)
 from .registry import create_network
 
-META_KEYS = ("dataset", "num_classes", "in_channels", "image_size", "mean", "std", "sigma",
-             "method", "hparams")
+META_KEYS = ("dataset", "num_classes", "in_channels", "image_size", "normalization", "mean",
+             "std", "sigma", "method", "hparams")
 
 
 def create_model(
@@ -35,11 +43,14 @@ def create_model(
     std: tuple[float, ...] | None = None,
     image_size: int | None = None,
     dataset: str | None = None,
+    normalization: str = DEFAULT_NORMALIZATION,
 ) -> nn.Sequential:
-    """``Sequential(NormalizeLayer(mean, std), network)``: pixel-space [B,C,H,W] in [0,1] → logits.
+    """``Sequential(input layer, network)``: pixel-space [B,C,H,W] in [0,1] → logits [B,K].
 
-    ``len(mean)`` gives the number of input channels. With ``dataset`` (e.g. "cifar10"),
-    mean, std and image size default to that dataset's; otherwise mean and std are required.
+    ``normalization`` is the input layer's kind (``normalize``: (x − mean)/std, ``center``:
+    x − mean, ``none``: identity). ``len(mean)`` gives the number of input channels. With
+    ``dataset`` (e.g. "cifar10"), mean, std and image size default to that dataset's;
+    otherwise mean and std are required (every kind records them).
     """
     if dataset is not None:
         from ..data import get_dataset_spec
@@ -52,7 +63,7 @@ def create_model(
         raise UserError("create_model needs mean and std, or a dataset to take them from")
     image_size = 32 if image_size is None else image_size
     net = create_network(name, num_classes, in_channels=len(mean), image_size=image_size)
-    return nn.Sequential(NormalizeLayer(mean, std), net)
+    return nn.Sequential(create_input_layer(normalization, mean, std), net)
 
 
 def has_conv(model: nn.Module) -> bool:
@@ -175,7 +186,7 @@ def checkpoint_normalisation(ckpt: dict[str, Any]) -> tuple[tuple | None, tuple 
     return (None, None) if mean is None or std is None else (tuple(mean), tuple(std))
 
 
-def _infer_shape(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
+def infer_shape(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
     """(in_channels, num_classes) from the first conv/linear weight and the last linear weight."""
     weights = [v for k, v in state_dict.items() if k.endswith("weight") and v.dim() >= 2]
     if not weights:
@@ -185,22 +196,124 @@ def _infer_shape(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
     return int(in_channels), int(last.shape[0])
 
 
+@dataclass(frozen=True)
+class NormalizationChoice:
+    """Which input layer a loaded model got, and why (``source``: ``recorded`` in the
+    checkpoint, ``flag`` given by the user, ``default`` for a file that records none, or
+    ``auto``, measured; ``accuracies`` holds the measurement's per-kind accuracies)."""
+
+    kind: str
+    source: str
+    accuracies: dict[str, float] | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.source == "recorded"
+
+    def describe(self, path: str | os.PathLike) -> str:
+        """One line for the user: the layer used and how to choose another."""
+        if self.recorded:
+            return f"input layer: {self.kind} (recorded in {path})"
+        how = {"flag": "as --input-normalization asked",
+               "default": "the default for checkpoints that record none"
+                          + ("; the measurement was too close to call" if self.accuracies
+                             else ""),
+               "auto": "measured, the clearly most accurate"}[self.source]
+        line = f"input layer: {self.kind} ({how}; {Path(path).name} records no input layer"
+        if self.accuracies:
+            line += "; accuracy under noise: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in sorted(self.accuracies.items()))
+        others = [k for k in list_normalizations() if k != self.kind]
+        return line + f"); choose another with --input-normalization {'|'.join(others)}"
+
+
+def resolve_normalization(ckpt: dict[str, Any], requested: str | None,
+                          path: str | os.PathLike = "checkpoint") -> NormalizationChoice:
+    """The input-layer kind for a checkpoint dict, without measuring.
+
+    A recorded kind wins; a requested kind that contradicts it is a :class:`UserError` naming
+    both (``auto`` and None accept the recorded one). For a file that records none (the
+    paper's), the requested kind is used, or ``normalize`` when none is requested.
+    ``requested='auto'`` for such a file is answered by the caller, who has the data to
+    measure with (:func:`smoothadv.models.probe.choose_normalization`); here it raises.
+    """
+    if requested is not None and requested != "auto":
+        INPUT_LAYERS.get(requested)  # an unknown kind fails here, naming the choices
+    recorded = ckpt.get("normalization")
+    if recorded is not None:
+        if requested not in (None, "auto", recorded):
+            raise UserError(f"checkpoint {path} was trained with input layer {recorded!r}; "
+                            f"--input-normalization {requested} contradicts it")
+        return NormalizationChoice(recorded, "recorded")
+    if requested == "auto":
+        raise UserError(f"checkpoint {path} records no input layer: measuring it ('auto') "
+                        "needs labelled data")
+    if requested is None:
+        return NormalizationChoice(DEFAULT_NORMALIZATION, "default")
+    return NormalizationChoice(requested, "flag")
+
+
+def checkpoint_dataset(ckpt: dict[str, Any]) -> str | None:
+    """The data set a checkpoint dict names, else its architecture's default, else None."""
+    return ckpt.get("dataset", ARCH_DEFAULTS.get(ckpt["arch"], {}).get("dataset"))
+
+
+def checkpoint_io(ckpt: dict[str, Any]) -> dict[str, int]:
+    """``in_channels``, ``image_size`` and ``num_classes`` of a checkpoint dict, read without
+    building the model (to check them against a data set before any work)."""
+    in_channels, num_classes = infer_shape(normalize_state_dict(ckpt["state_dict"]))
+    defaults = ARCH_DEFAULTS.get(ckpt["arch"], {})
+    return dict(in_channels=in_channels,
+                image_size=int(ckpt.get("image_size", defaults.get("image_size", 32))),
+                num_classes=int(ckpt.get("num_classes", num_classes)))
+
+
 def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+    path: str | os.PathLike, device: str | torch.device = "cpu",
+    normalization: str | NormalizationChoice | None = None, *, data=None,
+    sigma: float | None = None, seed: int = 0,
 ) -> tuple[nn.Sequential, dict[str, Any]]:
     """Load our checkpoints and the paper's alike.
 
-    Returns ``(model, meta)``: the model with its normalisation layer, on ``device``, in eval
-    mode; ``meta`` holds ``arch``, ``epoch`` and the metadata keys (filled in from the
-    architecture's defaults for the paper's files, which store none).
+    Returns ``(model, meta)``: the model with its input layer, on ``device``, in eval mode;
+    ``meta`` holds ``arch``, ``epoch`` and the metadata keys (filled in from the
+    architecture's defaults for the paper's files, which store none), ``normalization`` (the
+    kind used) and ``normalization_choice`` (a :class:`NormalizationChoice`).
+
+    ``normalization``: None (the recorded kind, else ``normalize``), a kind (an error when it
+    contradicts the recorded one), ``auto`` or a :class:`NormalizationChoice` already made.
+    With labelled ``data`` (a data set of (x [C,H,W] in [0,1], label)) and ``sigma``, a file
+    that records no kind is measured (:func:`smoothadv.models.probe.choose_normalization`)
+    when ``normalization`` is None or ``auto``; without data, None means ``normalize``.
     """
     ckpt = read_checkpoint(path)
+    if isinstance(normalization, NormalizationChoice):
+        choice = normalization
+    elif data is not None:
+        from .probe import choose_normalization
+
+        if sigma is None:
+            sigma = ckpt.get("sigma")
+        if sigma is None:
+            raise UserError("measuring the input layer needs the noise level: give sigma")
+        choice = choose_normalization(ckpt, path, normalization, data, float(sigma),
+                                      seed=seed, device=device)
+    else:
+        choice = resolve_normalization(ckpt, normalization, path)
+    return build_from_checkpoint(ckpt, path, choice, device)
+
+
+def build_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike,
+                          choice: NormalizationChoice, device: str | torch.device = "cpu",
+                          ) -> tuple[nn.Sequential, dict[str, Any]]:
+    """The model of a checkpoint dict behind the input layer ``choice.kind`` (see
+    :func:`load_checkpoint`)."""
     arch = ckpt["arch"]
     state = normalize_state_dict(ckpt["state_dict"])
     defaults = ARCH_DEFAULTS.get(arch, {})
-    in_channels, num_classes = _infer_shape(state)
+    in_channels, num_classes = infer_shape(state)
     meta: dict[str, Any] = {"arch": arch, "epoch": ckpt.get("epoch")}
-    meta["dataset"] = ckpt.get("dataset", defaults.get("dataset"))
+    meta["dataset"] = checkpoint_dataset(ckpt)
     meta["num_classes"] = int(ckpt.get("num_classes", num_classes))
     meta["image_size"] = int(ckpt.get("image_size", defaults.get("image_size", 32)))
     mean, std = checkpoint_normalisation(ckpt)
@@ -215,9 +328,11 @@ def load_checkpoint(
     meta["in_channels"] = in_channels
     for key in ("sigma", "method", "hparams"):
         meta[key] = ckpt.get(key)
+    meta["normalization"] = choice.kind
+    meta["normalization_choice"] = choice
     model = create_model(
         arch, meta["num_classes"], mean=meta["mean"], std=meta["std"],
-        image_size=meta["image_size"],
+        image_size=meta["image_size"], normalization=choice.kind,
     )
     try:
         model.load_state_dict(state, strict=True)

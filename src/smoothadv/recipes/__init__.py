@@ -15,6 +15,12 @@ Scales:
   a tenth of the epochs (at least 10), 100 test inputs (every 100th) at n = 10,000.
 - ``tiny``: a CPU-minutes smoke run: ResNet-20, 256 training images, 1 epoch, T ≤ 2 and
   m ≤ 2, 20 test inputs at n0 = 10, n = 100.
+
+Every entry names the input layer its model was trained behind (``normalization``: the
+authors' README gives ``center`` for the main SmoothAdv CIFAR-10 and all ImageNet models,
+``normalize`` for Cohen et al.'s and the pre-/self-trained ones); training and certification
+commands pass it. :func:`certify_commands` certifies a *released* checkpoint with the recipe's
+protocol and layer (``smoothadv recipe certify``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from ..errors import UserError
 SCALES = ("full", "small", "tiny")
 FIELDS = ("name", "dataset", "arch", "sigma", "method", "attack", "steps", "epsilon",
           "epsilon_paper", "m_train", "multi_noise", "warmup", "epochs", "lr", "lr_step",
-          "pretraining", "self_training_weight", "paper_log")
+          "normalization", "pretraining", "self_training_weight", "paper_log")
+CHECKPOINT_NAME = "checkpoint.pth.tar"
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +87,68 @@ class Stage:
         return "smoothadv " + " ".join(shlex.quote(a) for a in self.argv)
 
 
+def _protocol(entry: dict, scale: str) -> list[str]:
+    """certify's sampling options for a recipe at ``scale``."""
+    cert = entry["certification"]
+    if scale == "full":
+        return ["--n0", str(cert["n0"]), "--n", str(cert["n"]), "--skip", str(cert["skip"])]
+    if scale == "small":
+        return ["--n0", "100", "--n", "10000", "--skip", "100"]
+    return ["--n0", "10", "--n", "100", "--skip", "500", "--batch", "200"]
+
+
+def protocol_n(entry: dict, scale: str) -> int:
+    """The certification sample count n of a recipe at ``scale``."""
+    args = _protocol(entry, scale)
+    return int(args[args.index("--n") + 1])
+
+
+def certify_radii(entry: dict) -> list[str]:
+    """The radii of the paper's table for the recipe's data set, 0 first (as strings)."""
+    return ("0 0.25 0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.25" if entry["dataset"] == "cifar10"
+            else "0 0.5 1.0 1.5 2.0 2.5 3.0 3.5").split()
+
+
+def certify_commands(entry: dict, checkpoint: str | Path, out: str | Path, scale: str = "full",
+                     data_root: str | None = None, paper_logs: str | Path | None = None,
+                     extra: tuple[str, ...] = ()) -> list[Stage]:
+    """certify → analyze (→ compare with the paper's log) for ``checkpoint`` with the recipe's
+    protocol at ``scale`` and its input layer; ``extra`` are more certify options (e.g.
+    ``--skip``, ``--max``, ``--sequential``), later ones overriding the protocol's."""
+    if scale not in SCALES:
+        raise UserError(f"unknown scale {scale!r}; choose {', '.join(SCALES)}")
+    out = Path(out)
+    record = out / "certify.tsv"
+    data = ["--data-root", data_root] if data_root else []
+    radii = certify_radii(entry)
+    certify = ["certify", str(checkpoint), "--dataset", entry["dataset"], *data, "--sigma",
+               f"{entry['sigma']:g}", "--alpha", f"{entry['certification']['alpha']:g}",
+               "--input-normalization", entry["normalization"], "--out", str(record),
+               "--no-progress", *_protocol(entry, scale), *extra]
+    stages = [Stage("certify", tuple(certify)),
+              Stage("analyze", ("analyze", str(record), "--radii", *radii))]
+    if paper_logs is not None:
+        reference = Path(paper_logs) / entry["group"] / entry["paper_log"]
+        stages.append(Stage("compare", ("compare", str(record), "--reference", str(reference),
+                                        "--radii", *radii[1:])))
+    return stages
+
+
+def released_checkpoint(entry: dict, folder: str | Path) -> Path:
+    """The released model of ``entry`` in an extracted archive whose layout mirrors the
+    logs': the log's path with ``test/sigma_σ`` replaced by ``checkpoint.pth.tar``, under the
+    group folder (e.g. ``cifar10/ours/…``) or directly under ``folder``."""
+    folder = Path(folder)
+    model_dir = Path(entry["paper_log"]).parent.parent
+    candidates = [folder / entry["group"] / model_dir / CHECKPOINT_NAME,
+                  folder / model_dir / CHECKPOINT_NAME]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise UserError(f"no released checkpoint for {entry['name']} under {folder}: looked for "
+                    + " and ".join(str(c) for c in candidates))
+
+
 def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
              paper_logs: str | Path | None = None, pretrained: str | None = None,
              extra_data: str | None = None) -> list[Stage]:
@@ -88,25 +157,19 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
     if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; choose {', '.join(SCALES)}")
     out = Path(out)
-    run_dir, record = out / "train", out / "certify.tsv"
+    run_dir = out / "train"
     data = ["--data-root", data_root] if data_root else []
-    cert = entry["certification"]
     train = ["train", "--dataset", entry["dataset"], *data, "--sigma", f"{entry['sigma']:g}",
-             "--out", str(run_dir), "--resume", "--no-progress"]
-    certify = ["certify", str(run_dir / "checkpoint.pth.tar"), "--dataset", entry["dataset"],
-               *data, "--sigma", f"{entry['sigma']:g}", "--alpha", f"{cert['alpha']:g}",
-               "--out", str(record), "--no-progress"]
+             "--input-normalization", entry["normalization"], "--out", str(run_dir),
+             "--resume", "--no-progress"]
     epochs, lr_step, warmup = entry["epochs"], entry["lr_step"], entry["warmup"]
     steps, m = entry["steps"], entry["m_train"]
     arch, batch = entry["arch"], entry["batch"]
-    if scale == "full":
-        certify += ["--n0", str(cert["n0"]), "--n", str(cert["n"]), "--skip", str(cert["skip"])]
-    else:
+    if scale != "full":
         arch = "cifar_resnet20" if entry["dataset"] == "cifar10" else arch
         if scale == "small":
             epochs = max(10, epochs // 10)
             train += ["--train-subset", "2000", "--test-subset", "500"]
-            certify += ["--n0", "100", "--n", "10000", "--skip", "100"]
             batch = min(batch, 128)
         else:
             epochs = 1
@@ -114,7 +177,6 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
             m = min(m, 2)
             batch = 64
             train += ["--train-subset", "256", "--test-subset", "64", "--eval-adv-max", "16"]
-            certify += ["--n0", "10", "--n", "100", "--skip", "500", "--batch", "200"]
         lr_step = max(1, round(lr_step * epochs / entry["epochs"]))
         warmup = min(warmup, max(0, epochs // 10))
     train += ["--arch", arch, "--epochs", str(epochs), "--batch", str(batch), "--lr",
@@ -138,18 +200,13 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
                 entry["pretraining"].split()[1].split("-")[1].lower(), "--steps",
                 entry["pretraining"].split()[2], "--epsilon", f"{entry['epsilon']:.10g}",
                 "--sigma", f"{entry['sigma']:g}", "--epochs", "150", "--lr-step", "50",
+                "--input-normalization", entry["normalization"],
                 "--out", str(pre_dir), "--resume")))
-            pretrained = str(pre_dir / "checkpoint.pth.tar")
+            pretrained = str(pre_dir / CHECKPOINT_NAME)
         train += ["--pretrained", pretrained]
     if entry["self_training_weight"] is not None:
         train += ["--extra-data", extra_data or "PSEUDO_LABELLED.pickle", "--extra-weight",
                   f"{entry['self_training_weight']:g}"]
-    radii = ("0 0.25 0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.25" if entry["dataset"] == "cifar10"
-             else "0 0.5 1.0 1.5 2.0 2.5 3.0 3.5").split()
-    stages += [Stage("train", tuple(train)), Stage("certify", tuple(certify)),
-               Stage("analyze", ("analyze", str(record), "--radii", *radii))]
-    if paper_logs is not None:
-        reference = Path(paper_logs) / entry["group"] / entry["paper_log"]
-        stages.append(Stage("compare", ("compare", str(record), "--reference", str(reference),
-                                        "--radii", *radii[1:])))
-    return stages
+    stages.append(Stage("train", tuple(train)))
+    return stages + certify_commands(entry, run_dir / CHECKPOINT_NAME, out, scale, data_root,
+                                     paper_logs)

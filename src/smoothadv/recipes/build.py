@@ -57,6 +57,21 @@ NOTES = {
 }
 
 
+# The input layer each released model was trained behind, by the folder of the authors'
+# archive (their README): Cohen et al.'s models and the SmoothAdv pre-trained and self-trained
+# CIFAR-10 models used NormalizeLayer; every other SmoothAdv model (the main CIFAR-10 ones and
+# all ImageNet ones) the InputCenterLayer.
+NORMALIZE_FOLDERS = ("cifar10/finetune_cifar_from_imagenetPGD2steps/", "cifar10/self_training/")
+
+
+def archive_normalization(group: str, paper_log: str) -> str:
+    """``normalize`` or ``center``: the input layer of the model behind a log of ``group``
+    whose path (relative to the group) is ``paper_log``."""
+    if group in ("cifar10/cohen", "imagenet/replication"):
+        return "normalize"
+    return "normalize" if paper_log.startswith(NORMALIZE_FOLDERS) else "center"
+
+
 def _name(group_short: str, f: dict) -> str:
     if f["method"] == "gaussian":
         return f"{f['dataset']}-gaussian-s{f['sigma']:.2f}"
@@ -94,6 +109,7 @@ def build(root: Path) -> list[dict]:
                 "attack": f["attack"], "steps": f["steps"], "epsilon": f["epsilon"],
                 "epsilon_paper": f["epsilon_paper"], "m_train": f["m_train"],
                 "multi_noise": f["multi_noise"], **schedule,
+                "normalization": archive_normalization(group, rel),
                 "pretraining": f["pretraining"],
                 "self_training_weight": f["self_training_weight"],
                 "extra_data": ("Carmon et al.'s 500K pseudo-labelled TinyImages"

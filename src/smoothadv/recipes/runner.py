@@ -14,15 +14,13 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from . import Stage, commands
+from . import Stage, certify_commands, commands
 
 
 def run_recipe(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
                paper_logs: str | Path | None = None, pretrained: str | None = None,
                extra_data: str | None = None, say=print) -> list[Stage]:
     """Run every stage of ``entry`` at ``scale`` under ``out``; returns the stages run."""
-    from ..cli import main
-
     if entry["pretraining"] and pretrained is None:
         raise UserError(f"recipe {entry['name']} fine-tunes a model pre-trained on "
                         "ImageNet32: give --pretrained CKPT (recipe show prints the "
@@ -31,9 +29,29 @@ def run_recipe(entry: dict, out: str | Path, scale: str = "full", data_root: str
         raise UserError(f"recipe {entry['name']} self-trains on pseudo-labelled data: give "
                         "--extra-data FILE (Carmon et al.'s pickle or smoothadv pseudo-label's "
                         "output)")
+    stages = commands(entry, out, scale, data_root, paper_logs, pretrained, extra_data)
+    return run_stages(entry, out, scale, stages, say)
+
+
+def certify_released(entry: dict, checkpoint: str | Path, out: str | Path, scale: str = "full",
+                     data_root: str | None = None, paper_logs: str | Path | None = None,
+                     extra: tuple[str, ...] = (), say=print) -> list[Stage]:
+    """Certify a released ``checkpoint`` with the recipe's protocol and input layer, analyse
+    it and (with ``paper_logs``) compare it with the paper's log; resumable like a recipe."""
+    if not Path(checkpoint).is_file():
+        raise UserError(f"checkpoint not found: {checkpoint}")
+    stages = certify_commands(entry, checkpoint, out, scale, data_root, paper_logs, extra)
+    return run_stages(entry, out, scale, stages, say)
+
+
+def run_stages(entry: dict, out: str | Path, scale: str, stages: list[Stage],
+               say=print) -> list[Stage]:
+    """Run ``stages`` in order in this process (``recipe.json`` under ``out`` lists them);
+    a failing stage stops the run with one line."""
+    from ..cli import main
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = commands(entry, out, scale, data_root, paper_logs, pretrained, extra_data)
     (out / "recipe.json").write_text(json.dumps(
         {"recipe": entry, "scale": scale, "stages": [s.command for s in stages]}, indent=1)
         + "\n")
