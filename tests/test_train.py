@@ -5,7 +5,6 @@ import sys
 import pytest
 import torch
 
-from smoothadv import Smooth
 from smoothadv.attacks import SmoothAdvDDN, SmoothAdvPGD
 from smoothadv.cli import main
 from smoothadv.data import create_dataset
@@ -52,28 +51,34 @@ def test_smoothadv_trains_on_attacked_points(attack_cls, multi_noise):
     torch.manual_seed(0)
     data = create_dataset("digits", "train")
     model = create_model("mlp", 10, mean=(0.3,), std=(0.38,), image_size=8)
-    sizes = []
-    model.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
+    seen = []
+    model.register_forward_hook(lambda mod, inp, out: seen.append((mod.training, inp[0])))
     attack = attack_cls(epsilon=1.0, steps=3, num_noise_vectors=4)
     method = create_method("smoothadv", sigma=0.25, attack=attack, epsilon=1.0, num_noise=4,
                            multi_noise=multi_noise, warmup=4)
     x, y = data.images[:64], data.targets[:64]
-    smooth = Smooth(model, 10, 0.25)
-    steps = list(method.steps(smooth, x, y, epoch=1))  # warm-up ε = 0.5 at epoch 1
+    steps = list(method.minibatches(x, y))
     assert len(steps) == (4 if multi_noise else 1)
-    assert set(sizes) == {64}  # every attack forward holds B = 64 samples
-    adv = torch.cat([s[2] for s in steps])
-    dist = (adv - x).flatten(1).norm(dim=1)
-    slack = 1e-5 if attack_cls is SmoothAdvPGD else 8 / 510  # DDN rounds to 256 levels
-    assert dist.max() > 0 and dist.max() <= 0.5 + slack
-    assert torch.cat([s[1] for s in steps]).shape[0] == (64 * 4 if multi_noise else 64)
-    for noisy, targets, clean_adv in steps:
-        assert noisy.shape[0] == targets.shape[0]
-        # the training noise is the attack's own: noisy − x′ reproduces one draw per sample
-        diff = noisy.view(-1, *x.shape[1:]) - (clean_adv.repeat_interleave(4, 0)
-                                               if multi_noise else clean_adv)
-        assert 0.2 < diff.std() < 0.3
+    trained = []
+    for xb, yb in steps:
+        noise = torch.randn(xb.shape[0], 4, *xb.shape[1:])
+        model.train()
+        loss, logs = method.loss(model, xb, yb, noise, epoch=1)  # warm-up ε = 0.5 at epoch 1
+        assert loss.requires_grad and logs["count"] == xb.shape[0] * (4 if multi_noise else 1)
+        attack_rows = [inp for training, inp in seen if not training]
+        assert {r.shape[0] for r in attack_rows} == {64}  # every attack forward holds 64
+        noisy = [inp for training, inp in seen if training][-1]
+        trained.append((xb, noisy, noise * 0.25))
+        seen.clear()
     assert model.training  # restored by the attack
+    for xb, noisy, delta in trained:
+        rows = noisy.view(xb.shape[0], -1, *xb.shape[1:])
+        # the training noise is the attack's own: noisy − δ is the attacked point x′
+        x_adv = rows - (delta if multi_noise else delta[:, :1])
+        assert torch.allclose(x_adv, x_adv[:, :1].expand_as(x_adv), atol=1e-6)
+        dist = (x_adv[:, 0] - xb).flatten(1).norm(dim=1)
+        slack = 1e-5 if attack_cls is SmoothAdvPGD else 8 / 510  # DDN rounds to 256 levels
+        assert dist.max() > 0 and dist.max() <= 0.5 + slack
 
 
 @pytest.mark.parametrize("extra", [

@@ -1,8 +1,13 @@
-"""One training loop for every method: Gaussian augmentation and SmoothAdv, optional
-pre-training, self-training on pseudo-labelled data, resume, and DDP under ``torchrun``.
+"""One training loop for every method (:mod:`smoothadv.methods`: Gaussian augmentation,
+SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS), optional pre-training,
+self-training on pseudo-labelled data, resume, and DDP under ``torchrun``.
 
+Each loaded batch is split into the method's mini-batches; each gets its standard-normal
+noise [b, m, C, H, W] from the run's generator, the method's loss and one optimizer step.
 Defaults follow the paper: SGD with momentum 0.9, weight decay 1e-4, lr 0.1 decayed ×0.1
-every ``lr_step`` epochs, batch 256. A run directory holds ``config.json``, ``log.tsv`` (one
+every ``lr_step`` epochs, batch 256 (``lr_delay`` = 1 reproduces the CAT-RS, consistency and
+SmoothMix code, which steps its scheduler with ``step(epoch)`` after each epoch, so that
+each lr lasts one epoch longer: 0–50, 51–100, …). A run directory holds ``config.json``, ``log.tsv`` (one
 row per epoch) and ``checkpoint.pth.tar`` (written atomically after every epoch).
 """
 
@@ -73,12 +78,21 @@ class TrainConfig:
     lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    attack: str = "pgd"
-    epsilon: float = 0.25
-    steps: int = 10
-    m_train: int = 1
+    attack: str | None = None  # smoothadv: pgd (default) or ddn; consistency: pgd or None
+    epsilon: float | None = None  # None: the method's default (SmoothAdv 0.25)
+    steps: int | None = None  # None: the method's default (SmoothAdv 10)
+    m_train: int | None = None  # None: the method's default (1; MACER 16, CAT-RS 4, …)
     multi_noise: bool = False
-    warmup: int = 0
+    warmup: int | None = None  # None: the method's default (SmoothAdv 0; SmoothMix 10)
+    lbd: float | None = None  # λ of stability, MACER, consistency, CAT-RS (None: authors')
+    eta: float | None = None  # η of consistency (0.5) and SmoothMix (5)
+    gamma: float | None = None  # MACER's hinge γ (8)
+    beta: float | None = None  # MACER's inverse temperature β (16)
+    alpha: float | None = None  # SmoothMix's step size α (2σ)
+    mix_step: int | None = None  # SmoothMix's mix step (0 at σ = 0.25, else 1)
+    deferred: int | None = None  # MACER: first epochs with λ = 0 (None: 51 at σ = 1, else 0)
+    soft_targets: str | None = None  # CAT-RS: per-image p_b from `smoothadv soft-labels`
+    lr_delay: int = 0  # epochs by which each lr drop comes later (1: step(epoch) code)
     estimator: str = "grad"
     ddn_gamma: float | None = DDN_TRAIN_GAMMA
     ddn_init_norm: float | None = None  # None: the epoch's ε, as the paper's training loop
@@ -105,14 +119,24 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_sigma(self.sigma)
-        check_epsilon(self.epsilon)
+        if self.epsilon is not None:
+            check_epsilon(self.epsilon)
         for name in ("epochs", "batch", "lr_step", "steps", "m_train"):
-            check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.method == "catrs" and self.soft_targets is None:
+            raise UserError("--method catrs needs --soft-targets FILE: the vote distribution "
+                            "of a σ = 0.25 Gaussian teacher per training image (write it with "
+                            "`smoothadv soft-labels`)")
+        if self.soft_targets is not None and self.method != "catrs":
+            raise UserError("--soft-targets goes with --method catrs")
+        if self.lr_delay < 0:
+            raise UserError("--lr-delay must be ≥ 0")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
         if not 0 < self.lr_gamma <= 1:
             raise UserError(f"--lr-gamma must lie in (0, 1], got {self.lr_gamma}")
-        if self.warmup < 0:
+        if self.warmup is not None and self.warmup < 0:
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
             raise UserError("--extra-weight must be ≥ 0")
@@ -125,7 +149,7 @@ class TrainConfig:
             raise UserError("--input-normalization auto measures a pre-trained checkpoint's "
                             "layer: it needs --pretrained (a fresh model takes normalize, "
                             "center or none)")
-        if self.m_train > self.batch:
+        if self.m_train is not None and self.m_train > self.batch:
             raise UserError(f"--m-train ({self.m_train}) cannot exceed --batch ({self.batch})")
 
 
@@ -241,27 +265,74 @@ def fit_batch(
     epoch: int,
     weight: float = 1.0,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    soft_targets: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[float, float, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
-    ``model`` is what is trained (maybe DDP-wrapped); ``smooth`` wraps the bare model for the
-    attack. Returns (summed loss, number correct, number of trained samples).
+    ``model`` is what is trained (maybe DDP-wrapped or compiled); ``smooth.base_classifier``
+    is the model the method's eval-mode passes (attacks) run on. The batch is split into the
+    method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
+    ``generator`` (the default generator when None), computes ``method.loss`` and takes one
+    step. ``soft_targets`` [B, K] are split alongside (CAT-RS). Returns (summed loss, number
+    correct, number of trained samples).
     """
     loss_sum = correct = 0.0
     count = 0
-    for noisy, targets, _ in method.steps(smooth, x, y, epoch):
+    tensors = (x, y) if soft_targets is None else (x, y, soft_targets)
+    draws_per_image = method.draws_at(epoch)
+    for part in method.minibatches(*tensors):
+        xb, yb = part[0], part[1]
+        draws = {"soft_targets": part[2]} if soft_targets is not None else {}
+        noise = torch.randn((xb.shape[0], draws_per_image, *xb.shape[1:]), generator=generator,
+                            device=xb.device, dtype=xb.dtype)
         model.train()
         with autocast():
-            logits = model(noisy)
-        loss = F.cross_entropy(logits.float(), targets)
+            loss, logs = method.loss(model, xb, yb, noise, epoch,
+                                     attack_model=smooth.base_classifier, generator=generator,
+                                     **draws)
         optimizer.zero_grad(set_to_none=True)
         (weight * loss).backward()
         optimizer.step()
-        n = targets.shape[0]
-        loss_sum += loss.item() * n
-        correct += float((logits.argmax(1) == targets).sum())
-        count += n
+        loss_sum += logs["loss"] * logs["count"]
+        correct += logs["correct"]
+        count += logs["count"]
     return loss_sum, correct, count
+
+
+class SoftTargets(Dataset):
+    """(x, y, p_b[i]) for a training set (or a ``Subset`` of it) and its per-image soft
+    targets ``table`` [N, K] indexed like the full set."""
+
+    def __init__(self, dataset: Dataset, table: torch.Tensor) -> None:
+        self.dataset = dataset
+        self.table = table
+        self.targets = getattr(dataset, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, y = self.dataset[i]
+        base = self.dataset.indices[i] if isinstance(self.dataset, Subset) else i
+        return x, y, self.table[base]
+
+
+def load_soft_targets(path: str | os.PathLike, size: int, num_classes: int) -> torch.Tensor:
+    """The ``soft_targets`` [N, K] of a ``smoothadv soft-labels`` file, checked against the
+    training set's size and class count."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"soft targets not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 — one line for any unreadable file
+        raise UserError(f"cannot read soft targets {path}: {type(err).__name__}") from None
+    table = blob.get("soft_targets") if isinstance(blob, dict) else None
+    if table is None or table.shape != (size, num_classes):
+        raise UserError(f"{path} must hold 'soft_targets' of shape [{size}, {num_classes}] "
+                        "(one row per training image)")
+    return table.float()
 
 
 class Trainer:
@@ -280,13 +351,19 @@ class Trainer:
         self.num_classes = num_classes_of(train, spec)
         self.train_set = _subset(train, cfg.train_subset, cfg.seed)
         self.test_set = _subset(test, cfg.test_subset, cfg.seed + 1)
+        train_source = self.train_set
         for ds in (self.train_set, self.test_set):  # decode once, before workers fork
             base = ds.dataset if isinstance(ds, Subset) else ds
             if hasattr(base, "preload"):
                 base.preload(list(ds.indices) if isinstance(ds, Subset) else None)
         self.extra_set = load_extra_data(cfg.extra_data) if cfg.extra_data else None
+        if cfg.soft_targets is not None:
+            if self.extra_set is not None:
+                raise UserError("--method catrs has no soft targets for --extra-data images")
+            table = load_soft_targets(cfg.soft_targets, len(train), self.num_classes)
+            train_source = SoftTargets(self.train_set, table)
         # loaders live for the whole run (workers persist); each epoch reseeds their shuffling
-        self.labelled = _loader(self.train_set, cfg.batch, True, cfg.workers, cfg.seed)
+        self.labelled = _loader(train_source, cfg.batch, True, cfg.workers, cfg.seed)
         self.extra = (None if self.extra_set is None else
                       _loader(self.extra_set, cfg.batch, True, cfg.workers, cfg.seed + 1))
         self.test_loader = DataLoader(self.test_set, batch_size=cfg.batch, shuffle=False,
@@ -312,8 +389,7 @@ class Trainer:
             self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step,
-                                                         cfg.lr_gamma)
+        self.scheduler = _scheduler(self.optimizer, cfg)
         self.method = self._make_method()
         self.start_epoch = 0
         self.resumed = False
@@ -385,15 +461,27 @@ class Trainer:
         cfg = self.cfg
         attack = None
         if cfg.method == "smoothadv":
-            attack = attack_from_options(cfg.attack, epsilon=cfg.epsilon, steps=cfg.steps,
-                                         num_noise_vectors=cfg.m_train,
+            attack = attack_from_options(cfg.attack or "pgd", epsilon=self._epsilon(),
+                                         steps=cfg.steps or 10,
+                                         num_noise_vectors=cfg.m_train or 1,
                                          estimator=cfg.estimator, ddn_gamma=cfg.ddn_gamma,
                                          ddn_init_norm=cfg.ddn_init_norm,
                                          ddn_decision=cfg.ddn_decision,
                                          strict_epsilon=cfg.ddn_strict_epsilon)
+        elif cfg.attack is not None and cfg.method != "consistency":
+            raise UserError(f"--attack goes with --method smoothadv or consistency, not "
+                            f"{cfg.method}")
+        epsilon = self._epsilon() if cfg.method == "smoothadv" else cfg.epsilon
         return create_method(cfg.method, sigma=cfg.sigma, num_noise=cfg.m_train,
-                             multi_noise=cfg.multi_noise, attack=attack, epsilon=cfg.epsilon,
-                             warmup=cfg.warmup)
+                             multi_noise=cfg.multi_noise, attack=attack, epsilon=epsilon,
+                             warmup=cfg.warmup, steps=cfg.steps, lbd=cfg.lbd, eta=cfg.eta,
+                             gamma=cfg.gamma, beta=cfg.beta, alpha=cfg.alpha,
+                             mix_step=cfg.mix_step, deferred=cfg.deferred,
+                             consistency_attack=cfg.attack if cfg.method == "consistency"
+                             else None)
+
+    def _epsilon(self) -> float:
+        return 0.25 if self.cfg.epsilon is None else self.cfg.epsilon
 
     @property
     def checkpoint_path(self) -> Path:
@@ -442,12 +530,13 @@ class Trainer:
                    unit="batch",
                    disable=not cfg.progress or not D.is_main(), dynamic_ncols=True,
                    mininterval=0.5)
-        for kind, (x, y) in bar:
-            x, y = self._to_device(x), y.to(self.device)
+        for kind, batch in bar:
+            x, y = self._to_device(batch[0]), batch[1].to(self.device)
+            soft = batch[2].to(self.device, x.dtype) if len(batch) > 2 else None
             weight = cfg.extra_weight if kind == "extra" else 1.0
             loss_sum, correct, count = fit_batch(self.step_model, self.optimizer, self.method,
                                                  self.smooth, x, y, epoch, weight,
-                                                 self._autocast)
+                                                 self._autocast, soft_targets=soft)
             total_loss += loss_sum
             total_correct += correct
             total += count
@@ -499,7 +588,7 @@ class Trainer:
             if attack is not None and eps > 0 and adv_total < cfg.eval_adv_max:
                 keep = int(min(y.shape[0], cfg.eval_adv_max - adv_total))
                 xk, yk = x[:keep], y[:keep]
-                noise = self.smooth.sample_noise(xk, self.method.num_noise, g)
+                noise = self.smooth.sample_noise(xk, self.method.draws_at(epoch), g)
                 x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g, epsilon=eps)
                 with self._autocast():
                     logits = model(x_adv + noise[:, 0]).float()
@@ -569,6 +658,16 @@ class Trainer:
         kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split("\t")[0])
                              <= self.start_epoch]
         log_path.write_text("\n".join(kept) + "\n")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    """StepLR (×γ every ``lr_step`` epochs); with ``lr_delay`` = d each drop comes d epochs
+    later: lr at epoch e = lr·γ^⌊max(e − d, 0)/lr_step⌋ (d = 1: the step(epoch) code)."""
+    if cfg.lr_delay == 0:
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step, cfg.lr_gamma)
+    step, gamma, delay = cfg.lr_step, cfg.lr_gamma, cfg.lr_delay
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: gamma ** (max(e - delay, 0) // step))
 
 
 def train(cfg: TrainConfig) -> Path:

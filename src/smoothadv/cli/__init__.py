@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (each module registers its command)
     predict,
     pseudo_label,
     recipe,
+    soft_labels,
     train,
 )
 from .common import COMMANDS

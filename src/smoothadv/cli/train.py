@@ -1,4 +1,5 @@
-"""``smoothadv train``: train a base classifier with Gaussian augmentation or SmoothAdv."""
+"""``smoothadv train``: train a base classifier with any registered method (Gaussian
+augmentation, SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None,
                    help=f"one of {', '.join(list_models())} (default: the dataset's)")
     p.add_argument("--method", default="gaussian", choices=list_methods(),
-                   help="gaussian (Cohen et al.) or smoothadv (Salman et al.)")
+                   help="gaussian (Cohen et al. 2019), smoothadv (Salman et al. 2019), "
+                        "stability (Li et al. 2019), macer (Zhai et al. 2020), consistency "
+                        "(Jeong & Shin 2020), smoothmix (Jeong et al. 2021) or catrs (Jeong, "
+                        "Kim & Shin 2023); defaults: each authors' CIFAR-10 settings")
     p.add_argument("--sigma", type=float, default=0.25, help="training noise σ (0.25)")
     p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
     p.add_argument("--batch", type=int, default=256, help="batch size (256)")
@@ -29,10 +33,38 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (1e-4)")
     add_attack_args(p, "--m-train", 1, 10, eps_default=0.25, gamma_default=0.05)
+    # None: each method's own default (the help texts above give SmoothAdv's)
+    p.set_defaults(attack=None, epsilon=None, steps=None, num_noise=None)
     p.add_argument("--multi-noise", action="store_true",
                    help="train on all m noisy copies of each attacked image")
-    p.add_argument("--warmup", type=int, default=0,
-                   help="grow ε linearly from 0 over the first K epochs (0)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="grow ε linearly from 0 over the first K epochs (SmoothAdv 0; "
+                        "consistency's ε and SmoothMix's weight: 10)")
+    g = p.add_argument_group(
+        "other methods' hyper-parameters",
+        "defaults are the authors' CIFAR-10 settings; --m-train is m (stability 1, MACER's k "
+        "16, consistency 2, SmoothMix 2, CAT-RS 4), --steps T (consistency+PGD 10, SmoothMix 4, "
+        "CAT-RS 4), --epsilon ε (consistency+PGD: 255/256 at σ=0.25, 2.0 at 0.5 and 1.0; "
+        "CAT-RS 1.0), --attack pgd on consistency = SmoothAdv + consistency")
+    g.add_argument("--lbd", type=float, default=None,
+                   help="λ: stability 2/2/1, MACER 12/6/12, consistency 20/10/10 (with --attack "
+                        "pgd 2/1/1), CAT-RS 0.5/1/2 at σ = 0.25/0.5/1.0")
+    g.add_argument("--eta", type=float, default=None,
+                   help="η: consistency's entropy weight (0.5), SmoothMix's mixup weight (5)")
+    g.add_argument("--gamma", type=float, default=None, help="MACER's hinge γ (8)")
+    g.add_argument("--beta", type=float, default=None, help="MACER's inverse temperature β (16)")
+    g.add_argument("--deferred", type=int, default=None,
+                   help="MACER: train the first K epochs with λ = 0 (the CAT-RS re-run: 51 at "
+                        "σ = 1.0, else 0)")
+    g.add_argument("--alpha", type=float, default=None, help="SmoothMix's step size α (2σ)")
+    g.add_argument("--mix-step", type=int, default=None,
+                   help="SmoothMix's mix step (0 at σ = 0.25, 1 at 0.5 and 1.0)")
+    g.add_argument("--soft-targets", default=None,
+                   help="CAT-RS: per-image vote distributions of a σ = 0.25 Gaussian teacher "
+                        "(smoothadv soft-labels)")
+    p.add_argument("--lr-delay", type=int, default=0,
+                   help="epochs by which each lr drop comes later (0; 1 reproduces the CAT-RS, "
+                        "consistency and SmoothMix code's step(epoch): lr 0.1 for epochs 0-50)")
     p.add_argument("--pretrained", default=None,
                    help="start from this checkpoint (ours or the paper's); a head with another "
                         "class count is replaced")
@@ -81,7 +113,9 @@ def config_from_args(args: argparse.Namespace):
         lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma, momentum=args.momentum,
         weight_decay=args.weight_decay, attack=args.attack, epsilon=args.epsilon,
         steps=args.steps, m_train=args.num_noise, multi_noise=args.multi_noise,
-        warmup=args.warmup, estimator=args.estimator, ddn_gamma=args.ddn_gamma,
+        warmup=args.warmup, lbd=args.lbd, eta=args.eta, gamma=args.gamma, beta=args.beta,
+        deferred=args.deferred, alpha=args.alpha, mix_step=args.mix_step,
+        soft_targets=args.soft_targets, lr_delay=args.lr_delay, estimator=args.estimator, ddn_gamma=args.ddn_gamma,
         ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
         ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
         input_normalization=args.input_normalization, extra_data=args.extra_data,
@@ -95,7 +129,8 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
-@command("train", "train a base classifier: Gaussian augmentation or SmoothAdv", _train_args)
+@command("train", "train a base classifier: Gaussian, SmoothAdv, stability, MACER, "
+         "consistency, SmoothMix or CAT-RS", _train_args)
 def run_train(args: argparse.Namespace) -> int:
     from ..train import train
 

@@ -1,0 +1,125 @@
+"""Consistency regularisation (Jeong & Shin 2020), optionally on SmoothAdv's attacked points.
+
+A loaded batch splits into m mini-batches of ⌊B/m⌋ images, each its own step with its own
+m = 2 draws. One train-mode forward of the m·B noisy rows, z_ij = f(x_i + σε_ij);
+loss = mean over the m·B rows of CE(z_ij, y_i)
+     + mean_i [λ·(1/m)Σ_j KL(p̄_i ‖ p_ij) + η·H(p̄_i)],
+p_ij = softmax(z_ij), p̄_i = mean_j p_ij **not detached** (the KL's target carries gradient),
+H(p) = −Σ_c p_c log max(p_c, 1e−20). η = 0.5; λ = 20 / 10 / 10 at σ = 0.25 / 0.5 / 1.0.
+
+With ``attack='pgd'`` (their SmoothAdv + consistency), x is first replaced by x′ from T steps
+on the soft classifier over the same draws (eval mode, frozen weights): L = mean_i −log
+max(p̄_{i,y_i}, 1e−20), step 2ε/T along g/(‖g‖₂ + 1e−8), then δ = x′ − x rescaled to norm ≤ ε
+and **then** x′ = clip(x + δ, 0, 1) (projection before clipping, the opposite of SmoothAdv's
+order); from x′ = x, ε warmed up as min(ε, (epoch+1)ε/10). Their settings: σ = 0.25: ε = 255/256,
+T = 10, m = 4, λ = 2; σ = 0.5 and 1.0: ε = 2.0, T = 10, m = 2, λ = 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from . import register
+from .base import (
+    TrainingMethod,
+    accuracy_logs,
+    by_sigma,
+    cross_entropy,
+    entropy,
+    forward_draws,
+    frozen_eval,
+    kl_to,
+    mean_softmax,
+    soft_nll,
+    unit_step,
+    warmup_epsilon,
+)
+
+LAMBDA = {0.25: 20.0, 0.5: 10.0, 1.0: 10.0}
+LAMBDA_ADV = {0.25: 2.0, 0.5: 1.0, 1.0: 1.0}
+ADV_SETTINGS = {0.25: dict(epsilon=255 / 256, steps=10, num_noise=4),
+                0.5: dict(epsilon=2.0, steps=10, num_noise=2),
+                1.0: dict(epsilon=2.0, steps=10, num_noise=2)}
+
+
+def consistency_terms(logits: torch.Tensor, lbd: float, eta: float,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean_i (1/m)Σ_j KL(p̄_i ‖ p_ij), mean_i H(p̄_i), their weighted sum) for logits
+    [B, m, K]."""
+    p_bar = mean_softmax(logits)
+    kl = kl_to(p_bar.unsqueeze(1), logits).mean(1).mean()
+    ent = entropy(p_bar).mean()
+    return kl, ent, lbd * kl + eta * ent
+
+
+def consistency_pgd(model, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
+                    epsilon: float, steps: int) -> torch.Tensor:
+    """The consistency code's SmoothAdv-PGD: x′ [B,C,H,W] in [0,1] within ε of x (see the
+    module docstring); ``delta`` [B, m, C, H, W] are the step's own σ-scaled draws."""
+    alpha = 2 * epsilon / steps
+    adv = x.detach()
+    with frozen_eval(model) as frozen:
+        for _ in range(steps):
+            adv = adv.requires_grad_(True)
+            loss = soft_nll(mean_softmax(forward_draws(frozen, adv, delta)), y).mean()
+            grad, = torch.autograd.grad(loss, [adv])
+            adv = adv.detach() + alpha * unit_step(grad)
+            eta = (adv - x).renorm(p=2, dim=0, maxnorm=epsilon)
+            adv = (x + eta).clamp(0.0, 1.0).detach()
+    return adv
+
+
+class Consistency(TrainingMethod):
+    name = "consistency"
+    split = "floor"
+
+    def __init__(self, *, sigma: float, num_noise: int | None = None, lbd: float | None = None,
+                 eta: float = 0.5, attack: str | None = None, epsilon: float | None = None,
+                 steps: int | None = None, warmup: int = 10) -> None:
+        if attack not in (None, "pgd"):
+            raise UserError(f"consistency takes --attack pgd or none, not {attack!r}")
+        adv = by_sigma(ADV_SETTINGS, sigma, "consistency + SmoothAdv",
+                       "--epsilon, --steps and --m-train") if attack and None in (
+            num_noise, epsilon, steps) else {}
+        super().__init__(sigma=sigma, num_noise=num_noise or adv.get("num_noise", 2))
+        if self.num_noise < 2:
+            raise UserError("consistency needs m ≥ 2 draws per image (--m-train)")
+        table = LAMBDA_ADV if attack else LAMBDA
+        self.lbd = float(lbd) if lbd is not None else by_sigma(table, sigma, "consistency λ",
+                                                               "--lbd")
+        self.eta = float(eta)
+        self.adversarial = attack == "pgd"
+        self.epsilon = float(epsilon if epsilon is not None else adv.get("epsilon", 0.0))
+        self.steps = int(steps if steps is not None else adv.get("steps", 0))
+        self.warmup = int(warmup)
+
+    def epsilon_at(self, epoch: int) -> float:
+        return warmup_epsilon(self.epsilon, epoch, self.warmup) if self.adversarial else 0.0
+
+    def loss(self, model, x, y, noise, epoch=0, *, attack_model=None, generator=None,
+             **draws):
+        self.check_noise(x, noise, epoch)
+        delta = noise.mul(self.sigma)
+        if self.adversarial and self.epsilon_at(epoch) > 0:
+            x = consistency_pgd(attack_model or model, x, y, delta, self.epsilon_at(epoch),
+                                self.steps)
+        logits = forward_draws(model, x, delta)  # [B, m, K]
+        m = logits.shape[1]
+        targets = y.repeat_interleave(m)
+        xent = cross_entropy(logits.flatten(0, 1), targets)
+        kl, ent, reg = consistency_terms(logits, self.lbd, self.eta)
+        loss = xent + reg
+        return loss, {"loss": loss.item(), "xent": xent.item(), "consistency": reg.item(),
+                      "kl": kl.item(), "entropy": ent.item(),
+                      **accuracy_logs(logits.flatten(0, 1), targets)}
+
+
+@register("consistency")
+def consistency(*, sigma: float, num_noise: int | None = None, lbd: float | None = None,
+                eta: float = 0.5, consistency_attack: str | None = None,
+                epsilon: float | None = None, steps: int | None = None, warmup: int = 10,
+                **_: object) -> Consistency:
+    """Consistency regularisation (with ``consistency_attack='pgd'``: on SmoothAdv points)."""
+    return Consistency(sigma=sigma, num_noise=num_noise, lbd=lbd, eta=eta,
+                       attack=consistency_attack, epsilon=epsilon, steps=steps, warmup=warmup)
