@@ -7,8 +7,9 @@ noise [b, m, C, H, W] from the run's generator, the method's loss and one optimi
 Defaults follow the paper: SGD with momentum 0.9, weight decay 1e-4, lr 0.1 decayed ×0.1
 every ``lr_step`` epochs, batch 256 (``lr_delay`` = 1 reproduces the CAT-RS, consistency and
 SmoothMix code, which steps its scheduler with ``step(epoch)`` after each epoch, so that
-each lr lasts one epoch longer: 0–50, 51–100, …). A run directory holds ``config.json``, ``log.tsv`` (one
-row per epoch) and ``checkpoint.pth.tar`` (written atomically after every epoch).
+each lr lasts one epoch longer: 0–50, 51–100, …). A run directory holds ``config.json``,
+``log.tsv`` (one row per epoch) and ``checkpoint.pth.tar`` (written atomically after every
+epoch).
 """
 
 from __future__ import annotations
