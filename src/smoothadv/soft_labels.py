@@ -35,13 +35,15 @@ def _augmented(dataset: Dataset, i: int, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def soft_labels(smooth: Smooth, dataset: Dataset, out: str | os.PathLike, *, num: int = 10_000,
                 batch_size: int = 1000, seed: int = 0, chunk: int = 64,
-                progress: bool = True) -> Path:
+                indices: list[int] | None = None, progress: bool = True) -> Path:
     """Write ``{'soft_targets': float32 [N, K], 'num': num, 'sigma': σ}`` for every image of
-    ``dataset`` to ``out`` (resuming a partial file ``out.partial``); returns ``out``."""
+    ``dataset`` (or only the rows ``indices``, the others left 0: a training subset) to
+    ``out``, resuming a partial file ``out.partial``; returns ``out``."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    total, classes = len(dataset), smooth.num_classes
-    table = torch.zeros(total, classes)
+    order = list(range(len(dataset))) if indices is None else sorted(indices)
+    total, classes = len(order), smooth.num_classes
+    table = torch.zeros(len(dataset), classes)
     done = 0
     if partial.exists():
         saved = torch.load(partial, map_location="cpu", weights_only=True)
@@ -51,12 +53,12 @@ def soft_labels(smooth: Smooth, dataset: Dataset, out: str | os.PathLike, *, num
     bar = tqdm(total=total, initial=done, desc="soft labels", unit="image",
                disable=not progress)
     while done < total:
-        idx = list(range(done, min(done + chunk, total)))
+        idx = order[done:done + chunk]
         xs = torch.stack([_augmented(dataset, i, seed) for i in idx]).to(device)
         gens = [make_generator(seed * 1_000_003 + i + 1, device) for i in idx]
         counts = smooth._counts(xs, num, batch_size, gens).cpu()
         table[idx] = counts.float() / num
-        done = idx[-1] + 1
+        done += len(idx)
         atomic_torch_save({"soft_targets": table, "done": done, "num": num}, partial)
         bar.update(len(idx))
     bar.close()

@@ -94,6 +94,7 @@ class TrainConfig:
     deferred: int | None = None  # MACER: first epochs with λ = 0 (None: 51 at σ = 1, else 0)
     soft_targets: str | None = None  # CAT-RS: per-image p_b from `smoothadv soft-labels`
     lr_delay: int = 0  # epochs by which each lr drop comes later (1: step(epoch) code)
+    lr_milestones: tuple[int, ...] | None = None  # drops at these epochs instead of lr_step
     estimator: str = "grad"
     ddn_gamma: float | None = DDN_TRAIN_GAMMA
     ddn_init_norm: float | None = None  # None: the epoch's ε, as the paper's training loop
@@ -178,6 +179,12 @@ def _subset(ds: Dataset, size: int | None, seed: int) -> Dataset:
     rest = sorted(set(range(len(ds))) - set(chosen))
     extra = torch.randperm(len(rest), generator=gen)[: size - len(chosen)].tolist()
     return Subset(ds, sorted(chosen + [rest[i] for i in extra]))
+
+
+def subset_indices(ds: Dataset, size: int | None, seed: int) -> list[int] | None:
+    """The indices :func:`_subset` keeps (None: the whole set)."""
+    sub = _subset(ds, size, seed)
+    return list(sub.indices) if isinstance(sub, Subset) else None
 
 
 def load_extra_data(path: str | os.PathLike) -> InMemoryDataset:
@@ -664,6 +671,9 @@ class Trainer:
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     """StepLR (×γ every ``lr_step`` epochs); with ``lr_delay`` = d each drop comes d epochs
     later: lr at epoch e = lr·γ^⌊max(e − d, 0)/lr_step⌋ (d = 1: the step(epoch) code)."""
+    if cfg.lr_milestones:
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, [v + cfg.lr_delay for v in cfg.lr_milestones], cfg.lr_gamma)
     if cfg.lr_delay == 0:
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step, cfg.lr_gamma)
     step, gamma, delay = cfg.lr_step, cfg.lr_gamma, cfg.lr_delay

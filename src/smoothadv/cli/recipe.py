@@ -15,7 +15,10 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="the catalogue of the paper's models")
     ls.add_argument("--dataset", choices=["cifar10", "imagenet"], default=None)
     ls.add_argument("--group", default=None,
-                    help="a group of the paper's logs, e.g. cifar10/ours or cifar10/cohen")
+                    help="a group of the paper's logs, e.g. cifar10/ours or cifar10/cohen, or "
+                         "baselines (the training methods of the CAT-RS authors' table)")
+    ls.add_argument("--method", default=None,
+                    help="only recipes of this training method (e.g. macer, catrs)")
     ls.add_argument("--winners", action="store_true",
                     help="only models that win a cell of the paper's tables")
     ls.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
@@ -30,7 +33,9 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
                             "(CPU minutes); default full")
         q.add_argument("--data-root", default=None, help="the data set's folder")
         q.add_argument("--paper-logs", default=None,
-                       help="the paper's logs (e.g. ../shared/data/paper-logs): adds compare")
+                       help="the published logs (../shared/data/paper-logs for the paper's "
+                            "models, ../shared/data/baseline-logs for the baselines): adds "
+                            "compare")
         q.add_argument("--pretrained", default=None,
                        help="pre-training recipes: the ImageNet32 model to fine-tune")
         q.add_argument("--extra-data", default=None,
@@ -68,7 +73,7 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
     from .. import recipes as R
 
     if args.action == "list":
-        entries = R.list_recipes(args.dataset, args.group, args.winners)
+        entries = R.list_recipes(args.dataset, args.group, args.winners, args.method)
         if args.format == "json":
             print(json.dumps([{k: e[k] for k in (*R.FIELDS, "group", "lr_gamma", "batch",
                                                  "certification", "wins", "notes")}

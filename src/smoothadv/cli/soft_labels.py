@@ -19,6 +19,9 @@ def _soft_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-noise", type=int, default=10_000,
                    help="noise draws per image (10000, the authors')")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="only the images of train --train-subset N with the same --seed (the "
+                        "other rows stay 0)")
     p.add_argument("--out", required=True,
                    help="output .pt; an interrupted run resumes from OUT.partial")
     add_normalization_arg(p)
@@ -43,7 +46,14 @@ def run_soft_labels(args: argparse.Namespace) -> int:
     model, meta = load_model(args.teacher, args.input_normalization, labelled, args.sigma,
                              args.seed, device)
     smooth = Smooth(model, meta["num_classes"], args.sigma)
+    indices = None
+    if args.train_subset is not None:
+        from ..train import subset_indices
+
+        indices = subset_indices(train, args.train_subset, args.seed)
     path = soft_labels(smooth, train, args.out, num=args.num_noise, batch_size=args.batch,
-                       seed=args.seed, progress=not args.no_progress)
-    print(f"soft targets of {len(train)} images ({args.num_noise} draws each) written to {path}")
+                       seed=args.seed, indices=indices, progress=not args.no_progress)
+    rows = len(train) if indices is None else len(indices)
+    print(f"soft targets of {rows} of {len(train)} images ({args.num_noise} draws each) "
+          f"written to {path}")
     return 0

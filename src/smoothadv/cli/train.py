@@ -62,6 +62,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--soft-targets", default=None,
                    help="CAT-RS: per-image vote distributions of a σ = 0.25 Gaussian teacher "
                         "(smoothadv soft-labels)")
+    p.add_argument("--lr-milestones", type=int, nargs="+", default=None,
+                   help="drop the lr ×γ at these epochs instead of every --lr-step (MACER's "
+                        "original: 200 400)")
     p.add_argument("--lr-delay", type=int, default=0,
                    help="epochs by which each lr drop comes later (0; 1 reproduces the CAT-RS, "
                         "consistency and SmoothMix code's step(epoch): lr 0.1 for epochs 0-50)")
@@ -115,8 +118,9 @@ def config_from_args(args: argparse.Namespace):
         steps=args.steps, m_train=args.num_noise, multi_noise=args.multi_noise,
         warmup=args.warmup, lbd=args.lbd, eta=args.eta, gamma=args.gamma, beta=args.beta,
         deferred=args.deferred, alpha=args.alpha, mix_step=args.mix_step,
-        soft_targets=args.soft_targets, lr_delay=args.lr_delay, estimator=args.estimator,
-        ddn_gamma=args.ddn_gamma,
+        soft_targets=args.soft_targets, lr_delay=args.lr_delay,
+        lr_milestones=tuple(args.lr_milestones) if args.lr_milestones else None,
+        estimator=args.estimator, ddn_gamma=args.ddn_gamma,
         ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
         ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
         input_normalization=args.input_normalization, extra_data=args.extra_data,

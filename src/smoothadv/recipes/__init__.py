@@ -49,12 +49,23 @@ def catalogue() -> tuple[dict, ...]:
     return tuple(json.loads(text)["models"])
 
 
+def all_recipes() -> tuple[dict, ...]:
+    """The paper's models (:func:`catalogue`) and the training-method baselines
+    (:func:`smoothadv.recipes.baselines.baselines`)."""
+    from .baselines import baselines
+
+    return catalogue() + baselines()
+
+
 def list_recipes(dataset: str | None = None, group: str | None = None,
-                 winners: bool = False) -> list[dict]:
-    """Catalogue entries, filtered by dataset, by group (a prefix such as ``cifar10/ours``) or
-    to the models that win a cell of the paper's tables."""
+                 winners: bool = False, method: str | None = None) -> list[dict]:
+    """Recipes, filtered by dataset, by group (a prefix such as ``cifar10/ours`` or
+    ``baselines``), by training method, or to the models that win a cell of the paper's
+    tables."""
     out = []
-    for entry in catalogue():
+    for entry in all_recipes():
+        if method and entry["method"] != method:
+            continue
         if dataset and entry["dataset"] != dataset:
             continue
         if group and not entry["group"].startswith(group):
@@ -67,10 +78,10 @@ def list_recipes(dataset: str | None = None, group: str | None = None,
 
 def get_recipe(name: str) -> dict:
     """The entry called ``name``; a clear error with the closest names otherwise."""
-    for entry in catalogue():
+    for entry in all_recipes():
         if entry["name"] == name:
             return entry
-    close = difflib.get_close_matches(name, [e["name"] for e in catalogue()], n=3)
+    close = difflib.get_close_matches(name, [e["name"] for e in all_recipes()], n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see smoothadv recipe list"
     raise UserError(f"unknown recipe {name!r}{hint}")
 
@@ -127,11 +138,44 @@ def certify_commands(entry: dict, checkpoint: str | Path, out: str | Path, scale
                "--no-progress", *_protocol(entry, scale), *extra]
     stages = [Stage("certify", tuple(certify)),
               Stage("analyze", ("analyze", str(record), "--radii", *radii))]
-    if paper_logs is not None:
-        reference = Path(paper_logs) / entry["group"] / entry["paper_log"]
-        stages.append(Stage("compare", ("compare", str(record), "--reference", str(reference),
-                                        "--radii", *radii[1:])))
+    if paper_logs is not None and entry["paper_log"] is not None:
+        stages.append(Stage("compare", ("compare", str(record), "--reference",
+                                        str(reference_log(entry, paper_logs)), "--radii",
+                                        *radii[1:])))
     return stages
+
+
+def reference_log(entry: dict, logs: str | Path) -> Path:
+    """The published log of ``entry`` under ``logs`` (the paper's logs folder, or the
+    baseline logs folder for the baselines)."""
+    if entry["group"] == "baselines":
+        return Path(logs) / entry["paper_log"]
+    return Path(logs) / entry["group"] / entry["paper_log"]
+
+
+HPARAM_FLAGS = {"lbd": "--lbd", "eta": "--eta", "gamma": "--gamma", "beta": "--beta",
+                "alpha": "--alpha", "mix_step": "--mix-step", "deferred": "--deferred"}
+
+
+def _method_args(entry: dict, steps: int | None, m: int, warmup: int) -> list[str]:
+    """train's method options for an entry (steps and m already scaled)."""
+    method = entry["method"]
+    if method == "gaussian":
+        return ["--method", "gaussian"]
+    args = ["--method", method, "--m-train", str(m)]
+    if method == "smoothadv":
+        args += ["--attack", entry["attack"], "--epsilon", f"{entry['epsilon']:.10g}",
+                 "--steps", str(steps), "--warmup", str(warmup)]
+        if entry["multi_noise"]:
+            args.append("--multi-noise")
+        return args
+    if steps is not None:
+        args += ["--steps", str(steps)]
+    if entry["epsilon"] is not None:
+        args += ["--epsilon", f"{entry['epsilon']:.10g}"]
+    for key, value in entry.get("hparams", {}).items():
+        args += [HPARAM_FLAGS[key], f"{value:g}"]
+    return args
 
 
 def released_checkpoint(entry: dict, folder: str | Path) -> Path:
@@ -165,31 +209,34 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
     epochs, lr_step, warmup = entry["epochs"], entry["lr_step"], entry["warmup"]
     steps, m = entry["steps"], entry["m_train"]
     arch, batch = entry["arch"], entry["batch"]
+    milestones = entry.get("lr_milestones")
+    subset = []
     if scale != "full":
         arch = "cifar_resnet20" if entry["dataset"] == "cifar10" else arch
         if scale == "small":
             epochs = max(10, epochs // 10)
-            train += ["--train-subset", "2000", "--test-subset", "500"]
+            subset = ["--train-subset", "2000", "--test-subset", "500"]
             batch = min(batch, 128)
         else:
             epochs = 1
             steps = None if steps is None else min(steps, 2)
             m = min(m, 2)
             batch = 64
-            train += ["--train-subset", "256", "--test-subset", "64", "--eval-adv-max", "16"]
+            subset = ["--train-subset", "256", "--test-subset", "64", "--eval-adv-max", "16"]
         lr_step = max(1, round(lr_step * epochs / entry["epochs"]))
         warmup = min(warmup, max(0, epochs // 10))
-    train += ["--arch", arch, "--epochs", str(epochs), "--batch", str(batch), "--lr",
-              f"{entry['lr']:g}", "--lr-step", str(lr_step), "--lr-gamma",
-              f"{entry['lr_gamma']:g}"]
-    if entry["method"] == "smoothadv":
-        train += ["--method", "smoothadv", "--attack", entry["attack"], "--epsilon",
-                  f"{entry['epsilon']:.10g}", "--steps", str(steps), "--m-train", str(m),
-                  "--warmup", str(warmup)]
-        if entry["multi_noise"]:
-            train.append("--multi-noise")
-    else:
-        train += ["--method", "gaussian"]
+        if milestones:
+            milestones = [max(1, round(v * epochs / entry["epochs"])) for v in milestones]
+    train += subset + ["--arch", arch, "--epochs", str(epochs), "--batch", str(batch), "--lr",
+                       f"{entry['lr']:g}", "--lr-step", str(lr_step), "--lr-gamma",
+                       f"{entry['lr_gamma']:g}"]
+    if entry.get("lr_delay"):
+        train += ["--lr-delay", str(entry["lr_delay"])]
+    if entry.get("weight_decay", 1e-4) != 1e-4:
+        train += ["--weight-decay", f"{entry['weight_decay']:g}"]
+    if milestones:
+        train += ["--lr-milestones", *map(str, milestones)]
+    train += _method_args(entry, steps, m, warmup)
     stages: list[Stage] = []
     if entry["pretraining"]:
         if pretrained is None:  # the pre-training the paper did, for `recipe show`
@@ -207,6 +254,19 @@ def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str |
     if entry["self_training_weight"] is not None:
         train += ["--extra-data", extra_data or "PSEUDO_LABELLED.pickle", "--extra-weight",
                   f"{entry['self_training_weight']:g}"]
+    if entry.get("teacher"):  # CAT-RS: train the σ = 0.25 Gaussian teacher, then its p_b
+        teacher = get_recipe(entry["teacher"])
+        teacher_stages = commands(teacher, out / "teacher", scale, data_root)
+        stages.append(Stage("teacher", teacher_stages[0].argv))
+        teacher_ckpt = out / "teacher" / "train" / CHECKPOINT_NAME
+        soft = out / "soft_targets.pt"
+        draws = {"full": "10000", "small": "1000", "tiny": "20"}[scale]
+        stages.append(Stage("soft-labels", (
+            "soft-labels", "--teacher", str(teacher_ckpt), "--dataset", entry["dataset"],
+            *data, "--sigma", f"{teacher['sigma']:g}", "--num-noise", draws,
+            "--input-normalization", teacher["normalization"], *subset[:2], "--out",
+            str(soft), "--no-progress")))
+        train += ["--soft-targets", str(soft)]
     stages.append(Stage("train", tuple(train)))
     return stages + certify_commands(entry, run_dir / CHECKPOINT_NAME, out, scale, data_root,
                                      paper_logs)
