@@ -90,16 +90,20 @@ SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                       "shared", "data")
 
 
-def demo_models(sigma: float = 0.25) -> dict[str, str]:
+def demo_models(sigma: float = 0.25, quick: bool = False) -> dict[str, str]:
     """The demo's two digits models (Gaussian and SmoothAdv-PGD, its exact settings), trained
-    once into runs/bench and reused: {label: checkpoint path}."""
+    once into runs/bench and reused: {label: checkpoint path}. ``quick``: the quick demo's
+    Gaussian model (half the epochs) alone."""
     from smoothadv.demo import METHODS, DemoConfig
     from smoothadv.train import TrainConfig, train
 
-    cfg = DemoConfig()
+    cfg = DemoConfig(epochs=DemoConfig().epochs // 2 if quick else DemoConfig().epochs)
     out = {}
-    for key, (name, options) in METHODS.items():
-        run_dir = os.path.join(CACHE, f"digits_{key}_sigma{sigma:g}")
+    for key in (("gaussian",) if quick else ("gaussian", "smoothadv")):
+        name, options = METHODS[key]
+        name = f"{name} (quick demo)" if quick else name
+        run_dir = os.path.join(CACHE, f"digits_{key}_sigma{sigma:g}" + ("_quick" if quick
+                                                                         else ""))
         ckpt = os.path.join(run_dir, "checkpoint.pth.tar")
         if not os.path.exists(ckpt):
             train(TrainConfig(dataset="digits", arch="mlp", out=run_dir, sigma=sigma,

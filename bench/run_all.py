@@ -17,6 +17,7 @@ import bench_certify_many  # noqa: E402
 import bench_channels_last  # noqa: E402
 import bench_compile  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_methods  # noqa: E402
 import bench_sequential  # noqa: E402
 import bench_sound  # noqa: E402
 import bench_train_step  # noqa: E402
@@ -28,7 +29,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     start = time.perf_counter()
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
-                   bench_channels_last, bench_sequential, bench_sound, bench_compile):
+                   bench_channels_last, bench_sequential, bench_sound, bench_compile,
+                   bench_methods):
         module.main()
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")

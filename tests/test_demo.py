@@ -18,3 +18,19 @@ def test_demo_writes_records_curves_and_report(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| SmoothAdv-PGD σ=0.25 |" in report and "n = 400" in report
     assert "has the larger ACR" in report
+
+
+def test_demo_with_every_method(tmp_path, capsys):
+    out = tmp_path / "demo"
+    methods = ["gaussian", "smoothadv", "stability", "macer", "consistency", "smoothmix",
+               "catrs"]
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--n", "100", "--no-progress",
+                 "--sigmas", "0.5", "--device", "cpu", "--methods", *methods]) == 0
+    printed = capsys.readouterr().out
+    for label in ("Stability σ=0.5", "MACER σ=0.5", "Consistency σ=0.5", "SmoothMix σ=0.5",
+                  "CAT-RS σ=0.5"):
+        assert label in printed
+    assert "by ACR" in printed
+    assert (out / "catrs_soft_targets.pt").exists()  # the σ = 0.25 teacher's p_b
+    assert (out / "gaussian_sigma0.25" / "checkpoint.pth.tar").exists()
+    assert main(["demo", "--out", str(out), "--methods", "nope"]) == 2

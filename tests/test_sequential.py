@@ -149,3 +149,51 @@ def test_randomized_cp_certify(digits_ckpt, tmp_path):  # noqa: F811
     assert np.all(b["radius"] >= a["radius"] - 1e-6)  # never below the ordinary bound
     assert '"randomized_cp": true' in (tmp_path / "rand.tsv.config.json").read_text()
     torch.manual_seed(0)
+
+
+def test_end_test_keeps_the_error_rate_and_recovers_what_the_sequence_misses(linear_model):
+    from smoothadv.stats import lower_confidence_bound
+
+    alpha, budget, count, theta = 0.05, 3000, 400, 0.95
+    smooth = Smooth(linear_model, 2, SIGMA)
+    radius = SIGMA * norm.ppf(theta)
+
+    def certified(pa, split):
+        cert = SequentialCertifier(smooth, [radius], alpha=alpha, budget=budget,
+                                   labelled=True, alpha_split=split)
+        x = _point(linear_model, pa)
+        results = [r for _, r in cert.run((i, x, 1, 9000 + i) for i in range(count))]
+        assert all(r.radius <= SIGMA * norm.ppf(r.p_lower) + 1e-12 for r in results)
+        return np.mean([r.decisions[0] == CERTIFIED for r in results])
+
+    margin = 3 * math.sqrt(alpha * (1 - alpha) / count)
+    for pa in (0.93, theta):  # at or below the threshold every certificate is false
+        for split in (0.2, 0.5, 0.9):
+            assert certified(pa, split) <= alpha + margin, (pa, split)
+    # just above the threshold: fixed-n CERTIFY at n = budget certifies most such inputs, the
+    # sequence alone few of them, the end test (split 0.2) nearly as many as fixed n
+    pa = 0.962
+    k = np.random.default_rng(0).binomial(budget, pa, size=20_000)
+    fixed = float(np.mean(lower_confidence_bound(k, budget, alpha) > theta))
+    alone, with_end = certified(pa, 1.0), certified(pa, 0.2)
+    assert fixed > 0.9 and alone < fixed - 0.3
+    assert with_end >= fixed - 0.05, (with_end, fixed)
+
+
+def test_end_test_budget_split_is_recorded_and_validated(linear_model, tmp_path, digits_ckpt):  # noqa: F811
+    smooth = Smooth(linear_model, 2, SIGMA)
+    cert = SequentialCertifier(smooth, [0.1], alpha=0.001, alpha_split=0.25)
+    assert math.isclose(cert.alpha_seq, 0.00025) and math.isclose(cert.alpha_end, 0.00075)
+    with pytest.raises(UserError, match="alpha split"):
+        SequentialCertifier(smooth, [0.1], alpha=0.001, alpha_split=0.0)
+    out = tmp_path / "s.tsv"
+    assert main(["certify", str(digits_ckpt), "--sequential", "--radii", "0.25",
+                 "--alpha-split", "0.5", "--budget", "500", "--skip", "100", "--out", str(out),
+                 "--no-progress"]) == 0
+    import json
+
+    config = json.loads(out.with_name(out.name + ".config.json").read_text())
+    assert math.isclose(config["alpha_seq"], 0.0005) and math.isclose(config["alpha_end"],
+                                                                       0.0005)
+    assert main(["certify", str(digits_ckpt), "--alpha-split", "0.5", "--out",
+                 str(tmp_path / "f.tsv")]) == 2

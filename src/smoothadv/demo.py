@@ -3,7 +3,10 @@
 Two models of the same architecture (the digits MLP) get the same training budget, one with
 Gaussian data augmentation (Cohen et al.) and one with SmoothAdv-PGD (Salman et al.); both are
 certified on the whole test split and compared by certified accuracy and ACR. Nothing is
-downloaded.
+downloaded. ``methods`` adds any of the other training methods (stability, MACER,
+consistency, SmoothMix, CAT-RS) at the same budget (epochs, batch, learning rate), each with
+its authors' CIFAR-10 hyper-parameters; CAT-RS first trains a σ = 0.25 Gaussian teacher
+(the Gaussian model itself when σ = 0.25 is run) and writes its p_b with 1,000 draws.
 
 SmoothAdv settings for 8×8 digits (pixel values in [0,1], image norms ≈ 3): ε = 0.5 (about
 a sixth of an image's norm, like the paper's ε = 0.5 on CIFAR-10's ≈ 30), T = 4 steps,
@@ -50,6 +53,7 @@ class DemoConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    methods: tuple[str, ...] = ("gaussian", "smoothadv")
 
 
 METHODS = {
@@ -57,7 +61,14 @@ METHODS = {
     "smoothadv": ("SmoothAdv-PGD", lambda c: dict(
         method="smoothadv", attack="pgd", epsilon=c.epsilon, steps=c.steps, m_train=c.m_train,
         multi_noise=True, warmup=max(1, c.epochs // 5))),
+    "stability": ("Stability", lambda c: dict(method="stability")),
+    "macer": ("MACER", lambda c: dict(method="macer")),
+    "consistency": ("Consistency", lambda c: dict(method="consistency")),
+    "smoothmix": ("SmoothMix", lambda c: dict(method="smoothmix")),
+    "catrs": ("CAT-RS", lambda c: dict(method="catrs")),
 }
+TEACHER_SIGMA = 0.25
+TEACHER_DRAWS = 1000
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -70,15 +81,28 @@ def run_demo(cfg: DemoConfig) -> Path:
     test = create_dataset("digits", "test")
     records, labels = [], []
     train_seconds: dict[str, float] = {}
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown:
+        from .errors import UserError
+
+        raise UserError(f"unknown demo method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+
+    def fit(key: str, sigma: float, extra: dict | None = None) -> Path:
+        name, options = METHODS[key]
+        print(f"training {name} at σ={sigma:g} for {epochs} epochs …", flush=True)
+        return train(TrainConfig(
+            dataset="digits", arch="mlp", out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma,
+            epochs=epochs, batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
+            device=cfg.device, progress=False, **options(cfg), **(extra or {})))
+
     for sigma in cfg.sigmas:
-        for key, (name, options) in METHODS.items():
+        for key in cfg.methods:
+            name = METHODS[key][0]
             run_dir = out / f"{key}_sigma{sigma:g}"
             t0 = time.perf_counter()
-            print(f"training {name} at σ={sigma:g} for {epochs} epochs …", flush=True)
-            ckpt = train(TrainConfig(
-                dataset="digits", arch="mlp", out=str(run_dir), sigma=sigma, epochs=epochs,
-                batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
-                device=cfg.device, progress=False, **options(cfg)))
+            extra = ({"soft_targets": str(_teacher_soft_targets(cfg, out, fit))}
+                     if key == "catrs" else None)
+            ckpt = fit(key, sigma, extra)
             train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
             rec_path = run_dir / "certify.tsv"
@@ -104,6 +128,22 @@ def run_demo(cfg: DemoConfig) -> Path:
     return out / "report.md"
 
 
+def _teacher_soft_targets(cfg: DemoConfig, out: Path, fit) -> Path:
+    """CAT-RS's p_b on the digits training split from a σ = 0.25 Gaussian teacher (trained
+    here unless the run already has it), written once."""
+    from .soft_labels import soft_labels
+
+    path = out / "catrs_soft_targets.pt"
+    if path.exists():
+        return path
+    teacher = out / f"gaussian_sigma{TEACHER_SIGMA:g}" / "checkpoint.pth.tar"
+    if not ("gaussian" in cfg.methods and TEACHER_SIGMA in cfg.sigmas and teacher.exists()):
+        teacher = fit("gaussian", TEACHER_SIGMA)
+    model, _ = load_checkpoint(teacher, device=resolve_device(cfg.device))
+    return soft_labels(Smooth(model, 10, TEACHER_SIGMA), create_dataset("digits", "train"),
+                       path, num=TEACHER_DRAWS, seed=cfg.seed, progress=False)
+
+
 def _verdict(summaries: list[A.Summary]) -> str:
     """Which method wins, per σ, as measured (ACR and certified accuracy at r ≥ 0.5)."""
     lines = []
@@ -111,17 +151,25 @@ def _verdict(summaries: list[A.Summary]) -> str:
     for s in summaries:
         by_sigma.setdefault(s.sigma, []).append(s)
     for sigma, group in by_sigma.items():
-        if len(group) != 2:
-            continue
-        gauss, adv = group
         j = RADII.index(0.5)
-        winner = adv.label.split(" ")[0] if adv.acr > gauss.acr else gauss.label.split(" ")[0]
-        lines.append(
-            f"σ={sigma:g}: {winner} has the larger ACR ({adv.acr:.3f} SmoothAdv vs "
-            f"{gauss.acr:.3f} Gaussian); certified accuracy at r=0.5: "
-            f"{adv.certified[j]:.3f} vs {gauss.certified[j]:.3f}; clean accuracy of g: "
-            f"{adv.clean:.3f} vs {gauss.clean:.3f}.")
+        if len(group) == 2:
+            gauss, adv = group
+            winner = adv.label.split(" ")[0] if adv.acr > gauss.acr else \
+                gauss.label.split(" ")[0]
+            lines.append(
+                f"σ={sigma:g}: {winner} has the larger ACR ({adv.acr:.3f} {_name(adv)} vs "
+                f"{gauss.acr:.3f} {_name(gauss)}); certified accuracy at r=0.5: "
+                f"{adv.certified[j]:.3f} vs {gauss.certified[j]:.3f}; clean accuracy of g: "
+                f"{adv.clean:.3f} vs {gauss.clean:.3f}.")
+            continue
+        ranked = sorted(group, key=lambda s: -s.acr)
+        lines.append(f"σ={sigma:g}, by ACR: " + ", ".join(
+            f"{_name(s)} {s.acr:.3f} (r=0.5: {s.certified[j]:.3f})" for s in ranked) + ".")
     return "\n".join(lines)
+
+
+def _name(summary: A.Summary) -> str:
+    return summary.label.rsplit(" σ=", 1)[0]
 
 
 def _report(cfg: DemoConfig, summaries, table, n: int, epochs: int, elapsed: float,

@@ -10,10 +10,25 @@ every radius is decided (and, with ``anytime_tol``, when the radius σΦ⁻¹(L)
 more than the tolerance within the budget), or when its budget is spent; an undecided radius
 counts as not certified.
 
+The end test at the budget. The error budget is split, α = α_seq + α_end (``alpha_split`` =
+α_seq/α). The sequence runs at α_seq and decides early as described; an input still undecided
+when its budget B is spent gets **one fixed-n test on all its B samples**: the one-sided
+Clopper–Pearson lower bound L_end at level α_end, which certifies every undecided radius whose
+threshold it exceeds and gives the radius σΦ⁻¹(L_end) when that is larger. Without it, an input
+whose p_c lies just above a threshold is certified by fixed-n CERTIFY at n = B but not by the
+wider anytime-valid interval, and runs to the budget for nothing.
+
 Guarantee: with probability ≥ 1 − α (over the noise of this input) every decision is right and
-σΦ⁻¹(L) (reported as ``radius`` when L > ½) is a valid certified radius. The sequence is valid
-at every sample size, so stopping when the decisions are reached does not spend extra α, and
-one sequence covers every threshold (a wrong decision at any radius needs [L, U] to miss p_c).
+the reported ``radius`` (when the lower end L > ½) is a valid certified radius. Why: let E_seq
+be the event that the sequence's interval misses p_c at some sample size (P ≤ α_seq: it is
+valid at every size simultaneously, so stopping when the decisions are reached spends nothing
+extra, and one sequence covers every threshold) and E_end the event that the Clopper–Pearson
+bound computed from the *first B samples of this input's own stream* exceeds p_c (P ≤ α_end:
+a fixed-n test at the fixed size n = B). E_end is defined for every input, whether or not it
+reaches the budget (the stream exists beyond the stopping time; it is simply not drawn), so by
+the union bound P(E_seq ∪ E_end) ≤ α_seq + α_end = α; outside that event every statement made,
+by the sequence or by the end test, is right. The selection draws of unlabelled mode are
+separate from the testing stream, as before. ``alpha_split = 1`` turns the end test off.
 
 Modes:
 
@@ -52,8 +67,10 @@ from ..sequences import (
     threshold_prior,
 )
 from ..smoothing import ABSTAIN, Smooth, eval_mode, make_generator
+from ..stats import lower_confidence_bound
 
 PRIORS = ("radii", "kt")
+DEFAULT_ALPHA_SPLIT = 0.9  # α_seq / α, chosen by measurement (README, bench 6)
 MIN_PIECE = 128  # the first pieces; later ones grow with the sample count (≈ 1/8 of it)
 
 
@@ -120,13 +137,15 @@ class SequentialCertifier:
         anytime_tol: also stop only once the radius σΦ⁻¹(L) is within this tolerance of the
             largest it could still reach (min of σΦ⁻¹(U) and the budget's cap); with no radii,
             this alone is the stopping rule.
+        alpha_split: the share α_seq/α of the error budget the sequence gets, in (0, 1]; the
+            rest, α_end, is the end test's at the budget (1: no end test).
     """
 
     def __init__(self, smooth: Smooth, radii: Sequence[float], alpha: float,
                  budget: int = 100_000, sequence: str | ConfidenceSequence = "betting",
                  labelled: bool = True, n0: int = 100, batch_size: int = 1000,
                  anytime_tol: float | None = None, min_piece: int = MIN_PIECE,
-                 prior: str = "radii") -> None:
+                 prior: str = "radii", alpha_split: float = DEFAULT_ALPHA_SPLIT) -> None:
         self.smooth = smooth
         self.radii = np.array([float(r) for r in radii], dtype=np.float64)
         if np.any(self.radii < 0) or not np.all(np.isfinite(self.radii)):
@@ -136,13 +155,17 @@ class SequentialCertifier:
         if len(self.radii) == 0 and anytime_tol is None:
             raise UserError("sequential certification needs radii or an anytime tolerance")
         self.alpha = check_alpha(alpha)
+        if not 0 < alpha_split <= 1:
+            raise UserError(f"the alpha split must lie in (0, 1], got {alpha_split}")
+        self.alpha_split = float(alpha_split)
+        self.alpha_seq, self.alpha_end = self._split(self.alpha)
         self.budget = check_positive_int(budget, "budget")
         self.thresholds = norm.cdf(self.radii / smooth.sigma)
         if prior not in PRIORS:
             raise UserError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS)}")
         self.prior = prior
         self._sequence_spec = sequence
-        self.sequence = self._make_sequence(self.alpha)
+        self.sequence = self._make_sequence(self.alpha_seq)
         self._sampler_dims: int | None = None  # inputs' size the sequence's level is set for
         self.labelled = bool(labelled)
         self.n0 = check_positive_int(n0, "n0")
@@ -152,6 +175,11 @@ class SequentialCertifier:
         # the largest lower bound the budget allows (all draws successes): the radius cap
         cap, _ = self.sequence.interval(np.array([self.budget]), np.array([self.budget]))
         self.radius_cap = float(self._radius(cap)[0])
+
+    def _split(self, alpha: float) -> tuple[float, float]:
+        """(α_seq, α_end) of an error budget α."""
+        alpha_seq = alpha * self.alpha_split
+        return alpha_seq, alpha - alpha_seq
 
     def _make_sequence(self, alpha: float) -> ConfidenceSequence:
         spec = self._sequence_spec
@@ -171,8 +199,9 @@ class SequentialCertifier:
             return
         self._sampler_dims = dims
         if self.smooth.noise.alpha_spent(self.budget + self.n0, dims) > 0:
-            self.sequence = self._make_sequence(
-                self.smooth.effective_alpha(self.alpha, self.budget + self.n0, dims))
+            left = self.smooth.effective_alpha(self.alpha, self.budget + self.n0, dims)
+            self.alpha_seq, self.alpha_end = self._split(left)
+            self.sequence = self._make_sequence(self.alpha_seq)
 
     def _radius(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
@@ -274,10 +303,23 @@ class SequentialCertifier:
             return reach - float(self._radius(np.array(s.lower))) <= self.anytime_tol
         return True
 
+    def _end_test(self, s: _Stream) -> float | None:
+        """L_end, the Clopper–Pearson lower bound at level α_end on all B samples of an input
+        that spent its budget (None for inputs that stopped early, or with no end test)."""
+        if self.alpha_end <= 0 or s.drawn < self.budget:
+            return None
+        return float(lower_confidence_bound(s.successes, s.drawn, self.alpha_end))
+
     def _result(self, s: _Stream) -> SequentialResult:
         if not s.checked:  # the interval at the stopping time (the sequence holds there too)
             lower, upper = self.sequence.interval(np.array([s.successes]), np.array([s.drawn]))
             s.lower, s.upper = float(lower[0]), float(upper[0])
+        end = self._end_test(s)
+        if end is not None:
+            # the end test certifies the undecided radii its bound clears (see the docstring)
+            cleared = (s.decisions == UNDECIDED) & (self.thresholds < end)
+            s.decisions = np.where(cleared, CERTIFIED, s.decisions)
+            s.lower = max(s.lower, end)
         # a radius certified at an earlier check is strictly below the certified radius
         # there, as its threshold is strictly below the running lower end
         certified = s.decisions == CERTIFIED

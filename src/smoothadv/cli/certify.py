@@ -44,6 +44,11 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labelled", action="store_true",
                    help="test the true label (certified accuracy, as papers report) instead of "
                         "a class selected by n0 draws (deployment)")
+    g.add_argument("--alpha-split", type=float, default=None,
+                   help="share of α for the confidence sequence, in (0, 1]; the rest is the "
+                        "end test's: one Clopper–Pearson test on all samples of an input still "
+                        "undecided at the budget (default 0.9, chosen by measurement; 1: no end "
+                        "test)")
     g.add_argument("--anytime-tol", type=float, default=None,
                    help="also stop only once the radius σΦ⁻¹(lower end) is within this of the "
                         "largest it could still reach; alone (no --radii): the stopping rule")
@@ -53,8 +58,10 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
          _certify_args)
 def run_certify(args: argparse.Namespace) -> int:
     if not args.sequential:
-        if args.radii is not None or args.anytime_tol is not None or args.labelled:
-            raise UserError("--radii, --labelled and --anytime-tol need --sequential")
+        if (args.radii is not None or args.anytime_tol is not None or args.labelled
+                or args.alpha_split is not None):
+            raise UserError("--radii, --labelled, --alpha-split and --anytime-tol need "
+                            "--sequential")
         return run_eval("certify", args, randomized=args.randomized_cp)
     return _run_sequential(args)
 
@@ -64,6 +71,7 @@ def _run_sequential(args: argparse.Namespace) -> int:
 
     from .. import distributed as D
     from ..certification import SequentialCertifier
+    from ..certification.sequential import DEFAULT_ALPHA_SPLIT
     from ..errors import check_positive_int
     from ..evaluate import run_sequential_records, select_indices
     from ..records import read_records
@@ -79,7 +87,9 @@ def _run_sequential(args: argparse.Namespace) -> int:
     certifier = SequentialCertifier(smooth, radii, args.alpha, budget=args.budget,
                                     sequence=args.sequence, labelled=args.labelled,
                                     n0=args.n0, batch_size=args.batch,
-                                    anytime_tol=args.anytime_tol)
+                                    anytime_tol=args.anytime_tol,
+                                    alpha_split=(DEFAULT_ALPHA_SPLIT if args.alpha_split is None
+                                                 else args.alpha_split))
     indices = select_indices(len(dataset), args.skip, args.max)
     # sequential runs average about a tenth of their budget per input (see the README)
     expected = len(indices) * (args.budget // 10 + (0 if args.labelled else args.n0))
@@ -88,6 +98,7 @@ def _run_sequential(args: argparse.Namespace) -> int:
     write_config(out.with_name(out.name + ".config.json"), args, sigma=smooth.sigma,
                  device=str(device), **model_config(meta), num_inputs=len(indices),
                  radius_rounding="down", mode="sequential", radii=radii,
+                 alpha_seq=certifier.alpha_seq, alpha_end=certifier.alpha_end,
                  noise=smooth.noise.kind, compiled=compiled)
     run_sequential_records(certifier, dataset, indices, out, seed=args.seed,
                            progress=not args.no_progress)

@@ -19,6 +19,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=100_000, help="certification samples (100000)")
     p.add_argument("--batch", type=int, default=1_000,
                    help="noisy samples per forward (1000: fastest for the MLP on a CPU)")
+    p.add_argument("--methods", nargs="+", default=["gaussian", "smoothadv"],
+                   help="training methods to compare at the same budget (default: gaussian "
+                        "smoothadv; also stability macer consistency smoothmix catrs, each with "
+                        "its authors' CIFAR-10 hyper-parameters)")
     p.add_argument("--quick", action="store_true",
                    help="n = 10,000 and half the epochs: a one-minute run")
     add_common(p)
@@ -35,6 +39,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     run_demo(DemoConfig(out=args.out, sigmas=tuple(args.sigmas), epochs=args.epochs,
                         epsilon=args.epsilon, steps=args.steps, m_train=args.m_train,
                         quick=args.quick, n=args.n, batch=args.batch, seed=args.seed,
+                        methods=tuple(args.methods),
                         device=args.device, progress=not args.no_progress))
     return 0
 
