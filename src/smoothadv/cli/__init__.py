@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (each module registers its command)
     recipe,
     soft_labels,
     train,
+    train_denoiser,
 )
 from .common import COMMANDS
 

@@ -10,6 +10,7 @@ from .common import (
     add_common,
     add_compile,
     add_data_args,
+    add_denoise_args,
     add_normalization_arg,
     build_attack,
     command,
@@ -18,7 +19,8 @@ from .common import (
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
@@ -36,6 +38,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")
     add_normalization_arg(p)
+    add_denoise_args(p)
     add_compile(p)
     add_common(p)
 

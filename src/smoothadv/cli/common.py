@@ -130,10 +130,15 @@ def load_model(path: str, requested: str | None, dataset, sigma: float | None, s
 
 def model_config(meta: dict[str, Any]) -> dict[str, Any]:
     """What a record file's config says of the model: architecture and input layer."""
-    choice = meta["normalization_choice"]
-    return dict(arch=meta["arch"], input_normalization=choice.kind,
-                input_normalization_source=choice.source,
-                input_normalization_accuracies=choice.accuracies)
+    choice = meta.get("normalization_choice")
+    out = dict(arch=meta["arch"])
+    if choice is not None:
+        out.update(input_normalization=choice.kind, input_normalization_source=choice.source,
+                   input_normalization_accuracies=choice.accuracies)
+    for key in ("denoiser", "classifier", "top_up"):
+        if meta.get(key) is not None:
+            out[key] = meta[key]
+    return out
 
 
 def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
@@ -165,6 +170,51 @@ def validate_sampling_args(args: argparse.Namespace) -> None:
         raise UserError(f"--skip must be at least 1, got {args.skip}")
 
 
+DENOISE_HELP = (
+    "denoised smoothing: put a denoiser in front of the classifier, dncnn:CKPT (smoothadv "
+    "train-denoiser) or diffusion:PATH_OR_HUB_ID (a diffusers UNet2DModel and its scheduler, "
+    "e.g. google/ddpm-cifar10-32; one denoising step at the timestep of σ)")
+CLASSIFIER_HELP = (
+    "the classifier instead of the positional checkpoint: a smoothadv checkpoint, "
+    "timm:NAME[:pretrained] or torchvision:NAME[:WEIGHTS] (weights are downloaded only when "
+    "named; without them the network has random weights)")
+
+
+def add_denoise_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("denoised smoothing", "certify any classifier: x ↦ f(D(x + δ))")
+    g.add_argument("--denoiser", default=None, help=DENOISE_HELP)
+    g.add_argument("--classifier", default=None, help=CLASSIFIER_HELP)
+    g.add_argument("--no-top-up", dest="top_up", action="store_false",
+                   help="diffusion: do not add the small missing variance inside the denoiser "
+                        "(the model then sees a level slightly below the one it expects; "
+                        "the exact-σ variant of Jeong & Shin 2023)")
+
+
+def load_denoised(args: argparse.Namespace, device):
+    """(base classifier f(D(·)), num_classes, meta) for --denoiser / --classifier runs."""
+    from ..denoise.compose import Classifier, compose, load_classifier, load_denoiser
+
+    if args.classifier and args.checkpoint:
+        raise UserError("give the classifier once: the positional checkpoint or --classifier")
+    spec = args.classifier or args.checkpoint
+    if spec is None:
+        raise UserError("give a checkpoint or --classifier")
+    if args.sigma is None:
+        raise UserError("denoised smoothing needs --sigma")
+    if spec.startswith(("timm:", "torchvision:")):
+        classifier = load_classifier(spec, device)
+        meta = dict(classifier.meta, num_classes=classifier.num_classes)
+    else:
+        model, meta = load_model(spec, getattr(args, "input_normalization", None), None, None,
+                                 args.seed, device)
+        classifier = Classifier(model, None, meta["image_size"], meta["num_classes"], meta)
+    denoiser = (load_denoiser(args.denoiser, args.sigma, device, top_up=args.top_up)
+                if args.denoiser else None)
+    meta = dict(meta, denoiser=args.denoiser, classifier=spec,
+                top_up=args.top_up if args.denoiser else None)
+    return compose(classifier, denoiser), classifier.num_classes, meta
+
+
 def load_for_eval(args: argparse.Namespace):
     """(smooth, dataset, meta, device) from a checkpoint and the data arguments; the
     checkpoint's input shape is checked against the data set's before any work."""
@@ -176,6 +226,10 @@ def load_for_eval(args: argparse.Namespace):
 
     device = D.resolve_device(args.device)
     D.init_process_group(device)
+    if getattr(args, "denoiser", None) or getattr(args, "classifier", None):
+        return _load_denoised_for_eval(args, device)
+    if args.checkpoint is None:
+        raise UserError("give a checkpoint (or --classifier)")
     ckpt = read_checkpoint(args.checkpoint)
     name = args.dataset or checkpoint_dataset(ckpt)
     if name is None:
@@ -203,9 +257,37 @@ def load_for_eval(args: argparse.Namespace):
     return smooth, dataset, meta, device
 
 
+def _load_denoised_for_eval(args: argparse.Namespace, device):
+    from ..data import create_dataset, get_dataset_spec
+    from ..smoothing import Smooth
+
+    if args.dataset is None:
+        raise UserError("denoised smoothing needs --dataset")
+    spec = get_dataset_spec(args.dataset)
+    base, num_classes, meta = load_denoised(args, device)
+    dataset = create_dataset(args.dataset, args.split, args.data_root)
+    if spec.num_classes and spec.num_classes != num_classes:
+        raise UserError(f"the classifier has {num_classes} classes, dataset {args.dataset} "
+                        f"{spec.num_classes}")
+    if len(dataset):
+        import torch
+
+        try:
+            with torch.no_grad():
+                base(dataset[0][0][None].to(device))
+        except RuntimeError as err:
+            raise UserError("the denoiser and classifier do not fit this data set's images: "
+                            + str(err).strip().splitlines()[0]) from None
+    if getattr(args, "round_inputs", False):
+        raise UserError("--round-inputs is not available with denoised smoothing")
+    smooth = Smooth(base, num_classes, args.sigma, sound=getattr(args, "sound", False))
+    return smooth, dataset, meta, device
+
+
 def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     """Options of certify and predict (the paper's names and defaults)."""
-    p.add_argument("checkpoint", help="model checkpoint (ours or the paper's .pth.tar)")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
@@ -226,6 +308,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    help="with --sound: round inputs that are off the 8-bit grid to it (the "
                         "record's config says so); without it such inputs are refused")
     add_normalization_arg(p)
+    add_denoise_args(p)
     add_compile(p)
     add_common(p)
 

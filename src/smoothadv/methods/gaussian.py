@@ -96,3 +96,21 @@ def smoothadv(*, sigma: float, attack: SmoothAdvAttack | None = None, epsilon: f
         raise UserError("method smoothadv needs an attack")
     return NoiseAugmentation(sigma=sigma, num_noise=num_noise, multi_noise=multi_noise,
                              attack=attack, epsilon=epsilon, warmup=warmup)
+
+
+class Clean(TrainingMethod):
+    """Standard training without noise (the classifier denoised smoothing starts from)."""
+
+    name = "clean"
+
+    def loss(self, model, x, y, noise, epoch=0, *, attack_model=None, generator=None,
+             **draws):
+        logits = model(x)
+        loss = cross_entropy(logits, y)
+        return loss, {"loss": loss.item(), **accuracy_logs(logits, y)}
+
+
+@register("clean")
+def clean(*, sigma: float, **_: object) -> Clean:
+    """Standard training on clean inputs (σ is only recorded)."""
+    return Clean(sigma=sigma, num_noise=1)
