@@ -19,11 +19,11 @@ import torch
 from common import CACHE, SHARED, cifar_resnet20, demo_models, machine, verdict
 from smoothadv import Smooth
 from smoothadv.analysis import certified_accuracy
-from smoothadv.certification.sound import GridRounded
 from smoothadv.compile import compile_for_inference
 from smoothadv.data import create_dataset
 from smoothadv.evaluate import run_records, select_indices
 from smoothadv.models import load_checkpoint
+from smoothadv.noise import GridRounded
 from smoothadv.records import read_records
 
 SIGMA = 0.25

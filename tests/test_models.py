@@ -139,12 +139,19 @@ def test_bad_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="not a readable checkpoint"):
         load_checkpoint(corrupt)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"arch": "mlp", "state_dict": {}, "obj": object.__new__(_Evil)}, unsafe)
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="Python objects beyond tensors") as err:
         load_checkpoint(unsafe)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 250  # one short line
+    truncated = tmp_path / "truncated.pt"
+    good = tmp_path / "good.pt"
+    torch.save({"arch": "mlp", "state_dict": {"w": torch.zeros(100, 100)}}, good)
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        load_checkpoint(truncated)
     wrong = tmp_path / "wrong.pt"
     sd = create_model("mlp", 10, mean=(0.3,), std=(0.4,), image_size=8).state_dict()
     torch.save({"arch": "lenet", "state_dict": sd, "mean": (0.3,), "std": (0.4,)}, wrong)

@@ -10,7 +10,9 @@ import torch
 from scipy.stats import chisquare
 
 from smoothadv import Smooth
-from smoothadv.certification.sound import (
+from smoothadv.cli import main
+from smoothadv.errors import UserError
+from smoothadv.noise.rounded import (
     BITS,
     LEVELS,
     RoundedGaussian,
@@ -19,8 +21,6 @@ from smoothadv.certification.sound import (
     round_to_grid,
     truncation,
 )
-from smoothadv.cli import main
-from smoothadv.errors import UserError
 from smoothadv.records import read_records
 from smoothadv.stats import lower_confidence_bound
 

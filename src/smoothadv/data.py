@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .constants import (
     CIFAR10_MEAN,
@@ -241,15 +241,30 @@ def _mnist(split: str, root: str | None) -> Dataset:
 
 def _torchvision(cls_name: str, split: str, root: str | None):
     """A torchvision dataset read from ``root``, or downloaded to the cache without one."""
+    import contextlib
+    import io
+    import sys
+
     import torchvision
 
     download = root is None
     root = root or str(DEFAULT_CACHE / cls_name.lower())
+    make = getattr(torchvision.datasets, cls_name)
     try:
-        return getattr(torchvision.datasets, cls_name)(root, train=split == "train",
-                                                       download=download)
-    except RuntimeError as err:
-        raise UserError(f"{cls_name} not found under {root}: {err}") from None
+        return make(root, train=split == "train", download=False)
+    except RuntimeError:
+        if not download:
+            raise UserError(f"{cls_name} not found under {root}; pass the folder that holds "
+                            "it with --data-root") from None
+    print(f"smoothadv: downloading {cls_name} to {root} …", file=sys.stderr)
+    chatter = io.StringIO()  # torchvision prints every failed mirror: keep it to one line
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            return make(root, train=split == "train", download=True)
+    except Exception as err:  # noqa: BLE001 — network errors come in many types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{cls_name} is not here ({root}) and could not be downloaded "
+                        f"({reason[:120]}); pass --data-root with a local copy") from None
 
 
 @register_dataset("cifar10", num_classes=10, in_channels=3, image_size=32, mean=CIFAR10_MEAN,
@@ -359,3 +374,36 @@ def check_input_shape(meta: dict, dataset: Dataset, name: str, checkpoint: objec
             f"checkpoint {checkpoint} expects {channels}×{size}×{size} images, but data set "
             f"{name} has {shape[0]}×{shape[1]}×{shape[2]}"
         )
+
+
+# --------------------------------------------------------------------------------------
+# Subsets for training on a budget.
+
+
+def class_balanced_subset(ds: Dataset, size: int | None, seed: int) -> Dataset:
+    """A fixed random subset of ``size`` images, class-balanced (⌊size/K⌋ per class, the rest
+    at random) where the data set exposes its labels; class folders are sorted, so the first
+    N would be one class."""
+    if size is None or size >= len(ds):
+        return ds
+    gen = torch.Generator().manual_seed(seed)
+    targets = getattr(ds, "targets", None)
+    if targets is None:
+        perm = torch.randperm(len(ds), generator=gen)[:size]
+        return Subset(ds, sorted(perm.tolist()))
+    targets = torch.as_tensor(targets)
+    classes = targets.unique()
+    per_class = size // len(classes)
+    chosen = []
+    for c in classes.tolist():
+        members = torch.nonzero(targets == c).flatten()
+        chosen += members[torch.randperm(len(members), generator=gen)[:per_class]].tolist()
+    rest = sorted(set(range(len(ds))) - set(chosen))
+    extra = torch.randperm(len(rest), generator=gen)[: size - len(chosen)].tolist()
+    return Subset(ds, sorted(chosen + [rest[i] for i in extra]))
+
+
+def subset_indices(ds: Dataset, size: int | None, seed: int) -> list[int] | None:
+    """The indices :func:`class_balanced_subset` keeps (None: the whole set)."""
+    sub = class_balanced_subset(ds, size, seed)
+    return list(sub.indices) if isinstance(sub, Subset) else None

@@ -181,6 +181,12 @@ def read_records(
     required column or a malformed row raise :class:`UserError` naming the file and line.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                        if p.is_file() and p.suffix in ("", ".tsv")
+                        and not p.name.endswith(".json"))[:5]
+        hint = f"; record files inside: {', '.join(inside)}" if inside else ""
+        raise UserError(f"{path} is a folder, not a record file{hint}")
     if not path.is_file():
         raise UserError(f"record file not found: {path}")
     with open(path, encoding="utf-8") as f:

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from .data import check_image_range
 from .errors import UserError, check_alpha, check_positive_int, check_sigma
+from .noise import create_noise
 from .stats import (
     binomial_test_pvalue,
     certified_radius,
@@ -101,37 +102,6 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = flag
 
 
-class GaussianNoise:
-    """The standard noise model: δ = σ·N(0, I) in float, added to the float input.
-
-    (Float arithmetic makes this only approximately the Gaussian of the theorem; see
-    :mod:`smoothadv.certification.sound` for the sound alternative.)
-    """
-
-    kind = "gaussian"
-
-    def __init__(self, sigma: float) -> None:
-        self.sigma = sigma
-
-    def __repr__(self) -> str:
-        return f"GaussianNoise(sigma={self.sigma})"
-
-    def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
-             device: torch.device) -> torch.Tensor:
-        """Standard normal draws (scaled by σ in :meth:`apply`)."""
-        return torch.randn(shape, generator=generator, device=device)
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def apply(self, clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x + σ·noise in one pass; inputs are never clipped after adding noise."""
-        return torch.add(clean, noise, alpha=self.sigma)
-
-    def alpha_spent(self, samples: int, dims: int) -> float:
-        return 0.0
-
-
 class Smooth:
     """A smoothed classifier around ``base_classifier`` with noise level ``sigma``.
 
@@ -141,7 +111,7 @@ class Smooth:
         num_classes: number of classes K.
         sigma: noise standard deviation σ > 0, in pixel units.
         sound: certify and predict with the sound sampler
-            (:class:`~smoothadv.certification.sound.RoundedGaussian`: inputs on the 8-bit grid,
+            (:class:`~smoothadv.noise.RoundedGaussian`: inputs on the 8-bit grid,
             integer noise, certificates that hold in floating point). The soft classifier G
             (attacks, training) always uses float Gaussian noise.
     """
@@ -152,12 +122,7 @@ class Smooth:
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.sigma = check_sigma(sigma)
         self.sound = bool(sound)
-        if self.sound:
-            from .certification.sound import RoundedGaussian
-
-            self.noise = RoundedGaussian(self.sigma)
-        else:
-            self.noise = GaussianNoise(self.sigma)
+        self.noise = create_noise("rounded_gaussian" if self.sound else "gaussian", self.sigma)
 
     def __repr__(self) -> str:
         return (f"Smooth(num_classes={self.num_classes}, sigma={self.sigma}"

@@ -36,7 +36,13 @@ from tqdm import tqdm
 
 from . import distributed as D
 from .attacks import DDN_TRAIN_GAMMA, attack_from_options
-from .data import InMemoryDataset, create_dataset, get_dataset_spec, num_classes_of
+from .data import (
+    InMemoryDataset,
+    class_balanced_subset,
+    create_dataset,
+    get_dataset_spec,
+    num_classes_of,
+)
 from .errors import UserError, check_epsilon, check_positive_int, check_sigma
 from .methods import TrainingMethod, create_method
 from .models import (
@@ -156,35 +162,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------- data
-
-
-def _subset(ds: Dataset, size: int | None, seed: int) -> Dataset:
-    """A fixed random subset of ``size`` images, class-balanced (⌊size/K⌋ per class, the rest
-    at random) where the data set exposes its labels; class folders are sorted, so the first
-    N would be one class."""
-    if size is None or size >= len(ds):
-        return ds
-    gen = torch.Generator().manual_seed(seed)
-    targets = getattr(ds, "targets", None)
-    if targets is None:
-        perm = torch.randperm(len(ds), generator=gen)[:size]
-        return Subset(ds, sorted(perm.tolist()))
-    targets = torch.as_tensor(targets)
-    classes = targets.unique()
-    per_class = size // len(classes)
-    chosen = []
-    for c in classes.tolist():
-        members = torch.nonzero(targets == c).flatten()
-        chosen += members[torch.randperm(len(members), generator=gen)[:per_class]].tolist()
-    rest = sorted(set(range(len(ds))) - set(chosen))
-    extra = torch.randperm(len(rest), generator=gen)[: size - len(chosen)].tolist()
-    return Subset(ds, sorted(chosen + [rest[i] for i in extra]))
-
-
-def subset_indices(ds: Dataset, size: int | None, seed: int) -> list[int] | None:
-    """The indices :func:`_subset` keeps (None: the whole set)."""
-    sub = _subset(ds, size, seed)
-    return list(sub.indices) if isinstance(sub, Subset) else None
 
 
 def load_extra_data(path: str | os.PathLike) -> InMemoryDataset:
@@ -357,8 +334,8 @@ class Trainer:
         train = create_dataset(cfg.dataset, "train", cfg.data_root)
         test = create_dataset(cfg.dataset, "test", cfg.data_root)
         self.num_classes = num_classes_of(train, spec)
-        self.train_set = _subset(train, cfg.train_subset, cfg.seed)
-        self.test_set = _subset(test, cfg.test_subset, cfg.seed + 1)
+        self.train_set = class_balanced_subset(train, cfg.train_subset, cfg.seed)
+        self.test_set = class_balanced_subset(test, cfg.test_subset, cfg.seed + 1)
         train_source = self.train_set
         for ds in (self.train_set, self.test_set):  # decode once, before workers fork
             base = ds.dataset if isinstance(ds, Subset) else ds

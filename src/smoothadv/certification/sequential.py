@@ -172,8 +172,12 @@ class SequentialCertifier:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.anytime_tol = anytime_tol
         self.min_piece = check_positive_int(min_piece, "min_piece")
-        # the largest lower bound the budget allows (all draws successes): the radius cap
+        # the largest lower bound the budget allows (all draws successes): the radius cap,
+        # from the sequence or from the end test at the budget, whichever reaches further
         cap, _ = self.sequence.interval(np.array([self.budget]), np.array([self.budget]))
+        if self.alpha_end > 0:
+            cap = np.maximum(cap, lower_confidence_bound(self.budget, self.budget,
+                                                         self.alpha_end))
         self.radius_cap = float(self._radius(cap)[0])
 
     def _split(self, alpha: float) -> tuple[float, float]:
@@ -193,7 +197,7 @@ class SequentialCertifier:
 
     def _check_sampler(self, dims: int) -> None:
         """With the sound sampler, set its error bound over an input's samples aside from α
-        (see :mod:`smoothadv.certification.sound`): the sequence is rebuilt once, at the
+        (see :mod:`smoothadv.noise.rounded`): the sequence is rebuilt once, at the
         remaining level, for inputs of ``dims`` coordinates."""
         if dims == self._sampler_dims:
             return

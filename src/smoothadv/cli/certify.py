@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import (
+    check_before_writing,
     command,
     load_for_eval,
     maybe_compile,
@@ -16,6 +17,7 @@ from .common import (
     sampling_args,
     summary_line,
     validate_sampling_args,
+    warn,
     write_config,
 )
 
@@ -91,6 +93,16 @@ def _run_sequential(args: argparse.Namespace) -> int:
                                     alpha_split=(DEFAULT_ALPHA_SPLIT if args.alpha_split is None
                                                  else args.alpha_split))
     indices = select_indices(len(dataset), args.skip, args.max)
+    check_before_writing(smooth, dataset, indices)
+    unreachable = [r for r in radii if r > certifier.radius_cap]
+    if unreachable:
+        cap = (f"with --budget {args.budget:,} at σ = {smooth.sigma:g} no radius above "
+               f"{certifier.radius_cap:.3f} can be certified")
+        if len(unreachable) == len(radii):
+            raise UserError(f"{cap}: every radius asked for ({', '.join(map(str, radii))}) is "
+                            "beyond it; lower --radii or raise --budget")
+        warn(f"smoothadv: warning: {cap}; radii {', '.join(map(str, unreachable))} will "
+             "not be certified (inputs that reach them spend the whole budget)")
     # sequential runs average about a tenth of their budget per input (see the README)
     expected = len(indices) * (args.budget // 10 + (0 if args.labelled else args.n0))
     compiled = maybe_compile(smooth, args, dataset[0][0], expected) if indices else "no input"

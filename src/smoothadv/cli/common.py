@@ -141,6 +141,13 @@ def model_config(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_before_writing(smooth, dataset, indices) -> None:
+    """Refuse what would fail on the first input before any output file is created (e.g.
+    --sound on images off the 8-bit grid)."""
+    if indices:
+        smooth.noise.prepare(dataset[indices[0]][0])
+
+
 def write_config(path: Path, args: argparse.Namespace, **extra: Any) -> None:
     """Write the resolved configuration (arguments plus derived values) as JSON."""
     from .. import distributed as D
@@ -250,7 +257,7 @@ def load_for_eval(args: argparse.Namespace):
     if getattr(args, "round_inputs", False):
         if not getattr(args, "sound", False):
             raise UserError("--round-inputs goes with --sound")
-        from ..certification.sound import GridRounded
+        from ..noise import GridRounded
 
         dataset = GridRounded(dataset)
     smooth = Smooth(model, meta["num_classes"], sigma, sound=getattr(args, "sound", False))
@@ -324,6 +331,7 @@ def run_eval(kind: str, args: argparse.Namespace, make_attack=None,
     smooth, dataset, meta, device = load_for_eval(args)
     indices = select_indices(len(dataset), args.skip, args.max)
     per_input = args.n + (getattr(args, "n0", 0) if kind == "certify" else 0)
+    check_before_writing(smooth, dataset, indices)
     compiled = (maybe_compile(smooth, args, dataset[0][0], len(indices) * per_input)
                 if indices else "no input")
     out = Path(args.out)

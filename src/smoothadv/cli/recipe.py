@@ -102,7 +102,7 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
                                 args.pretrained, args.extra_data):
             print(stage.command)
         return 0
-    from ..recipes.runner import run_recipe
+    from .recipe_runner import run_recipe
 
     run_recipe(entry, out, args.scale, args.data_root, args.paper_logs, args.pretrained,
                args.extra_data)
@@ -112,7 +112,7 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
 def _certify_released(entry: dict, args: argparse.Namespace) -> int:
     from .. import recipes as R
     from ..errors import UserError
-    from ..recipes.runner import certify_released
+    from .recipe_runner import certify_released
 
     if (args.checkpoint is None) == (args.released_models is None):
         raise UserError("give the released checkpoint or --released-models DIR (one of them)")

@@ -48,7 +48,7 @@ def run_soft_labels(args: argparse.Namespace) -> int:
     smooth = Smooth(model, meta["num_classes"], args.sigma)
     indices = None
     if args.train_subset is not None:
-        from ..train import subset_indices
+        from ..data import subset_indices
 
         indices = subset_indices(train, args.train_subset, args.seed)
     path = soft_labels(smooth, train, args.out, num=args.num_noise, batch_size=args.batch,

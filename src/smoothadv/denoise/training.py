@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import distributed as D
-from ..data import create_dataset
+from ..data import class_balanced_subset, create_dataset
 from ..errors import UserError, check_positive_int, check_sigma
 from ..models import atomic_torch_save
 from .dncnn import DnCNN
@@ -134,9 +134,7 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
     test = create_dataset(cfg.dataset, "test", cfg.data_root)
     if cfg.train_subset is not None:
-        from ..train import _subset
-
-        train = _subset(train, cfg.train_subset, cfg.seed)
+        train = class_balanced_subset(train, cfg.train_subset, cfg.seed)
     channels = int(train[0][0].shape[0])
     classifiers = [_frozen(compose(load_classifier(spec, device), None))
                    for spec in ([cfg.classifier] if cfg.classifier else cfg.surrogates)]

@@ -152,8 +152,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read checkpoint {path}: {first}") from None
+        raise UserError(f"{path} is not a readable checkpoint: {_why_unreadable(err)}") from None
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} is not a dict")
     if "state_dict" not in ckpt:
@@ -161,6 +160,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if "arch" not in ckpt:
         raise UserError(f"checkpoint {path} has no 'arch'")
     return ckpt
+
+
+def _why_unreadable(err: Exception) -> str:
+    """A short reason for a failed ``torch.load`` (torch's own messages run to paragraphs)."""
+    text = str(err)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return ("it holds Python objects beyond tensors and plain data, which loading with "
+                "weights_only=True refuses (a checkpoint may never run code)")
+    if "zip archive" in text or "central directory" in text:
+        return "the file is truncated or corrupt (not a complete torch.save archive)"
+    if isinstance(err, (EOFError,)) or "Ran out of input" in text:
+        return "the file ends early (truncated)"
+    return f"not a torch.save file ({type(err).__name__})"
 
 
 def normalize_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ radius, with the paper's eps_N beside it), m_train, multi-noise, warm-up, epochs
 schedule, pre-training, self-training weight, the certification protocol, the log's path in the
 authors' layout, the table cells the model wins, and notes where the paper's text and the logs
 disagree or are silent. :func:`commands` turns an entry into the exact ``smoothadv`` commands
-at one of three scales, and :mod:`smoothadv.recipes.runner` runs them resumably.
+at one of three scales, and :mod:`smoothadv.cli.recipe_runner` runs them resumably.
 
 Scales:
 

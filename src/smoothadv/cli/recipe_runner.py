@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from . import Stage, certify_commands, commands
+from ..recipes import Stage, certify_commands, commands
 
 
 def run_recipe(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
@@ -48,7 +48,7 @@ def run_stages(entry: dict, out: str | Path, scale: str, stages: list[Stage],
                say=print) -> list[Stage]:
     """Run ``stages`` in order in this process (``recipe.json`` under ``out`` lists them);
     a failing stage stops the run with one line."""
-    from ..cli import main
+    from . import main
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
