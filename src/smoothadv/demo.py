@@ -105,14 +105,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             ckpt = fit(key, sigma, extra)
             train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
-            rec_path = run_dir / "certify.tsv"
-            rec_path.unlink(missing_ok=True)
-            (run_dir / "certify.tsv.config.json").write_text(json.dumps({"sigma": sigma,
-                                                                    "radius_rounding": "down"}))
-            run_records("certify", Smooth(model, 10, sigma), test, select_indices(len(test)),
-                        rec_path, n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch,
-                        seed=cfg.seed, progress=cfg.progress)
-            records.append(rec_path)
+            records.append(_certify(model, sigma, run_dir / "certify.tsv", test, cfg, n))
             labels.append(f"{name} σ={sigma:g}")
     summaries = A.load_summaries(records, RADII, labels)
     table = A.summary_table(summaries)
@@ -126,6 +119,18 @@ def run_demo(cfg: DemoConfig) -> Path:
     print(f"\n{_verdict(summaries)}")
     print(f"records, {plot.name} and report.md in {out}; elapsed {elapsed:.1f} s")
     return out / "report.md"
+
+
+def _certify(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int) -> Path:
+    """CERTIFY the whole digits test split with base classifier ``base`` into a fresh
+    ``record`` (and its config line); returns the record's path."""
+    record.unlink(missing_ok=True)
+    record.with_name(record.name + ".config.json").write_text(json.dumps(
+        {"sigma": sigma, "radius_rounding": "down"}))
+    run_records("certify", Smooth(base, 10, sigma), test, select_indices(len(test)), record,
+                n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch, seed=cfg.seed,
+                progress=cfg.progress)
+    return record
 
 
 def _teacher_soft_targets(cfg: DemoConfig, out: Path, fit) -> Path:
@@ -251,13 +256,7 @@ def run_denoised_demo(cfg: DemoConfig) -> Path:
         }
         for name, base in runs.items():
             rec = out / f"{name.split()[0].lower().replace('+', '_')}_{tag}.tsv"
-            rec.unlink(missing_ok=True)
-            rec.with_name(rec.name + ".config.json").write_text(json.dumps(
-                {"sigma": sigma, "radius_rounding": "down"}))
-            run_records("certify", Smooth(base, 10, sigma), test, select_indices(len(test)),
-                        rec, n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch,
-                        seed=cfg.seed, progress=cfg.progress)
-            records.append(rec)
+            records.append(_certify(base, sigma, rec, test, cfg, n))
             labels.append(f"{name} σ={sigma:g}")
     summaries = A.load_summaries(records, RADII, labels)
     table = A.summary_table(summaries)

@@ -32,8 +32,18 @@ from .stats import (
 ABSTAIN = -1
 
 
+class _Answer:
+    """What CERTIFY's and PREDICT's answers share: ``prediction``, −1 for an abstention."""
+
+    prediction: int
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction == ABSTAIN
+
+
 @dataclass(frozen=True)
-class Certificate:
+class Certificate(_Answer):
     """CERTIFY's answer for one input.
 
     With probability at least 1 − α over the noise, if ``prediction`` ≠ ABSTAIN then g
@@ -47,13 +57,9 @@ class Certificate:
     n_a: int
     n: int
 
-    @property
-    def abstained(self) -> bool:
-        return self.prediction == ABSTAIN
-
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(_Answer):
     """PREDICT's answer: the top class, or ABSTAIN when the two-sided binomial test of the
     top two counts is not significant at level α. With probability at least 1 − α a
     non-abstaining answer equals g(x)."""
@@ -63,10 +69,6 @@ class Prediction:
     count2: int
     pvalue: float
     n: int
-
-    @property
-    def abstained(self) -> bool:
-        return self.prediction == ABSTAIN
 
 
 def input_seed(seed: int, idx: int) -> int:

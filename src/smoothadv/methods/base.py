@@ -6,7 +6,7 @@ The interface (one optimizer step = one call)::
     loss, logs = method.loss(model, x, y, noise, epoch=0, **draws)
 
 - ``model``: in train mode with trainable parameters; it comes back so. Passes the method's
-  authors run in eval mode with frozen weights (attacks) go through :func:`frozen_eval`, on
+  authors run in eval mode with frozen weights (attacks) go through :func:`.steps.frozen_eval`, on
   ``attack_model`` when given (the bare or compiled model under DDP), else on ``model``.
 - ``x`` [B,C,H,W] in [0,1], ``y`` [B] (int64).
 - ``noise`` **standard normal** [B, m, C, H, W] (input i, draw j), scaled by σ inside; m is
@@ -22,7 +22,6 @@ Float64 models and inputs work unchanged (nothing here fixes a dtype).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +30,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks import frozen
 from ..errors import UserError, check_positive_int, check_sigma
 
 SPLITS = ("none", "ceil", "floor")
@@ -56,15 +54,6 @@ def by_sigma(table: dict[float, float], sigma: float, name: str, option: str) ->
                     f"give {option}")
 
 
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode with frozen weights for the passes the authors run so (attacks), the bare
-    module under a DDP wrapper; train mode and ``requires_grad`` restored afterwards."""
-    inner = getattr(model, "module", model)
-    with frozen(inner):
-        yield inner
-
-
 def mean_softmax(logits: torch.Tensor) -> torch.Tensor:
     """p̄ = mean_j softmax(z_ij): logits [B, m, K] → [B, K] (gradient flows through)."""
     return logits.softmax(dim=-1).mean(dim=1)
@@ -79,29 +68,6 @@ def kl_to(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """H(p) = −Σ_c p_c log max(p_c, 1e−20): [..., K] → [...]."""
     return -(p * p.clamp_min(1e-20).log()).sum(dim=-1)
-
-
-def soft_nll(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """−log max(p_{i,y_i}, 1e−20) per input: probs [B, K], y [B] → [B]."""
-    return -probs.gather(1, y.view(-1, 1)).squeeze(1).clamp_min(1e-20).log()
-
-
-def unit_step(grad: torch.Tensor) -> torch.Tensor:
-    """grad / (‖grad‖₂ + 1e−8) per row (the consistency, SmoothMix and CAT-RS attacks' step
-    direction; a zero gradient stays zero): [N, ...] → [N, ...]."""
-    norms = grad.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (grad.dim() - 1)))
-    return grad / (norms + 1e-8)
-
-
-def noisy_rows(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """x [B,C,H,W] plus each of its draws δ [B, m, C, H, W]: [B·m, C, H, W], input-major."""
-    return (x.unsqueeze(1) + delta).flatten(0, 1)
-
-
-def forward_draws(model: nn.Module, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """One forward of the B·m noisy rows: logits [B, m, K]."""
-    b, m = delta.shape[:2]
-    return model(noisy_rows(x, delta)).view(b, m, -1)
 
 
 class TrainingMethod:

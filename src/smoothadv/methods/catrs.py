@@ -22,16 +22,8 @@ import torch
 
 from ..errors import UserError
 from . import register
-from .base import (
-    TrainingMethod,
-    accuracy_logs,
-    by_sigma,
-    cross_entropy,
-    forward_draws,
-    frozen_eval,
-    kl_to,
-    unit_step,
-)
+from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to
+from .steps import forward_draws, frozen_eval, unit_step
 
 LAMBDA = {0.25: 0.5, 0.5: 1.0, 1.0: 2.0}
 

@@ -27,14 +27,11 @@ from .base import (
     by_sigma,
     cross_entropy,
     entropy,
-    forward_draws,
-    frozen_eval,
     kl_to,
     mean_softmax,
-    soft_nll,
-    unit_step,
     warmup_epsilon,
 )
+from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
 LAMBDA = {0.25: 20.0, 0.5: 10.0, 1.0: 10.0}
 LAMBDA_ADV = {0.25: 2.0, 0.5: 1.0, 1.0: 1.0}

@@ -24,7 +24,8 @@ import math
 import torch
 
 from . import register
-from .base import TrainingMethod, accuracy_logs, by_sigma, forward_draws
+from .base import TrainingMethod, accuracy_logs, by_sigma
+from .steps import forward_draws
 
 LAMBDA = {0.25: 12.0, 0.5: 6.0, 1.0: 12.0}
 DEFERRED = {0.25: 0, 0.5: 0, 1.0: 51}

@@ -18,18 +18,8 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .base import (
-    TrainingMethod,
-    accuracy_logs,
-    by_sigma,
-    cross_entropy,
-    forward_draws,
-    frozen_eval,
-    kl_to,
-    mean_softmax,
-    soft_nll,
-    unit_step,
-)
+from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to, mean_softmax
+from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
 MIX_STEP = {0.25: 0, 0.5: 1, 1.0: 1}
 
