@@ -70,7 +70,7 @@ from ..smoothing import ABSTAIN, Smooth, eval_mode, make_generator
 from ..stats import lower_confidence_bound
 
 PRIORS = ("radii", "kt")
-DEFAULT_ALPHA_SPLIT = 0.9  # α_seq / α, chosen by measurement (README, bench 6)
+DEFAULT_ALPHA_SPLIT = 0.2  # α_seq / α, chosen by measurement (docs/certification.md, bench 6)
 MIN_PIECE = 128  # the first pieces; later ones grow with the sample count (≈ 1/8 of it)
 
 

@@ -49,7 +49,7 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha-split", type=float, default=None,
                    help="share of α for the confidence sequence, in (0, 1]; the rest is the "
                         "end test's: one Clopper–Pearson test on all samples of an input still "
-                        "undecided at the budget (default 0.9, chosen by measurement; 1: no end "
+                        "undecided at the budget (default 0.2, chosen by measurement; 1: no end "
                         "test)")
     g.add_argument("--anytime-tol", type=float, default=None,
                    help="also stop only once the radius σΦ⁻¹(lower end) is within this of the "
