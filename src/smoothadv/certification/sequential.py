@@ -195,7 +195,7 @@ class SequentialCertifier:
                                else KT_PRIOR)
         return create_sequence(spec, alpha, **kwargs)
 
-    def _check_sampler(self, dims: int) -> None:
+    def check_sampler(self, dims: int) -> None:
         """With the sound sampler, set its error bound over an input's samples aside from α
         (see :mod:`smoothadv.noise.rounded`): the sequence is rebuilt once, at the
         remaining level, for inputs of ``dims`` coordinates."""
@@ -233,7 +233,7 @@ class SequentialCertifier:
                         break
                     key, x, label, seed = item
                     check_image_range(x)
-                    self._check_sampler(x.numel())
+                    self.check_sampler(x.numel())
                     x = self.smooth.noise.prepare(x.to(device))
                     active.append(_Stream(key, x, label, seed, device, num_radii))
                 if not active:

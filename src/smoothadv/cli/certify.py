@@ -94,6 +94,8 @@ def _run_sequential(args: argparse.Namespace) -> int:
                                                  else args.alpha_split))
     indices = select_indices(len(dataset), args.skip, args.max)
     check_before_writing(smooth, dataset, indices)
+    if indices:  # the sound sampler's share of α is set aside now, so the config records
+        certifier.check_sampler(dataset[indices[0]][0].numel())  # the split actually used
     unreachable = [r for r in radii if r > certifier.radius_cap]
     if unreachable:
         cap = (f"with --budget {args.budget:,} at σ = {smooth.sigma:g} no radius above "
