@@ -26,6 +26,7 @@ level 2σ√ᾱ slightly below the level √(1 − ᾱ) the model expects.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -70,14 +71,22 @@ def _mix32(v: torch.Tensor) -> torch.Tensor:
     return v ^ (v >> 16)
 
 
+@lru_cache(maxsize=8)
+def _position_salts(shape: tuple[int, ...], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two per-position salts of :func:`hash_normal`, computed once per input shape (the
+    denoiser runs on the certification hot path)."""
+    pos = torch.arange(math.prod(shape), device=device, dtype=torch.int64).view(shape)
+    return _mix32(2 * pos + 1), _mix32(2 * pos + 2) ^ 0x9E3779B9
+
+
 def hash_normal(y: torch.Tensor) -> torch.Tensor:
     """Standard-normal-distributed noise that is a fixed function of y [B, ...]: each
     coordinate's float32 bits and its position go through :func:`_mix32` twice, then
     Box–Muller. Same shape and dtype as y."""
     bits = y.detach().float().contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    pos = torch.arange(y[0].numel(), device=y.device, dtype=torch.int64).view(y.shape[1:])
-    h1 = _mix32(bits ^ _mix32(2 * pos + 1))
-    h2 = _mix32(bits ^ _mix32(2 * pos + 2) ^ 0x9E3779B9)
+    salt1, salt2 = _position_salts(tuple(y.shape[1:]), str(y.device))
+    h1 = _mix32(bits ^ salt1)
+    h2 = _mix32(bits ^ salt2)
     u1 = (h1.to(torch.float64) + 0.5) / 2 ** 32
     u2 = (h2.to(torch.float64) + 0.5) / 2 ** 32
     z = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
