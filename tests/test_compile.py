@@ -138,7 +138,7 @@ def test_training_compile_choice(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(torch, "compile", lambda m, **kw: calls.append(m) or m)
     base = dict(dataset="digits", epochs=1, batch=64, train_subset=128, progress=False,
-                device="cpu", method="smoothadv", steps=1, epsilon=0.5)
+                device="cpu", method="smoothadv", options=dict(steps=1, epsilon=0.5))
     auto = Trainer(TrainConfig(out=str(tmp_path / "a"), **base))
     assert not auto.compiled and not calls  # an MLP, 2 steps: not worth compiling
     on = Trainer(TrainConfig(out=str(tmp_path / "b"), compile="on", **base))

@@ -61,3 +61,12 @@ def test_quick_commands_run(page, line, capsys):
         pytest.skip("shared data not available")
     argv = [a.replace("../shared/data", str(SHARED)) for a in shlex.split(line)[1:]]
     assert main(argv) == 0, f"{page}: {line}"
+
+
+def test_the_manual_holds_the_methods_declared_options():
+    from smoothadv.methods import options_markdown
+
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    start = text.index("<!-- options-table:start -->\n") + len("<!-- options-table:start -->\n")
+    end = text.index("<!-- options-table:end -->")
+    assert text[start:end] == options_markdown(), "regenerate with python -m smoothadv.methods"

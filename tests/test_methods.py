@@ -228,7 +228,7 @@ def _ref_consistency_pgd(net, x, y, noises, eps, steps):
 
 
 def test_consistency_with_pgd_matches_reference_and_projects_before_clipping():
-    method = create_method("consistency", sigma=SIGMA, consistency_attack="pgd")
+    method = create_method("consistency", sigma=SIGMA, attack="pgd")
     assert (method.epsilon, method.steps, method.num_noise, method.lbd) == (2.0, 10, 2, 1.0)
     assert method.epsilon_at(0) == pytest.approx(0.2)  # warm-up over 10 epochs
 
@@ -434,7 +434,8 @@ def test_mini_batch_optimizer_steps(name, steps, rows):
     torch.manual_seed(0)
     net = BNNet()
     opt = CountingSGD(net.parameters())
-    method = create_method(name, sigma=0.25, steps=1, num_noise=2 if name == "macer" else None)
+    options = {"macer": dict(num_noise=2), "stability": {}}.get(name, dict(steps=1))
+    method = create_method(name, sigma=0.25, **options)
     sizes = []
     net.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0])
                               if mod.training else None)
@@ -455,8 +456,8 @@ def test_every_method_is_registered_and_bad_settings_fail_in_one_line():
         create_method("stability", sigma=0.3)
     with pytest.raises(UserError, match="m ≥ 2"):
         create_method("consistency", sigma=0.25, num_noise=1)
-    with pytest.raises(UserError, match="pgd or none"):
-        create_method("consistency", sigma=0.25, consistency_attack="ddn")
+    with pytest.raises(UserError, match="--attack must be one of pgd"):
+        create_method("consistency", sigma=0.25, attack="ddn")
     net, x, y, noise = _setup(6, 4)
     with pytest.raises(UserError, match="soft targets"):
         create_method("catrs", sigma=SIGMA).loss(net, x, y, noise)
@@ -481,7 +482,7 @@ def _soft_targets(tmp_path):
 
 
 @pytest.mark.parametrize("method,extra", [
-    ("stability", {}), ("macer", dict(m_train=4)), ("consistency", {}),
+    ("stability", {}), ("macer", dict(num_noise=4)), ("consistency", {}),
     ("consistency", dict(attack="pgd", steps=2, epsilon=0.5)), ("smoothmix", dict(steps=2)),
     ("catrs", dict(steps=2))])
 def test_resume_is_bit_equal(tmp_path, method, extra):
@@ -491,7 +492,8 @@ def test_resume_is_bit_equal(tmp_path, method, extra):
     if method == "catrs":
         extra = dict(extra, soft_targets=str(_soft_targets(tmp_path)))
     kw = dict(dataset="digits", batch=64, lr_step=10, progress=False, device="cpu",
-              train_subset=256, test_subset=64, method=method, sigma=0.5, lr_delay=1, **extra)
+              train_subset=256, test_subset=64, method=method, sigma=0.5, lr_delay=1,
+              options=extra)
     train(TrainConfig(out=str(tmp_path / "a"), epochs=2, **kw))
     train(TrainConfig(out=str(tmp_path / "b"), epochs=1, **kw))
     train(TrainConfig(out=str(tmp_path / "b"), epochs=2, resume=True, **kw))

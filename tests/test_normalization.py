@@ -150,7 +150,7 @@ def test_every_run_on_an_unrecorded_checkpoint_says_which_layer(tmp_path, capsys
     config = json.loads((tmp_path / "c.tsv.config.json").read_text())
     assert config["input_normalization"] == "center"
     assert config["input_normalization_source"] == "auto"
-    assert config["input_normalization_requested"] is None
+    assert config["config"]["input_normalization"] is None  # what was asked
     assert main(["pseudo-label", "--teacher", str(path), "--dataset", "cifar10", "--data-root",
                  root, "--split", "test", "--out", str(tmp_path / "pl.pt"), "--no-progress",
                  "--input-normalization", "auto"]) == 2
@@ -225,7 +225,7 @@ def test_recipe_certify_on_the_fixture_and_resume(tmp_path, capsys):
     rows = record.read_text().splitlines()
     assert len(rows) == 1 + 10
     config = json.loads((out / "certify.tsv.config.json").read_text())
-    assert config["input_normalization"] == "center" and config["n"] == 100
+    assert config["input_normalization"] == "center" and config["config"]["n"] == 100
     record.write_text("\n".join(rows[:4]) + "\n" + rows[4][:3])  # killed mid-row
     assert main(args) == 0
     again = record.read_text().splitlines()

@@ -10,6 +10,7 @@ import pytest
 from smoothadv import analysis as A
 from smoothadv import recipes as R
 from smoothadv.cli import build_parser, main
+from smoothadv.cli.render import command_argv
 from smoothadv.compare import compare, newcombe_independent, newcombe_paired, wilson
 from smoothadv.errors import UserError
 from smoothadv.recipes.paperlogs import parse_log_path
@@ -76,10 +77,10 @@ def test_catalogue_entries_and_list_json(capsys):
 def test_shown_commands_parse(scale, capsys):
     parser = build_parser()
     for entry in R.catalogue()[::7]:
-        stages = R.commands(entry, "runs/x", scale, "data", "logs", None, None)
-        for stage in stages:
-            args = parser.parse_args(list(stage.argv))  # accepted by the real parser
-            assert args.command == stage.argv[0]
+        for stage in R.recipe_stages(entry, "runs/x", scale, "data", "logs", None, None):
+            argv = command_argv(stage.config)
+            args = parser.parse_args(argv)  # accepted by the real parser
+            assert args.command == argv[0] == stage.config.stage
     assert main(["recipe", "show", "cifar10-pre-pgd6-eps64-s0.12", "--scale", scale]) == 0
     text = capsys.readouterr().out
     assert "--dataset imagenet32" in text and "--pretrained" in text

@@ -115,7 +115,8 @@ def test_cli_sound_modes(digits_ckpt, tmp_path, capsys):  # noqa: F811
     assert "8-bit grid" in capsys.readouterr().err
     assert main([*base, "--round-inputs", "--out", str(out)]) == 0
     config = json.loads((tmp_path / "s.tsv.config.json").read_text())
-    assert config["sound"] and config["round_inputs"] and config["noise"] == "sound"
+    assert config["config"]["sound"] and config["config"]["round_inputs"]
+    assert config["noise"] == "sound"
     assert len(read_records(out)) == 10
     seq = tmp_path / "seq.tsv"
     assert main([*base, "--round-inputs", "--sequential", "--radii", "0.25", "--budget",

@@ -1,5 +1,6 @@
 """The package's import graph reads top-down like the method: no module imports one from a
-higher layer, and there is no circle (imports inside functions count too)."""
+higher layer, and there is no circle, between top-level units nor between files (inside
+packages too; imports inside functions count)."""
 
 import ast
 
@@ -7,15 +8,16 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "smoothadv"
 LAYERS = [  # lowest first; a unit may import units of its own layer or below
-    {"errors", "constants", "registry"},
-    {"stats", "sequences", "noise", "records", "distributed"},
+    {"errors", "constants", "registry", "configs"},
+    {"stats", "sequences", "noise", "records", "distributed", "rundir"},
     {"data"},
     {"models"},
     {"smoothing"},
-    {"certification", "attacks", "compile", "evaluate", "soft_labels", "denoise"},
+    {"certification", "attacks", "compile", "evaluate", "soft_labels", "denoise", "examples"},
     {"methods", "analysis", "compare"},
     {"train"},
-    {"demo", "recipes", "examples"},
+    {"stages"},
+    {"demo", "recipes"},
     {"cli"},
 ]
 FACADES = {"__init__", "__main__"}  # the package's front door may import anything
@@ -26,32 +28,90 @@ def _units() -> set[str]:
             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
 
 
+def _files() -> dict[str, object]:
+    """{dotted module name below the package ('train.loop', 'models.__init__'): path}."""
+    return {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p
+            for p in PACKAGE.rglob("*.py")}
+
+
+def _targets(module: str, tree: ast.AST) -> list[list[str]]:
+    """Every name an import in ``tree`` reaches, as parts below the package (``from .x
+    import y`` gives x.y, which may be a module or a name in x)."""
+    package = module.split(".")[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            base = base + node.module.split(".") if node.module else base
+            out += [base + [a.name] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("smoothadv"):
+            base = node.module.split(".")[1:]
+            out += [base + [a.name] for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [a.name.split(".")[1:] for a in node.names if a.name.startswith("smoothadv.")]
+    return out
+
+
+def file_graph() -> dict[str, set[str]]:
+    """{file: files it imports}: a target names a module file, else a package's
+    ``__init__``, else a name inside the longest module prefix."""
+    files = _files()
+
+    def resolve(parts: list[str]) -> str:
+        while parts:
+            name = ".".join(parts)
+            if name in files:
+                return name
+            if name + ".__init__" in files:
+                return name + ".__init__"
+            parts = parts[:-1]
+        return "__init__"
+
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        for target in _targets(module, ast.parse(path.read_text(encoding="utf-8"))):
+            found = resolve(list(target))
+            if found != module:
+                graph.setdefault(module, set()).add(found)
+    return graph
+
+
 def import_graph() -> dict[str, set[str]]:
     """{unit: units it imports} over the top-level modules and subpackages."""
     units = _units()
     edges: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
-        package = parts[:-1]
-        unit = parts[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = []
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package[: len(package) - (node.level - 1)]
-                if node.module:
-                    targets = [base + node.module.split(".")]
-                else:
-                    targets = [base + [alias.name] for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("smoothadv"):
-                targets = [node.module.split(".")[1:]]
-            elif isinstance(node, ast.Import):
-                targets = [a.name.split(".")[1:] for a in node.names
-                           if a.name.startswith("smoothadv.")]
-            for target in targets:
-                first = target[0] if target and target[0] in units else "__init__"
-                if first != unit:
-                    edges.setdefault(unit, set()).add(first)
+    for module, targets in file_graph().items():
+        unit = module.split(".")[0]
+        for target in targets:
+            first = target.split(".")[0]
+            first = first if first in units else "__init__"
+            if first != unit:
+                edges.setdefault(unit, set()).add(first)
     return edges
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A circle of ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path + [nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [node])
+            if found:
+                return found
+    return None
 
 
 def test_every_unit_has_a_layer():
@@ -62,29 +122,28 @@ def test_no_import_runs_back_up():
     layer = {u: i for i, group in enumerate(LAYERS) for u in group}
     wrong = [(a, b) for a, targets in import_graph().items() if a not in FACADES
              for b in targets if b not in FACADES and layer[b] > layer[a]]
-    # cli may read the version from the package's front door; nothing else may
     assert wrong == [], wrong
+    # only the command line may read the version from the package's front door
     assert all("__init__" not in t for a, t in import_graph().items() if a not in ("cli",)
                and a not in FACADES)
 
 
-def test_no_circle():
+def test_no_circle_between_units():
     graph = {a: {b for b in t if b not in FACADES} for a, t in import_graph().items()
              if a not in FACADES}
-    state: dict[str, int] = {}
+    assert find_circle(graph) is None, " → ".join(find_circle(graph))
 
-    def visit(node, path):
-        state[node] = 1
-        for nxt in graph.get(node, ()):
-            if state.get(nxt) == 1:
-                raise AssertionError(f"import circle: {' → '.join(path + [nxt])}")
-            if nxt not in state:
-                visit(nxt, path + [nxt])
-        state[node] = 2
 
-    for node in graph:
-        if node not in state:
-            visit(node, [node])
+def test_no_circle_between_files():
+    graph = {a: {b for b in t if b not in ("__init__", "__main__")}
+             for a, t in file_graph().items() if a not in ("__init__", "__main__")}
+    circle = find_circle(graph)
+    assert circle is None, "import circle: " + " → ".join(circle)
+
+
+def test_the_circle_finder_finds_circles():
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": {"c"}}) is None
 
 
 def test_no_module_below_cli_imports_it():

@@ -14,12 +14,18 @@ from smoothadv.train import TrainConfig, Trainer, load_extra_data, train
 
 from .conftest import ROOT, shared_path
 
+OPTION_KEYS = {"m_train": "num_noise", "steps": "steps", "epsilon": "epsilon",
+               "attack": "attack", "multi_noise": "multi_noise", "warmup": "warmup",
+               "estimator": "estimator"}
+
 
 def _cfg(tmp_path, **kw):
+    """A digits run; the method's options (m_train, steps, …) go into ``options``."""
     base = dict(dataset="digits", out=str(tmp_path / "run"), epochs=2, batch=64, lr=0.1,
                 lr_step=10, progress=False, device="cpu")
+    options = {OPTION_KEYS[k]: kw.pop(k) for k in list(kw) if k in OPTION_KEYS}
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig(options=options, **base)
 
 
 def _log(path):
@@ -53,9 +59,10 @@ def test_smoothadv_trains_on_attacked_points(attack_cls, multi_noise):
     model = create_model("mlp", 10, mean=(0.3,), std=(0.38,), image_size=8)
     seen = []
     model.register_forward_hook(lambda mod, inp, out: seen.append((mod.training, inp[0])))
-    attack = attack_cls(epsilon=1.0, steps=3, num_noise_vectors=4)
-    method = create_method("smoothadv", sigma=0.25, attack=attack, epsilon=1.0, num_noise=4,
+    method = create_method("smoothadv", sigma=0.25, epsilon=1.0, steps=3, num_noise=4,
+                           attack="pgd" if attack_cls is SmoothAdvPGD else "ddn",
                            multi_noise=multi_noise, warmup=4)
+    assert isinstance(method.attack, attack_cls)
     x, y = data.images[:64], data.targets[:64]
     steps = list(method.minibatches(x, y))
     assert len(steps) == (4 if multi_noise else 1)

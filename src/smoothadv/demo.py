@@ -56,16 +56,16 @@ class DemoConfig:
     methods: tuple[str, ...] = ("gaussian", "smoothadv")
 
 
-METHODS = {
-    "gaussian": ("Gaussian", lambda c: dict(method="gaussian")),
+METHODS = {  # name, the method's options given (the others: its authors' defaults)
+    "gaussian": ("Gaussian", lambda c: {}),
     "smoothadv": ("SmoothAdv-PGD", lambda c: dict(
-        method="smoothadv", attack="pgd", epsilon=c.epsilon, steps=c.steps, m_train=c.m_train,
+        attack="pgd", epsilon=c.epsilon, steps=c.steps, num_noise=c.m_train,
         multi_noise=True, warmup=max(1, c.epochs // 5))),
-    "stability": ("Stability", lambda c: dict(method="stability")),
-    "macer": ("MACER", lambda c: dict(method="macer")),
-    "consistency": ("Consistency", lambda c: dict(method="consistency")),
-    "smoothmix": ("SmoothMix", lambda c: dict(method="smoothmix")),
-    "catrs": ("CAT-RS", lambda c: dict(method="catrs")),
+    "stability": ("Stability", lambda c: {}),
+    "macer": ("MACER", lambda c: {}),
+    "consistency": ("Consistency", lambda c: {}),
+    "smoothmix": ("SmoothMix", lambda c: {}),
+    "catrs": ("CAT-RS", lambda c: {}),
 }
 TEACHER_SIGMA = 0.25
 TEACHER_DRAWS = 1000
@@ -93,7 +93,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         return train(TrainConfig(
             dataset="digits", arch="mlp", out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma,
             epochs=epochs, batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
-            device=cfg.device, progress=False, **options(cfg), **(extra or {})))
+            device=cfg.device, progress=False, method=key,
+            options={**options(cfg), **(extra or {})}))
 
     for sigma in cfg.sigmas:
         for key in cfg.methods:

@@ -31,6 +31,9 @@ class Registry(Generic[T]):
             raise KeyError(f"{self.kind} {name!r} registered twice")
         self._items[name] = obj
 
+    def remove(self, name: str) -> None:
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         if name not in self._items:
             raise UserError(f"unknown {self.kind} {name!r}; choose one of: "

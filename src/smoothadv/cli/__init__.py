@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (each module registers its command)
     predict,
     pseudo_label,
     recipe,
+    run,
     soft_labels,
     train,
     train_denoiser,
@@ -38,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"smoothadv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, add_arguments, run) in COMMANDS.items():
+    for name, (help_text, add_arguments, runner) in COMMANDS.items():
         # argparse %-formats help strings (not descriptions): a literal % must be doubled
         p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         add_arguments(p)
-        p.set_defaults(func=run)
+        p.set_defaults(func=runner)
     return parser
 
 
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("smoothadv: interrupted; re-run the same command to resume", file=sys.stderr)
+        print("smoothadv: interrupted; run the same command again to continue where it "
+              "stopped (finished epochs and record rows are kept)", file=sys.stderr)
         return 130
 
 

@@ -4,10 +4,8 @@ files, and empirical robust accuracy from attack records."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import UserError
-from .common import command, warn
+from .common import stage_command
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
@@ -38,51 +36,6 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
                         "unaffected")
 
 
-@command("analyze", "certified-accuracy tables, envelopes, ACR and plots from record files "
-         "(and empirical robust accuracy from attack records)",
-         _analyze_args)
-def run_analyze(args: argparse.Namespace) -> int:
-    from .. import analysis as A
-
-    if any(r < 0 for r in args.radii):
-        raise UserError("--radii must be non-negative")
-    files = A.expand_paths(args.paths, kinds=("certify", "predict"))
-    labels = args.labels if args.labels is not None else [None] * len(files)
-    if len(labels) != len(files):
-        raise UserError(f"{len(labels)} labels for {len(files)} record files")
-    groups: dict[str, tuple[list, list]] = {}
-    for f, label in zip(files, labels):
-        kind = A.record_kind(f)
-        if kind is None:
-            raise UserError(f"{f}: not a certification or prediction record file")
-        groups.setdefault(kind, ([], []))
-        groups[kind][0].append(f)
-        groups[kind][1].append(label)
-    if "certify" in groups:
-        cert_files, cert_labels = groups["certify"]
-        summaries = A.load_summaries(cert_files, args.radii,
-                                     cert_labels if args.labels else None, args.alpha,
-                                     args.confidence, warn=warn,
-                                     as_written=args.as_written)
-        cells = A.envelope(summaries) if args.envelope else None
-        if cells is not None:
-            print(A.render(A.envelope_table(cells, args.name), args.format))
-            if args.format == "text":
-                print()
-                print(A.render(A.envelope_sources(cells), "text"))
-        else:
-            print(A.render(A.summary_table(summaries), args.format))
-        if args.plot:
-            path = A.plot_curves(summaries, args.plot, cells, max_radius=args.max_radius)
-            print(f"plot written to {path}", file=sys.stderr)
-    if "predict" in groups:
-        pred_files, pred_labels = groups["predict"]
-        empirical = A.load_empirical(pred_files, pred_labels if args.labels else None,
-                                     warn=warn)
-        if empirical:
-            if "certify" in groups and args.format == "text":
-                print("\nempirical robustness (PREDICT on attacked points):")
-            print(A.render(A.empirical_table(empirical), args.format))
-    return 0
-
-
+stage_command("analyze", "certified-accuracy tables, envelopes, ACR and plots from record files "
+              "(and empirical robust accuracy from attack records)",
+              _analyze_args, "AnalyzeConfig")

@@ -6,25 +6,47 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    add_attack_args,
+    EPS_HELP,
+    ESTIMATOR_HELP,
     add_common,
     add_compile,
     add_data_args,
     add_denoise_args,
     add_normalization_arg,
-    build_attack,
-    command,
-    run_eval,
+    add_out_args,
+    stage_command,
 )
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
+    from ..attacks import DDN_DECISIONS, ESTIMATORS, list_attacks
+
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")
-    add_attack_args(p, "--m-test", 32, 20)
+    p.add_argument("--attack", default="pgd", choices=list_attacks(),
+                   help="SmoothAdv-PGD or SmoothAdv-DDN (default: pgd)")
+    p.add_argument("--epsilon", type=float, default=0.5, help=f"{EPS_HELP} (default: 0.5)")
+    p.add_argument("--steps", type=int, default=20, help="attack steps T (default: 20)")
+    p.add_argument("--m-test", type=int, default=32, dest="num_noise", metavar="M",
+                   help="noise draws m per input for the soft classifier (32)")
+    p.add_argument("--estimator", default="grad", choices=ESTIMATORS, help=ESTIMATOR_HELP)
+    p.add_argument("--no-grad-attack", dest="estimator", action="store_const",
+                   const="no_grad", help="the paper's flag: same as --estimator no_grad")
+    p.add_argument("--ddn-gamma", type=float, default=None,
+                   help="DDN norm update factor γ (default: 1-(3/510/ε)^(1/T), the paper's "
+                        "evaluation setting, no floor)")
+    p.add_argument("--ddn-init-norm", type=float, default=1.0,
+                   help="DDN initial norm budget, not capped at ε (default: 1.0, the paper's "
+                        "256/256)")
+    p.add_argument("--ddn-decision", default="vote", choices=DDN_DECISIONS,
+                   help="DDN's 'already adversarial' test: vote (the paper: majority of the "
+                        "m hard labels) or soft (a departure: argmax of G)")
+    p.add_argument("--ddn-strict-epsilon", action="store_true",
+                   help="a departure: DDN rounds its answer toward x so that it never leaves "
+                        "the ε-ball (the paper rounds to nearest, which can exceed ε by a hair)")
     p.add_argument("--base-attack", action="store_true",
                    help="attack the base classifier without noise instead (for comparison)")
     p.add_argument("--attack-batch", type=int, default=16,
@@ -33,8 +55,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="PREDICT samples (100000); --num-samples under torchrun")
     p.add_argument("--alpha", type=float, default=0.001, help="PREDICT's α (0.001)")
     p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
-    p.add_argument("--out", required=True,
-                   help="prediction record file on attacked points; an existing one is resumed")
+    add_out_args(p, "prediction record file on attacked points")
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")
     add_normalization_arg(p)
@@ -43,35 +64,5 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-@command("attack", "empirical robustness: attack g with SmoothAdv, then PREDICT",
-         _attack_args)
-def run_attack(args: argparse.Namespace) -> int:
-    return run_eval("attack", args, make_attack=_attack_hooks)
-
-
-def _attack_hooks(smooth, args: argparse.Namespace):
-    import torch
-
-    from ..errors import check_positive_int
-    from ..examples import ExampleSaver
-    from ..smoothing import input_seed, make_generator
-
-    check_positive_int(args.attack_batch, "--attack-batch")
-    attack = build_attack(args)
-
-    def run(x, y, idxs):
-        if args.base_attack:  # the base classifier alone: one draw of zero noise
-            noise = torch.zeros((x.shape[0], 1, *x.shape[1:]), device=x.device)
-        else:
-            noise = torch.cat([
-                smooth.sample_noise(x[j : j + 1], args.num_noise,
-                                    make_generator(input_seed(args.seed + 1, i), x.device))
-                for j, i in enumerate(idxs)
-            ])
-        # random directions for zero gradients: seeded by the chunk, so resumes repeat them
-        gen = make_generator(input_seed(args.seed + 2, idxs[0]), x.device)
-        return attack(smooth, x, y, noise=noise, generator=gen)
-
-    saver = ExampleSaver(args.save_examples) if args.save_examples else None
-    hooks = dict(attack=run, on_attacked=saver, group=args.attack_batch)
-    return hooks, (saver.finish if saver else None)
+stage_command("attack", "empirical robustness: attack g with SmoothAdv, then PREDICT",
+              _attack_args, "AttackConfig")

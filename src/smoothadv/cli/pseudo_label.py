@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_normalization_arg, command, load_model
+from .common import add_common, add_normalization_arg, stage_command
 
 
 def _pseudo_args(p: argparse.ArgumentParser) -> None:
@@ -21,23 +21,5 @@ def _pseudo_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-@command("pseudo-label", "label unlabelled images with a teacher for self-training",
-         _pseudo_args)
-def run_pseudo_label(args: argparse.Namespace) -> int:
-    from .. import distributed as D
-    from ..data import create_dataset
-    from ..errors import UserError
-    from ..train import pseudo_label
-
-    if args.input_normalization == "auto":
-        raise UserError("pseudo-label cannot measure the teacher's input layer (its images "
-                        "carry no labels): give --input-normalization normalize|center|none")
-    device = D.resolve_device(args.device)
-    teacher, _ = load_model(args.teacher, args.input_normalization, None, None, args.seed,
-                            device)
-    dataset = create_dataset(args.dataset, args.split, args.data_root)
-    path = pseudo_label(teacher, dataset, args.out, args.batch, not args.no_progress)
-    print(f"pseudo-labels of {len(dataset)} images written to {path}")
-    return 0
-
-
+stage_command("pseudo-label", "label unlabelled images with a teacher for self-training",
+              _pseudo_args, "PseudoLabelConfig")

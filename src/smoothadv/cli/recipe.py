@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .common import command
+from .render import command_line
 
 
 def _recipe_args(p: argparse.ArgumentParser) -> None:
@@ -98,11 +99,11 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
         print(f"# {entry['notes']}")
         if entry["wins"]:
             print(f"# wins: {', '.join(entry['wins'])}")
-        for stage in R.commands(entry, out, args.scale, args.data_root, args.paper_logs,
-                                args.pretrained, args.extra_data):
-            print(stage.command)
+        for stage in R.recipe_stages(entry, out, args.scale, args.data_root,
+                                     args.paper_logs, args.pretrained, args.extra_data):
+            print(command_line(stage.config))
         return 0
-    from .recipe_runner import run_recipe
+    from ..recipes.runner import run_recipe
 
     run_recipe(entry, out, args.scale, args.data_root, args.paper_logs, args.pretrained,
                args.extra_data)
@@ -112,22 +113,19 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
 def _certify_released(entry: dict, args: argparse.Namespace) -> int:
     from .. import recipes as R
     from ..errors import UserError
-    from .recipe_runner import certify_released
+    from ..recipes.runner import certify_released
 
     if (args.checkpoint is None) == (args.released_models is None):
         raise UserError("give the released checkpoint or --released-models DIR (one of them)")
     checkpoint = args.checkpoint or R.released_checkpoint(entry, args.released_models)
     if args.budget is not None and not args.sequential:
         raise UserError("--budget goes with --sequential")
-    extra: list[str] = []
-    for flag, value in (("--skip", args.skip), ("--max", args.max), ("--batch", args.batch),
-                        ("--device", args.device)):
-        if value is not None:
-            extra += [flag, str(value)]
+    overrides = {k: getattr(args, k) for k in ("skip", "max", "batch", "device")
+                 if getattr(args, k) is not None}
     if args.sequential:
-        radii = [r for r in R.certify_radii(entry) if float(r) > 0]
-        budget = args.budget or R.protocol_n(entry, args.scale)
-        extra += ["--sequential", "--radii", *radii, "--budget", str(budget)]
+        overrides.update(sequential=True,
+                         radii=tuple(r for r in R.certify_radii(entry) if r > 0),
+                         budget=args.budget or R.protocol_n(entry, args.scale))
     certify_released(entry, checkpoint, args.out, args.scale, args.data_root, args.paper_logs,
-                     tuple(extra))
+                     overrides)
     return 0

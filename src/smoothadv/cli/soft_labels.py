@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_normalization_arg, command, load_model
+from .common import add_common, add_normalization_arg, stage_command
 
 
 def _soft_args(p: argparse.ArgumentParser) -> None:
@@ -28,32 +28,5 @@ def _soft_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-@command("soft-labels", "per-image vote distributions of a teacher under noise (CAT-RS's p_b)",
-         _soft_args)
-def run_soft_labels(args: argparse.Namespace) -> int:
-    from .. import distributed as D
-    from ..data import create_dataset
-    from ..errors import check_positive_int, check_sigma
-    from ..smoothing import Smooth
-    from ..soft_labels import soft_labels
-
-    check_sigma(args.sigma)
-    check_positive_int(args.num_noise, "--num-noise")
-    check_positive_int(args.batch, "--batch")
-    device = D.resolve_device(args.device)
-    train = create_dataset(args.dataset, "train", args.data_root)
-    labelled = create_dataset(args.dataset, "test", args.data_root)
-    model, meta = load_model(args.teacher, args.input_normalization, labelled, args.sigma,
-                             args.seed, device)
-    smooth = Smooth(model, meta["num_classes"], args.sigma)
-    indices = None
-    if args.train_subset is not None:
-        from ..data import subset_indices
-
-        indices = subset_indices(train, args.train_subset, args.seed)
-    path = soft_labels(smooth, train, args.out, num=args.num_noise, batch_size=args.batch,
-                       seed=args.seed, indices=indices, progress=not args.no_progress)
-    rows = len(train) if indices is None else len(indices)
-    print(f"soft targets of {rows} of {len(train)} images ({args.num_noise} draws each) "
-          f"written to {path}")
-    return 0
+stage_command("soft-labels", "per-image vote distributions of a teacher under noise (CAT-RS's p_b)",
+              _soft_args, "SoftLabelsConfig")

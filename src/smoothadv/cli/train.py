@@ -1,16 +1,39 @@
 """``smoothadv train``: train a base classifier with any registered method (Gaussian
-augmentation, SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS)."""
+augmentation, SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS, or one a user
+registers). The method options' flags are generated from the methods' declarations."""
 
 from __future__ import annotations
 
 import argparse
 
-from .common import add_attack_args, add_common, command
+from .common import add_common, command, config_from_args, run_config
+
+OPTION_GROUP = "method options"
+
+
+def method_option_flags() -> dict[str, tuple]:
+    """{option name: (flag, type, choices, help)} over every registered method: one flag per
+    option name, its help saying which methods have it and their defaults."""
+    from ..methods import list_methods, method_spec
+
+    flags: dict[str, dict] = {}
+    for name in list_methods():
+        for opt in method_spec(name).options:
+            entry = flags.setdefault(opt.name, {"flag": opt.cli_flag, "type": opt.type,
+                                                "choices": set(), "open": False, "help": []})
+            if opt.choices is None:
+                entry["open"] = True
+            else:
+                entry["choices"].update(opt.choices)
+            entry["help"].append(f"{name}: {opt.help} (default {opt.describe_default()})")
+    return {k: (v["flag"], v["type"],
+                None if v["open"] else sorted(v["choices"]), "; ".join(v["help"]))
+            for k, v in flags.items()}
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     from ..data import list_datasets
-    from ..methods import list_methods
+    from ..methods import list_methods, method_spec
     from ..models import list_models, list_normalizations
 
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
@@ -18,13 +41,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None,
                    help=f"one of {', '.join(list_models())} (default: the dataset's)")
     p.add_argument("--method", default="gaussian", choices=list_methods(),
-                   help="gaussian (Cohen et al. 2019), smoothadv (Salman et al. 2019), "
-                        "stability (Li et al. 2019), macer (Zhai et al. 2020), consistency "
-                        "(Jeong & Shin 2020), smoothmix (Jeong et al. 2021) or catrs (Jeong, "
-                        "Kim & Shin 2023); defaults: each authors' CIFAR-10 settings")
+                   help="; ".join(f"{n}: {method_spec(n).summary}" for n in list_methods())
+                   + " (default gaussian; each method's options below, with its authors' "
+                     "CIFAR-10 defaults)")
     p.add_argument("--sigma", type=float, default=0.25, help="training noise σ (0.25)")
     p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
-    p.add_argument("--batch", type=int, default=256, help="batch size (256)")
+    p.add_argument("--batch", type=int, default=256,
+                   help="batch size per process (256; under torchrun the global batch is "
+                        "this × the number of processes)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
     p.add_argument("--lr-step", type=int, default=30,
                    help="decay the lr every N epochs (30; the paper's --lr_step_size)")
@@ -32,42 +56,24 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="lr decay factor at each step (0.1; the paper's --gamma)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (1e-4)")
-    add_attack_args(p, "--m-train", 1, 10, eps_default=0.25, gamma_default=0.05)
-    # None: each method's own default (the help texts above give SmoothAdv's)
-    p.set_defaults(attack=None, epsilon=None, steps=None, num_noise=None)
-    p.add_argument("--multi-noise", action="store_true",
-                   help="train on all m noisy copies of each attacked image")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="grow ε linearly from 0 over the first K epochs (SmoothAdv 0; "
-                        "consistency's ε and SmoothMix's weight: 10)")
-    g = p.add_argument_group(
-        "other methods' hyper-parameters",
-        "defaults are the authors' CIFAR-10 settings; --m-train is m (stability 1, MACER's k "
-        "16, consistency 2, SmoothMix 2, CAT-RS 4), --steps T (consistency+PGD 10, SmoothMix 4, "
-        "CAT-RS 4), --epsilon ε (consistency+PGD: 255/256 at σ=0.25, 2.0 at 0.5 and 1.0; "
-        "CAT-RS 1.0), --attack pgd on consistency = SmoothAdv + consistency")
-    g.add_argument("--lbd", type=float, default=None,
-                   help="λ: stability 2/2/1, MACER 12/6/12, consistency 20/10/10 (with --attack "
-                        "pgd 2/1/1), CAT-RS 0.5/1/2 at σ = 0.25/0.5/1.0")
-    g.add_argument("--eta", type=float, default=None,
-                   help="η: consistency's entropy weight (0.5), SmoothMix's mixup weight (5)")
-    g.add_argument("--gamma", type=float, default=None, help="MACER's hinge γ (8)")
-    g.add_argument("--beta", type=float, default=None, help="MACER's inverse temperature β (16)")
-    g.add_argument("--deferred", type=int, default=None,
-                   help="MACER: train the first K epochs with λ = 0 (the CAT-RS re-run: 51 at "
-                        "σ = 1.0, else 0)")
-    g.add_argument("--alpha", type=float, default=None, help="SmoothMix's step size α (2σ)")
-    g.add_argument("--mix-step", type=int, default=None,
-                   help="SmoothMix's mix step (0 at σ = 0.25, 1 at 0.5 and 1.0)")
-    g.add_argument("--soft-targets", default=None,
-                   help="CAT-RS: per-image vote distributions of a σ = 0.25 Gaussian teacher "
-                        "(smoothadv soft-labels)")
     p.add_argument("--lr-milestones", type=int, nargs="+", default=None,
                    help="drop the lr ×γ at these epochs instead of every --lr-step (MACER's "
                         "original: 200 400)")
     p.add_argument("--lr-delay", type=int, default=0,
                    help="epochs by which each lr drop comes later (0; 1 reproduces the CAT-RS, "
                         "consistency and SmoothMix code's step(epoch): lr 0.1 for epochs 0-50)")
+    g = p.add_argument_group(
+        OPTION_GROUP, "each method's own hyper-parameters (an option the chosen method does "
+        "not have is refused); defaults are the method's authors' CIFAR-10 settings")
+    for name, (flag, typ, choices, text) in method_option_flags().items():
+        if typ is bool:
+            g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                           default=None, help=text)
+        else:
+            g.add_argument(flag, dest=name, type=typ, choices=choices, default=None,
+                           help=text.replace("%", "%%"))
+    g.add_argument("--no-grad-attack", dest="estimator", action="store_const",
+                   const="no_grad", help="the paper's flag: same as --estimator no_grad")
     p.add_argument("--pretrained", default=None,
                    help="start from this checkpoint (ours or the paper's); a head with another "
                         "class count is replaced")
@@ -84,8 +90,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-weight", type=float, default=1.0,
                    help="weight of the pseudo-labelled loss (1.0)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pth.tar, appending to OUT/log.tsv; "
-                        "without a checkpoint yet the run simply starts")
+                   help="continue a run folder that records no configuration (an older "
+                        "smoothadv's); a folder of the same configuration always resumes, so "
+                        "the same command after an interruption continues the run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard a run of another configuration in OUT and start this one")
     p.add_argument("--workers", type=int, default=0, help="data loader processes (0)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels-last memory format for conv nets (default: on; measured "
@@ -106,39 +115,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-def config_from_args(args: argparse.Namespace):
-    """The :class:`~smoothadv.train.TrainConfig` the parsed options describe."""
+def train_config_from_args(args: argparse.Namespace):
+    """The :class:`~smoothadv.train.TrainConfig` the parsed flags describe: the method options
+    given (flags left unset take the method's defaults)."""
     from ..train import TrainConfig
 
-    return TrainConfig(
-        dataset=args.dataset, out=args.out, arch=args.arch, data_root=args.data_root,
-        method=args.method, sigma=args.sigma, epochs=args.epochs, batch=args.batch,
-        lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma, momentum=args.momentum,
-        weight_decay=args.weight_decay, attack=args.attack, epsilon=args.epsilon,
-        steps=args.steps, m_train=args.num_noise, multi_noise=args.multi_noise,
-        warmup=args.warmup, lbd=args.lbd, eta=args.eta, gamma=args.gamma, beta=args.beta,
-        deferred=args.deferred, alpha=args.alpha, mix_step=args.mix_step,
-        soft_targets=args.soft_targets, lr_delay=args.lr_delay,
-        lr_milestones=tuple(args.lr_milestones) if args.lr_milestones else None,
-        estimator=args.estimator, ddn_gamma=args.ddn_gamma,
-        ddn_init_norm=args.ddn_init_norm, ddn_decision=args.ddn_decision,
-        ddn_strict_epsilon=args.ddn_strict_epsilon, pretrained=args.pretrained,
-        input_normalization=args.input_normalization, extra_data=args.extra_data,
-        extra_weight=args.extra_weight, resume=args.resume,
-        workers=args.workers, channels_last=args.channels_last,
-        compile="auto" if args.compile is None else ("on" if args.compile else "off"),
-        amp=args.amp,
-        train_subset=args.train_subset, test_subset=args.test_subset,
-        eval_adv_max=args.eval_adv_max, seed=args.seed, device=args.device,
-        progress=not args.no_progress,
-    )
+    options = {name: getattr(args, name) for name in method_option_flags()
+               if getattr(args, name, None) is not None}
+    return config_from_args(TrainConfig, args, options=options)
 
 
 @command("train", "train a base classifier: Gaussian, SmoothAdv, stability, MACER, "
          "consistency, SmoothMix or CAT-RS", _train_args)
 def run_train(args: argparse.Namespace) -> int:
-    from ..train import train
-
-    path = train(config_from_args(args))
-    print(f"checkpoint: {path}")
-    return 0
+    return run_config(train_config_from_args(args))

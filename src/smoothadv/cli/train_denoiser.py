@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, command
+from .common import add_common, stage_command
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -34,22 +34,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-subset", type=int, default=None,
                    help="train on a fixed class-balanced subset of this size")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/denoiser.pth.tar (the run starts when there is none)")
+                   help="continue a run folder that records no configuration; a folder of the "
+                        "same configuration always resumes")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard a run of another configuration in OUT and start this one")
     p.add_argument("--out", required=True, help="run directory")
     add_common(p)
 
 
-@command("train-denoiser", "train a DnCNN denoiser so that any classifier can be certified",
-         _args)
-def run_train_denoiser(args: argparse.Namespace) -> int:
-    from ..denoise.training import DenoiserConfig, train_denoiser
-
-    path = train_denoiser(DenoiserConfig(
-        dataset=args.dataset, out=args.out, objective=args.objective, sigma=args.sigma,
-        classifier=args.classifier, surrogates=list(args.surrogates), init=args.init,
-        data_root=args.data_root, depth=args.depth, width=args.width, epochs=args.epochs,
-        batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, lr_step=args.lr_step,
-        train_subset=args.train_subset, resume=args.resume, seed=args.seed,
-        device=args.device, progress=not args.no_progress))
-    print(f"denoiser: {path}")
-    return 0
+stage_command("train-denoiser", "train a DnCNN denoiser so that any classifier can be certified",
+              _args, "DenoiserConfig")

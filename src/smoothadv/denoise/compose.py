@@ -126,7 +126,7 @@ def load_denoiser(spec: str, sigma: float, device: str | torch.device = "cpu",
     """The denoiser a spec names: ``dncnn:CKPT`` or ``diffusion:PATH_OR_HUB_ID``."""
     kind, _, target = spec.partition(":")
     if kind == "dncnn":
-        from .training import load_dncnn
+        from .dncnn import load_dncnn
 
         return load_dncnn(target, device)[0]
     if kind == "diffusion":

@@ -9,8 +9,13 @@ normalisation: y = x + δ in, an estimate of x out ([B,C,H,W] → [B,C,H,W]).
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn as nn
+
+from ..errors import UserError
 
 
 class DnCNN(nn.Module):
@@ -37,3 +42,25 @@ class DnCNN(nn.Module):
 
     def config(self) -> dict[str, int]:
         return {"channels": self.channels, "depth": self.depth, "width": self.width}
+
+
+def load_dncnn(path: str | Path, device: str | torch.device = "cpu") -> tuple[DnCNN, dict]:
+    """A trained DnCNN (eval mode) and its checkpoint's metadata."""
+    ckpt = read_checkpoint_dncnn(path)
+    model = DnCNN(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), {k: v for k, v in ckpt.items()
+                                     if k not in ("state_dict", "optimizer", "scheduler")}
+
+
+def read_checkpoint_dncnn(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"denoiser checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 — any unreadable file gets one line
+        raise UserError(f"{path} is not a readable denoiser checkpoint") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "dncnn":
+        raise UserError(f"{path} is not a DnCNN checkpoint (smoothadv train-denoiser)")
+    return ckpt

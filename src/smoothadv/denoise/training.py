@@ -15,11 +15,8 @@ typo in their code; here Adam is Adam and nothing switches). A run directory hol
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -28,25 +25,31 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import distributed as D
+from ..configs import StageConfig, config_document, setting, stage_config
 from ..data import class_balanced_subset, create_dataset
 from ..errors import UserError, check_positive_int, check_sigma
 from ..models import atomic_torch_save
-from .dncnn import DnCNN
+from ..rundir import RunFolder
+from .dncnn import DnCNN, load_dncnn, read_checkpoint_dncnn  # noqa: F401
 
 OBJECTIVES = ("mse", "stab", "clf")
 CHECKPOINT = "denoiser.pth.tar"
+LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "test_mse", "test_mse_noisy")
 
 
-@dataclass
-class DenoiserConfig:
-    """Everything a denoiser training run depends on (written to ``config.json``)."""
+@stage_config
+class DenoiserConfig(StageConfig):
+    """Everything a denoiser training run depends on (kept in ``config.json``)."""
+
+    stage = "train-denoiser"
+    extendable = ("epochs",)
 
     dataset: str
-    out: str
+    out: str = setting(result=False)
     objective: str = "mse"
     sigma: float = 0.25
     classifier: str | None = None  # stab / clf: the classifier (white-box)
-    surrogates: list[str] = field(default_factory=list)  # stab with query access
+    surrogates: tuple[str, ...] = ()  # stab with query access
     init: str | None = None  # start from this denoiser (Stab+MSE: an MSE-trained one)
     data_root: str | None = None
     depth: int = 17
@@ -58,10 +61,11 @@ class DenoiserConfig:
     lr_step: int = 30
     lr_gamma: float = 0.1
     train_subset: int | None = None
-    resume: bool = False
     seed: int = 0
-    device: str = "auto"
-    progress: bool = True
+    resume: bool = setting(False, result=False)  # continue a run that records no config
+    overwrite: bool = setting(False, result=False)  # discard a run of another configuration
+    device: str = setting("auto", result=False)
+    progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
         check_sigma(self.sigma)
@@ -79,28 +83,6 @@ class DenoiserConfig:
                             "not both")
         if self.surrogates and self.objective != "stab":
             raise UserError("query access (--surrogates) trains with the stab objective")
-
-
-def load_dncnn(path: str | Path, device: str | torch.device = "cpu") -> tuple[DnCNN, dict]:
-    """A trained DnCNN (eval mode) and its checkpoint's metadata."""
-    ckpt = read_checkpoint_dncnn(path)
-    model = DnCNN(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), {k: v for k, v in ckpt.items()
-                                     if k not in ("state_dict", "optimizer", "scheduler")}
-
-
-def read_checkpoint_dncnn(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"denoiser checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 — any unreadable file gets one line
-        raise UserError(f"{path} is not a readable denoiser checkpoint") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "dncnn":
-        raise UserError(f"{path} is not a DnCNN checkpoint (smoothadv train-denoiser)")
-    return ckpt
 
 
 def _frozen(module: nn.Module) -> nn.Module:
@@ -127,10 +109,9 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
     """Train as configured; returns the checkpoint's path."""
     from .compose import compose, load_classifier
 
-    cfg.validate()
     device = D.resolve_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(cfg.out, CHECKPOINT, LOG_COLUMNS)
+    same_run = folder.claim(cfg, overwrite=cfg.overwrite, resume=cfg.resume)
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
     test = create_dataset(cfg.dataset, "test", cfg.data_root)
     if cfg.train_subset is not None:
@@ -148,19 +129,15 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
     denoiser = denoiser.to(device)
     opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
-    path, log = out / CHECKPOINT, out / "log.tsv"
+    path = folder.checkpoint
     first = 0
-    if cfg.resume and path.exists():
+    if same_run:
         ckpt = read_checkpoint_dncnn(path)
         denoiser.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         first = int(ckpt["epoch"])
-        kept = log.read_text().splitlines()[: first + 1] if log.exists() else []
-        log.write_text("\n".join(kept) + "\n" if kept else "")
-    if first == 0:
-        log.write_text("epoch\tseconds\tlr\ttrain_loss\ttest_mse\ttest_mse_noisy\n")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    folder.start(config_document(cfg, device=str(device)), first if first else None)
     loader = DataLoader(train, batch_size=cfg.batch, shuffle=True,
                         generator=torch.Generator().manual_seed(cfg.seed))
     step = 0
@@ -186,9 +163,8 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
             step += 1
         sched.step()
         mse, noisy = test_mse(denoiser, test, cfg.sigma, device)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"{epoch + 1}\t{time.perf_counter() - t0:.2f}\t{lr:.6g}\t"
-                    f"{total / count:.6f}\t{mse:.6f}\t{noisy:.6f}\n")
+        folder.append((epoch + 1, f"{time.perf_counter() - t0:.2f}", f"{lr:.6g}",
+                       f"{total / count:.6f}", f"{mse:.6f}", f"{noisy:.6f}"))
         atomic_torch_save({"kind": "dncnn", "config": denoiser.config(),
                            "state_dict": denoiser.state_dict(), "optimizer": opt.state_dict(),
                            "scheduler": sched.state_dict(), "epoch": epoch + 1,

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from . import register
 from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to
+from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, unit_step
 
 LAMBDA = {0.25: 0.5, 0.5: 1.0, 1.0: 2.0}
@@ -104,9 +104,17 @@ class CatRS(TrainingMethod):
                       **accuracy_logs(attacked.flatten(0, 1), targets)}
 
 
-@register("catrs")
-def catrs(*, sigma: float, num_noise: int = 4, epsilon: float = 1.0, steps: int = 4,
-          lbd: float | None = None, **_: object) -> CatRS:
+@register_method("catrs", options=(
+    Option("num_noise", int, 4, "m, noise draws per image", flag="--m-train"),
+    Option("epsilon", float, 1.0, "ε of the attack on the noise (l2, pixels)"),
+    Option("steps", int, 4, "T, steps of the attack on the noise"),
+    Option("lbd", float, per_sigma(LAMBDA, "CAT-RS λ", "--lbd"), "λ, the attacked term's "
+           "weight", default_text="0.5 / 1 / 2 at σ = 0.25 / 0.5 / 1.0"),
+    Option("soft_targets", str, None, "per-image vote distributions p_b of a σ = 0.25 "
+           "Gaussian teacher (smoothadv soft-labels); required"),
+), needs=("soft_targets",), summary="CAT-RS (Jeong, Kim & Shin 2023)")
+def catrs(*, sigma: float, num_noise: int, epsilon: float, steps: int, lbd: float,
+          soft_targets: str | None) -> CatRS:
     """CAT-RS: the K easiest noisy CEs plus λ × the worst KL to p_b on attacked noise, for
-    inputs whose every draw was correct."""
+    inputs whose every draw was correct (p_b reach the loss as the draw ``soft_targets``)."""
     return CatRS(sigma=sigma, num_noise=num_noise, epsilon=epsilon, steps=steps, lbd=lbd)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from . import register
 from .base import (
     TrainingMethod,
     accuracy_logs,
@@ -31,6 +30,7 @@ from .base import (
     mean_softmax,
     warmup_epsilon,
 )
+from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
 LAMBDA = {0.25: 20.0, 0.5: 10.0, 1.0: 10.0}
@@ -112,11 +112,40 @@ class Consistency(TrainingMethod):
                       **accuracy_logs(logits.flatten(0, 1), targets)}
 
 
-@register("consistency")
-def consistency(*, sigma: float, num_noise: int | None = None, lbd: float | None = None,
-                eta: float = 0.5, consistency_attack: str | None = None,
-                epsilon: float | None = None, steps: int | None = None, warmup: int = 10,
-                **_: object) -> Consistency:
-    """Consistency regularisation (with ``consistency_attack='pgd'``: on SmoothAdv points)."""
-    return Consistency(sigma=sigma, num_noise=num_noise, lbd=lbd, eta=eta,
-                       attack=consistency_attack, epsilon=epsilon, steps=steps, warmup=warmup)
+def _adv(key: str, plain: object):
+    """A default that follows the authors' SmoothAdv + consistency table when attacking."""
+
+    def default(sigma: float, resolved) -> object:
+        if resolved.get("attack") is None:
+            return plain
+        return per_sigma({s: v[key] for s, v in ADV_SETTINGS.items()},
+                         "consistency + SmoothAdv", f"--{key.replace('num_noise', 'm-train')}"
+                         )(sigma, resolved)
+
+    return default
+
+
+def _lambda(sigma: float, resolved) -> float:
+    table = LAMBDA_ADV if resolved.get("attack") else LAMBDA
+    return per_sigma(table, "consistency λ", "--lbd")(sigma, resolved)
+
+
+@register_method("consistency", options=(
+    Option("attack", str, None, "pgd: SmoothAdv + consistency (their adversarial variant)",
+           choices=("pgd",), default_text="none"),
+    Option("num_noise", int, _adv("num_noise", 2), "m, noise draws per image (≥ 2)",
+           flag="--m-train", default_text="2; with --attack pgd 4 / 2 / 2"),
+    Option("lbd", float, _lambda, "λ, the consistency term's weight",
+           default_text="20 / 10 / 10 at σ = 0.25 / 0.5 / 1.0; with --attack pgd 2 / 1 / 1"),
+    Option("eta", float, 0.5, "η, the entropy term's weight"),
+    Option("epsilon", float, _adv("epsilon", 0.0), "ε of --attack pgd (l2, pixels)",
+           default_text="with --attack pgd 255/256 / 2 / 2"),
+    Option("steps", int, _adv("steps", 0), "T, steps of --attack pgd",
+           default_text="with --attack pgd 10"),
+    Option("warmup", int, 10, "grow ε linearly over the first K epochs"),
+), summary="consistency regularisation (Jeong & Shin 2020)")
+def consistency(*, sigma: float, attack: str | None, num_noise: int, lbd: float, eta: float,
+                epsilon: float, steps: int, warmup: int) -> Consistency:
+    """Consistency regularisation (with ``attack='pgd'``: on SmoothAdv points)."""
+    return Consistency(sigma=sigma, num_noise=num_noise, lbd=lbd, eta=eta, attack=attack,
+                       epsilon=epsilon, steps=steps, warmup=warmup)

@@ -14,11 +14,17 @@ import math
 import torch
 import torch.nn as nn
 
-from ..attacks import SmoothAdvAttack
-from ..errors import UserError
+from ..attacks import (
+    DDN_DECISIONS,
+    DDN_TRAIN_GAMMA,
+    ESTIMATORS,
+    SmoothAdvAttack,
+    attack_from_options,
+)
+from ..errors import check_epsilon, check_positive_int
 from ..smoothing import Smooth
-from . import register
 from .base import TrainingMethod, accuracy_logs, cross_entropy, warmup_epsilon
+from .registry import Option, register_method
 
 
 class NoiseAugmentation(TrainingMethod):
@@ -80,22 +86,58 @@ class NoiseAugmentation(TrainingMethod):
         return torch.cat(parts)
 
 
-@register("gaussian")
-def gaussian(*, sigma: float, num_noise: int = 1, multi_noise: bool = False,
-             **_: object) -> NoiseAugmentation:
+M_HELP = "m, noise draws per image"
+MULTI_HELP = "train on all m noisy copies of each image (one step per ⌈B/m⌉ images)"
+EPS_HELP = ("the attack's l2 radius ε in pixel space (images in [0,1]); the paper's code used "
+            "units of 1/256: its eps_64 is 0.25, eps_127 0.496, eps_255 0.996, eps_512 2.0")
+
+GAUSSIAN_OPTIONS = (
+    Option("num_noise", int, 1, M_HELP, flag="--m-train"),
+    Option("multi_noise", bool, False, MULTI_HELP),
+)
+SMOOTHADV_OPTIONS = (
+    Option("attack", str, "pgd", "SmoothAdv-PGD or SmoothAdv-DDN", choices=("pgd", "ddn")),
+    Option("epsilon", float, 0.25, EPS_HELP),
+    Option("steps", int, 10, "attack steps T"),
+    Option("num_noise", int, 1, M_HELP, flag="--m-train"),
+    Option("multi_noise", bool, False, MULTI_HELP),
+    Option("warmup", int, 0, "grow ε linearly from 0 over the first K epochs"),
+    Option("estimator", str, "grad", "gradient of the soft loss: grad, no_grad (the paper's "
+           "gradient-free estimator) or no_grad_cv (a departure: with a control variate)",
+           choices=ESTIMATORS),
+    Option("ddn_gamma", float, DDN_TRAIN_GAMMA, "DDN norm update factor γ (the paper's "
+           "training setting)"),
+    Option("ddn_init_norm", float, None, "DDN initial norm budget", default_text="the epoch's "
+           "ε, as the paper's training loop sets it"),
+    Option("ddn_decision", str, "vote", "DDN's 'already adversarial' test: vote (the paper) "
+           "or soft (a departure: argmax of G)", choices=DDN_DECISIONS),
+    Option("ddn_strict_epsilon", bool, False, "a departure: DDN never leaves the ε-ball"),
+)
+
+
+@register_method("gaussian", options=GAUSSIAN_OPTIONS,
+                 summary="Gaussian data augmentation (Cohen et al. 2019)")
+def gaussian(*, sigma: float, num_noise: int, multi_noise: bool) -> NoiseAugmentation:
     """Gaussian data augmentation (Cohen et al.): train f on x + δ."""
     return NoiseAugmentation(sigma=sigma, num_noise=num_noise, multi_noise=multi_noise)
 
 
-@register("smoothadv")
-def smoothadv(*, sigma: float, attack: SmoothAdvAttack | None = None, epsilon: float = 0.0,
-              num_noise: int = 1, multi_noise: bool = False, warmup: int = 0,
-              **_: object) -> NoiseAugmentation:
+@register_method("smoothadv", options=SMOOTHADV_OPTIONS,
+                 summary="SmoothAdv: adversarial training of the smoothed classifier "
+                         "(Salman et al. 2019)")
+def smoothadv(*, sigma: float, attack: str, epsilon: float, steps: int, num_noise: int,
+              multi_noise: bool, warmup: int, estimator: str, ddn_gamma: float,
+              ddn_init_norm: float | None, ddn_decision: str,
+              ddn_strict_epsilon: bool) -> NoiseAugmentation:
     """SmoothAdv (Salman et al.): train f on x′ + δ, x′ from attacking the soft classifier."""
-    if attack is None:
-        raise UserError("method smoothadv needs an attack")
+    check_epsilon(epsilon)
+    check_positive_int(steps, "--steps")
+    built = attack_from_options(attack, epsilon=epsilon, steps=steps,
+                                num_noise_vectors=num_noise, estimator=estimator,
+                                ddn_gamma=ddn_gamma, ddn_init_norm=ddn_init_norm,
+                                ddn_decision=ddn_decision, strict_epsilon=ddn_strict_epsilon)
     return NoiseAugmentation(sigma=sigma, num_noise=num_noise, multi_noise=multi_noise,
-                             attack=attack, epsilon=epsilon, warmup=warmup)
+                             attack=built, epsilon=epsilon, warmup=warmup)
 
 
 class Clean(TrainingMethod):
@@ -110,7 +152,8 @@ class Clean(TrainingMethod):
         return loss, {"loss": loss.item(), **accuracy_logs(logits, y)}
 
 
-@register("clean")
-def clean(*, sigma: float, **_: object) -> Clean:
+@register_method("clean", summary="standard training without noise (the classifier denoised "
+                 "smoothing starts from)")
+def clean(*, sigma: float) -> Clean:
     """Standard training on clean inputs (σ is only recorded)."""
     return Clean(sigma=sigma, num_noise=1)

@@ -23,8 +23,8 @@ import math
 
 import torch
 
-from . import register
 from .base import TrainingMethod, accuracy_logs, by_sigma
+from .registry import Option, per_sigma, register_method
 from .steps import forward_draws
 
 LAMBDA = {0.25: 12.0, 0.5: 6.0, 1.0: 12.0}
@@ -76,9 +76,18 @@ class Macer(TrainingMethod):
                       **accuracy_logs(logits.flatten(0, 1), y.repeat_interleave(logits.shape[1]))}
 
 
-@register("macer")
-def macer(*, sigma: float, num_noise: int = 16, lbd: float | None = None, beta: float = 16.0,
-          gamma: float = 8.0, deferred: int | None = None, **_: object) -> Macer:
+@register_method("macer", options=(
+    Option("num_noise", int, 16, "k, noise draws per image", flag="--m-train"),
+    Option("lbd", float, per_sigma(LAMBDA, "MACER λ", "--lbd"), "λ, the radius term's weight",
+           default_text="12 / 6 / 12 at σ = 0.25 / 0.5 / 1.0"),
+    Option("beta", float, 16.0, "β, the inverse temperature"),
+    Option("gamma", float, 8.0, "γ, the hinge"),
+    Option("deferred", int, lambda s, r: next((v for t, v in DEFERRED.items()
+                                              if math.isclose(t, s)), 0),
+           "train the first K epochs with λ = 0", default_text="51 at σ = 1.0, else 0"),
+), summary="MACER (Zhai et al. 2020)")
+def macer(*, sigma: float, num_noise: int, lbd: float, beta: float, gamma: float,
+          deferred: int) -> Macer:
     """MACER: soft-classifier cross-entropy plus λ × a hinge on the certified radius."""
     return Macer(sigma=sigma, num_noise=num_noise, lbd=lbd, beta=beta, gamma=gamma,
                  deferred=deferred)

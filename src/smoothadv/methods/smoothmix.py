@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
 from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to, mean_softmax
+from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
 MIX_STEP = {0.25: 0, 0.5: 1, 1.0: 1}
@@ -86,10 +86,18 @@ class SmoothMix(TrainingMethod):
                       **accuracy_logs(logits.flatten(0, 1), targets)}
 
 
-@register("smoothmix")
-def smoothmix(*, sigma: float, num_noise: int = 2, steps: int = 4, alpha: float | None = None,
-              eta: float = 5.0, mix_step: int | None = None, warmup: int = 10,
-              **_: object) -> SmoothMix:
+@register_method("smoothmix", options=(
+    Option("num_noise", int, 2, "m, noise draws per image", flag="--m-train"),
+    Option("steps", int, 4, "T, steps of the adversarial walk"),
+    Option("alpha", float, lambda s, r: 2 * s, "α, the walk's step size", default_text="2σ"),
+    Option("eta", float, 5.0, "η, the mixup term's weight"),
+    Option("mix_step", int, per_sigma(MIX_STEP, "SmoothMix mix_step", "--mix-step"),
+           "the walk's step whose point is mixed", default_text="0 at σ = 0.25, 1 at 0.5 and "
+           "1.0"),
+    Option("warmup", int, 10, "grow the mixup weight linearly over the first K epochs"),
+), summary="SmoothMix (Jeong et al. 2021)")
+def smoothmix(*, sigma: float, num_noise: int, steps: int, alpha: float, eta: float,
+              mix_step: int, warmup: int) -> SmoothMix:
     """SmoothMix: CE on x⁰ + δ plus η × KL of mixed points to mixed soft labels."""
     return SmoothMix(sigma=sigma, num_noise=num_noise, steps=steps, alpha=alpha, eta=eta,
                      mix_step=mix_step, warmup=warmup)

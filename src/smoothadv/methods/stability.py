@@ -8,8 +8,8 @@ passes). λ = 2, 2, 1 at σ = 0.25, 0.5, 1.0.
 
 from __future__ import annotations
 
-from . import register
 from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy
+from .registry import Option, per_sigma, register_method
 
 LAMBDA = {0.25: 2.0, 0.5: 2.0, 1.0: 1.0}
 
@@ -34,8 +34,11 @@ class Stability(TrainingMethod):
                       **accuracy_logs(noisy, y)}
 
 
-@register("stability")
-def stability(*, sigma: float, lbd: float | None = None, **_: object) -> Stability:
+@register_method("stability", options=(
+    Option("lbd", float, per_sigma(LAMBDA, "stability λ", "--lbd"), "λ, the stability "
+           "term's weight", default_text="2 / 2 / 1 at σ = 0.25 / 0.5 / 1.0"),
+), summary="stability training (Li et al. 2019)")
+def stability(*, sigma: float, lbd: float) -> Stability:
     """Stability training: CE on clean inputs plus λ × the cross-entropy of the noisy
     prediction against the clean softmax."""
     return Stability(sigma=sigma, lbd=lbd)

@@ -3,6 +3,7 @@ checkpoints."""
 
 from . import cifar_resnet as _cifar_resnet  # noqa: F401  (registers architectures)
 from . import small as _small  # noqa: F401
+from .build import BuiltModel, build_model, load_pretrained
 from .checkpoint import (
     NormalizationChoice,
     atomic_torch_save,
@@ -10,13 +11,13 @@ from .checkpoint import (
     checkpoint_normalisation,
     create_model,
     has_conv,
-    load_checkpoint,
     normalize_state_dict,
     read_checkpoint,
     resolve_normalization,
     save_checkpoint,
     to_channels_last,
 )
+from .loading import load_checkpoint
 from .normalize import (
     DEFAULT_NORMALIZATION,
     IdentityInput,
@@ -35,6 +36,9 @@ __all__ = [
     "InputCenterLayer",
     "NormalizationChoice",
     "NormalizeLayer",
+    "BuiltModel",
+    "build_model",
+    "load_pretrained",
     "atomic_torch_save",
     "build_from_checkpoint",
     "checkpoint_normalisation",

@@ -280,41 +280,6 @@ def checkpoint_io(ckpt: dict[str, Any]) -> dict[str, int]:
                 num_classes=int(ckpt.get("num_classes", num_classes)))
 
 
-def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu",
-    normalization: str | NormalizationChoice | None = None, *, data=None,
-    sigma: float | None = None, seed: int = 0,
-) -> tuple[nn.Sequential, dict[str, Any]]:
-    """Load our checkpoints and the paper's alike.
-
-    Returns ``(model, meta)``: the model with its input layer, on ``device``, in eval mode;
-    ``meta`` holds ``arch``, ``epoch`` and the metadata keys (filled in from the
-    architecture's defaults for the paper's files, which store none), ``normalization`` (the
-    kind used) and ``normalization_choice`` (a :class:`NormalizationChoice`).
-
-    ``normalization``: None (the recorded kind, else ``normalize``), a kind (an error when it
-    contradicts the recorded one), ``auto`` or a :class:`NormalizationChoice` already made.
-    With labelled ``data`` (a data set of (x [C,H,W] in [0,1], label)) and ``sigma``, a file
-    that records no kind is measured (:func:`smoothadv.models.probe.choose_normalization`)
-    when ``normalization`` is None or ``auto``; without data, None means ``normalize``.
-    """
-    ckpt = read_checkpoint(path)
-    if isinstance(normalization, NormalizationChoice):
-        choice = normalization
-    elif data is not None:
-        from .probe import choose_normalization
-
-        if sigma is None:
-            sigma = ckpt.get("sigma")
-        if sigma is None:
-            raise UserError("measuring the input layer needs the noise level: give sigma")
-        choice = choose_normalization(ckpt, path, normalization, data, float(sigma),
-                                      seed=seed, device=device)
-    else:
-        choice = resolve_normalization(ckpt, normalization, path)
-    return build_from_checkpoint(ckpt, path, choice, device)
-
-
 def build_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike,
                           choice: NormalizationChoice, device: str | torch.device = "cpu",
                           ) -> tuple[nn.Sequential, dict[str, Any]]:

@@ -5,8 +5,8 @@ released certification logs: dataset, architecture, σ, method, attack and steps
 radius, with the paper's eps_N beside it), m_train, multi-noise, warm-up, epochs and learning-rate
 schedule, pre-training, self-training weight, the certification protocol, the log's path in the
 authors' layout, the table cells the model wins, and notes where the paper's text and the logs
-disagree or are silent. :func:`commands` turns an entry into the exact ``smoothadv`` commands
-at one of three scales, and :mod:`smoothadv.cli.recipe_runner` runs them resumably.
+disagree or are silent. :func:`recipe_stages` turns an entry into stage configs
+(:mod:`smoothadv.stages`) at one of three scales, and :mod:`.runner` runs them resumably.
 
 Scales:
 
@@ -19,7 +19,7 @@ Scales:
 Every entry names the input layer its model was trained behind (``normalization``: the
 authors' README gives ``center`` for the main SmoothAdv CIFAR-10 and all ImageNet models,
 ``normalize`` for Cohen et al.'s and the pre-/self-trained ones); training and certification
-commands pass it. :func:`certify_commands` certifies a *released* checkpoint with the recipe's
+configs carry it. :func:`certify_stages` certifies a *released* checkpoint with the recipe's
 protocol and layer (``smoothadv recipe certify``).
 """
 
@@ -27,13 +27,21 @@ from __future__ import annotations
 
 import difflib
 import json
-import shlex
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from ..configs import StageConfig
 from ..errors import UserError
+from ..methods import method_spec
+from ..stages import (
+    AnalyzeConfig,
+    CertifyConfig,
+    CompareConfig,
+    SoftLabelsConfig,
+    TrainConfig,
+)
 
 SCALES = ("full", "small", "tiny")
 FIELDS = ("name", "dataset", "arch", "sigma", "method", "attack", "steps", "epsilon",
@@ -88,60 +96,56 @@ def get_recipe(name: str) -> dict:
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of a recipe: its name and the ``smoothadv`` arguments it runs."""
+    """One step of a recipe: its name and the stage config it runs."""
 
     name: str
-    argv: tuple[str, ...]
-
-    @property
-    def command(self) -> str:
-        return "smoothadv " + " ".join(shlex.quote(a) for a in self.argv)
+    config: StageConfig
 
 
-def _protocol(entry: dict, scale: str) -> list[str]:
+def _protocol(entry: dict, scale: str) -> dict:
     """certify's sampling options for a recipe at ``scale``."""
     cert = entry["certification"]
     if scale == "full":
-        return ["--n0", str(cert["n0"]), "--n", str(cert["n"]), "--skip", str(cert["skip"])]
+        return dict(n0=cert["n0"], n=cert["n"], skip=cert["skip"])
     if scale == "small":
-        return ["--n0", "100", "--n", "10000", "--skip", "100"]
-    return ["--n0", "10", "--n", "100", "--skip", "500", "--batch", "200"]
+        return dict(n0=100, n=10_000, skip=100)
+    return dict(n0=10, n=100, skip=500, batch=200)
 
 
 def protocol_n(entry: dict, scale: str) -> int:
     """The certification sample count n of a recipe at ``scale``."""
-    args = _protocol(entry, scale)
-    return int(args[args.index("--n") + 1])
+    return int(_protocol(entry, scale)["n"])
 
 
-def certify_radii(entry: dict) -> list[str]:
-    """The radii of the paper's table for the recipe's data set, 0 first (as strings)."""
-    return ("0 0.25 0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.25" if entry["dataset"] == "cifar10"
-            else "0 0.5 1.0 1.5 2.0 2.5 3.0 3.5").split()
+def certify_radii(entry: dict) -> list[float]:
+    """The radii of the paper's table for the recipe's data set, 0 first."""
+    if entry["dataset"] == "cifar10":
+        return [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25]
+    return [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
 
 
-def certify_commands(entry: dict, checkpoint: str | Path, out: str | Path, scale: str = "full",
-                     data_root: str | None = None, paper_logs: str | Path | None = None,
-                     extra: tuple[str, ...] = ()) -> list[Stage]:
+def certify_stages(entry: dict, checkpoint: str | Path, out: str | Path, scale: str = "full",
+                   data_root: str | None = None, paper_logs: str | Path | None = None,
+                   overrides: dict | None = None) -> list[Stage]:
     """certify → analyze (→ compare with the paper's log) for ``checkpoint`` with the recipe's
-    protocol at ``scale`` and its input layer; ``extra`` are more certify options (e.g.
-    ``--skip``, ``--max``, ``--sequential``), later ones overriding the protocol's."""
+    protocol at ``scale`` and its input layer; ``overrides`` are more certify options (e.g.
+    ``skip``, ``max``, ``sequential``), replacing the protocol's."""
     if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; choose {', '.join(SCALES)}")
     out = Path(out)
     record = out / "certify.tsv"
-    data = ["--data-root", data_root] if data_root else []
     radii = certify_radii(entry)
-    certify = ["certify", str(checkpoint), "--dataset", entry["dataset"], *data, "--sigma",
-               f"{entry['sigma']:g}", "--alpha", f"{entry['certification']['alpha']:g}",
-               "--input-normalization", entry["normalization"], "--out", str(record),
-               "--no-progress", *_protocol(entry, scale), *extra]
-    stages = [Stage("certify", tuple(certify)),
-              Stage("analyze", ("analyze", str(record), "--radii", *radii))]
+    certify = CertifyConfig(**{
+        "checkpoint": str(checkpoint), "dataset": entry["dataset"], "data_root": data_root,
+        "sigma": entry["sigma"], "alpha": entry["certification"]["alpha"],
+        "input_normalization": entry["normalization"], "out": str(record), "progress": False,
+        **_protocol(entry, scale), **(overrides or {})})
+    stages = [Stage("certify", certify),
+              Stage("analyze", AnalyzeConfig(paths=(str(record),), radii=tuple(radii)))]
     if paper_logs is not None and entry["paper_log"] is not None:
-        stages.append(Stage("compare", ("compare", str(record), "--reference",
-                                        str(reference_log(entry, paper_logs)), "--radii",
-                                        *radii[1:])))
+        stages.append(Stage("compare", CompareConfig(
+            ours=(str(record),), reference=str(reference_log(entry, paper_logs)),
+            radii=tuple(radii[1:]))))
     return stages
 
 
@@ -153,29 +157,20 @@ def reference_log(entry: dict, logs: str | Path) -> Path:
     return Path(logs) / entry["group"] / entry["paper_log"]
 
 
-HPARAM_FLAGS = {"lbd": "--lbd", "eta": "--eta", "gamma": "--gamma", "beta": "--beta",
-                "alpha": "--alpha", "mix_step": "--mix-step", "deferred": "--deferred"}
-
-
-def _method_args(entry: dict, steps: int | None, m: int, warmup: int) -> list[str]:
-    """train's method options for an entry (steps and m already scaled)."""
+def method_options(entry: dict, steps: int | None, m: int, warmup: int) -> dict:
+    """The train config's method options for an entry (steps and m already scaled): those
+    of the entry's settings that its method declares, the others left at the authors'
+    defaults."""
     method = entry["method"]
     if method == "gaussian":
-        return ["--method", "gaussian"]
-    args = ["--method", method, "--m-train", str(m)]
+        return {}
+    candidates = dict(num_noise=m, steps=steps, epsilon=entry["epsilon"], **entry.get(
+        "hparams", {}))
     if method == "smoothadv":
-        args += ["--attack", entry["attack"], "--epsilon", f"{entry['epsilon']:.10g}",
-                 "--steps", str(steps), "--warmup", str(warmup)]
-        if entry["multi_noise"]:
-            args.append("--multi-noise")
-        return args
-    if steps is not None:
-        args += ["--steps", str(steps)]
-    if entry["epsilon"] is not None:
-        args += ["--epsilon", f"{entry['epsilon']:.10g}"]
-    for key, value in entry.get("hparams", {}).items():
-        args += [HPARAM_FLAGS[key], f"{value:g}"]
-    return args
+        candidates.update(attack=entry["attack"], warmup=warmup,
+                          multi_noise=bool(entry["multi_noise"]))
+    declared = set(method_spec(method).option_names())
+    return {k: v for k, v in candidates.items() if k in declared and v is not None}
 
 
 def released_checkpoint(entry: dict, folder: str | Path) -> Path:
@@ -193,80 +188,76 @@ def released_checkpoint(entry: dict, folder: str | Path) -> Path:
                     + " and ".join(str(c) for c in candidates))
 
 
-def commands(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
-             paper_logs: str | Path | None = None, pretrained: str | None = None,
-             extra_data: str | None = None) -> list[Stage]:
-    """The stages of a recipe at ``scale``: train, certify, analyze and (with the paper's logs)
-    compare, writing under ``out``."""
+def recipe_stages(entry: dict, out: str | Path, scale: str = "full",
+                  data_root: str | None = None, paper_logs: str | Path | None = None,
+                  pretrained: str | None = None, extra_data: str | None = None) -> list[Stage]:
+    """The stages of a recipe at ``scale``: (pre-training or a CAT-RS teacher and its soft
+    labels,) train, certify, analyze and (with the paper's logs) compare, writing under
+    ``out``."""
     if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; choose {', '.join(SCALES)}")
     out = Path(out)
     run_dir = out / "train"
-    data = ["--data-root", data_root] if data_root else []
-    train = ["train", "--dataset", entry["dataset"], *data, "--sigma", f"{entry['sigma']:g}",
-             "--input-normalization", entry["normalization"], "--out", str(run_dir),
-             "--resume", "--no-progress"]
     epochs, lr_step, warmup = entry["epochs"], entry["lr_step"], entry["warmup"]
     steps, m = entry["steps"], entry["m_train"]
     arch, batch = entry["arch"], entry["batch"]
     milestones = entry.get("lr_milestones")
-    subset = []
+    subset: dict = {}
     if scale != "full":
         arch = "cifar_resnet20" if entry["dataset"] == "cifar10" else arch
         if scale == "small":
             epochs = max(10, epochs // 10)
-            subset = ["--train-subset", "2000", "--test-subset", "500"]
+            subset = dict(train_subset=2000, test_subset=500)
             batch = min(batch, 128)
         else:
             epochs = 1
             steps = None if steps is None else min(steps, 2)
             m = min(m, 2)
             batch = 64
-            subset = ["--train-subset", "256", "--test-subset", "64", "--eval-adv-max", "16"]
+            subset = dict(train_subset=256, test_subset=64, eval_adv_max=16)
         lr_step = max(1, round(lr_step * epochs / entry["epochs"]))
         warmup = min(warmup, max(0, epochs // 10))
         if milestones:
             milestones = [max(1, round(v * epochs / entry["epochs"])) for v in milestones]
-    train += subset + ["--arch", arch, "--epochs", str(epochs), "--batch", str(batch), "--lr",
-                       f"{entry['lr']:g}", "--lr-step", str(lr_step), "--lr-gamma",
-                       f"{entry['lr_gamma']:g}"]
-    if entry.get("lr_delay"):
-        train += ["--lr-delay", str(entry["lr_delay"])]
-    if entry.get("weight_decay", 1e-4) != 1e-4:
-        train += ["--weight-decay", f"{entry['weight_decay']:g}"]
-    if milestones:
-        train += ["--lr-milestones", *map(str, milestones)]
-    train += _method_args(entry, steps, m, warmup)
+    options = method_options(entry, steps, m, warmup)
+    train = dict(dataset=entry["dataset"], data_root=data_root, sigma=entry["sigma"],
+                 input_normalization=entry["normalization"], out=str(run_dir), resume=True,
+                 progress=False, arch=arch, epochs=epochs, batch=batch, lr=entry["lr"],
+                 lr_step=lr_step, lr_gamma=entry["lr_gamma"],
+                 lr_delay=entry.get("lr_delay", 0),
+                 weight_decay=entry.get("weight_decay", 1e-4),
+                 lr_milestones=tuple(milestones) if milestones else None,
+                 method=entry["method"], **subset)
     stages: list[Stage] = []
     if entry["pretraining"]:
         if pretrained is None:  # the pre-training the paper did, for `recipe show`
             pre_dir = out / "pretrain"
-            stages.append(Stage("pretrain", (
-                "train", "--dataset", "imagenet32", "--data-root", "IMAGENET32_ROOT",
-                "--arch", "imagenet32_resnet110", "--method", "smoothadv", "--attack",
-                entry["pretraining"].split()[1].split("-")[1].lower(), "--steps",
-                entry["pretraining"].split()[2], "--epsilon", f"{entry['epsilon']:.10g}",
-                "--sigma", f"{entry['sigma']:g}", "--epochs", "150", "--lr-step", "50",
-                "--input-normalization", entry["normalization"],
-                "--out", str(pre_dir), "--resume")))
+            words = entry["pretraining"].split()
+            stages.append(Stage("pretrain", TrainConfig(
+                dataset="imagenet32", data_root="IMAGENET32_ROOT",
+                arch="imagenet32_resnet110", method="smoothadv",
+                options=dict(attack=words[1].split("-")[1].lower(), steps=int(words[2]),
+                             epsilon=entry["epsilon"]),
+                sigma=entry["sigma"], epochs=150, lr_step=50,
+                input_normalization=entry["normalization"], out=str(pre_dir), resume=True)))
             pretrained = str(pre_dir / CHECKPOINT_NAME)
-        train += ["--pretrained", pretrained]
+        train["pretrained"] = pretrained
     if entry["self_training_weight"] is not None:
-        train += ["--extra-data", extra_data or "PSEUDO_LABELLED.pickle", "--extra-weight",
-                  f"{entry['self_training_weight']:g}"]
+        train.update(extra_data=extra_data or "PSEUDO_LABELLED.pickle",
+                     extra_weight=entry["self_training_weight"])
     if entry.get("teacher"):  # CAT-RS: train the σ = 0.25 Gaussian teacher, then its p_b
         teacher = get_recipe(entry["teacher"])
-        teacher_stages = commands(teacher, out / "teacher", scale, data_root)
-        stages.append(Stage("teacher", teacher_stages[0].argv))
+        teacher_stages = recipe_stages(teacher, out / "teacher", scale, data_root)
+        stages.append(Stage("teacher", teacher_stages[0].config))
         teacher_ckpt = out / "teacher" / "train" / CHECKPOINT_NAME
         soft = out / "soft_targets.pt"
-        draws = {"full": "10000", "small": "1000", "tiny": "20"}[scale]
-        stages.append(Stage("soft-labels", (
-            "soft-labels", "--teacher", str(teacher_ckpt), "--dataset", entry["dataset"],
-            *data, "--sigma", f"{teacher['sigma']:g}", "--num-noise", draws,
-            "--input-normalization", teacher["normalization"], *subset[:2], "--out",
-            str(soft), "--no-progress")))
-        train += ["--soft-targets", str(soft)]
-    stages.append(Stage("train", tuple(train)))
-    return stages + certify_commands(entry, run_dir / CHECKPOINT_NAME, out, scale, data_root,
-                                     paper_logs)
+        draws = {"full": 10_000, "small": 1000, "tiny": 20}[scale]
+        stages.append(Stage("soft-labels", SoftLabelsConfig(
+            teacher=str(teacher_ckpt), dataset=entry["dataset"], data_root=data_root,
+            sigma=teacher["sigma"], num_noise=draws,
+            input_normalization=teacher["normalization"],
+            train_subset=subset.get("train_subset"), out=str(soft), progress=False)))
+        options["soft_targets"] = str(soft)
+    stages.append(Stage("train", TrainConfig(options=options, **train)))
+    return stages + certify_stages(entry, run_dir / CHECKPOINT_NAME, out, scale, data_root,
+                                   paper_logs)

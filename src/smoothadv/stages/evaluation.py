@@ -1,0 +1,385 @@
+"""The evaluation stages: ``certify`` (CERTIFY, Cohen et al. Algorithm 2, or sequential
+certification at given radii), ``predict`` (PREDICT, Algorithm 1) and ``attack`` (SmoothAdv
+on g, then PREDICT on the attacked points), each one config and one runner.
+
+One runner serves all three and every sampling mode (fixed n, sequential, sound): load the
+model and data (:mod:`.loading`), select the inputs, refuse what would fail on the first input
+before any file is written, decide on compiling, keep the config beside the record file
+(``OUT.config.json``), write one row per input (resumable, sharded under ``torchrun``) and
+return the closing summary line.
+
+A record file belongs to one configuration: running into a record file whose config has
+another content hash (or was certified from another checkpoint file's content) is refused
+in one line naming the options that differ, unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import distributed as D
+from ..attacks import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
+from ..certification import SequentialCertifier
+from ..certification.sequential import DEFAULT_ALPHA_SPLIT
+from ..compile import compile_for_inference, should_compile
+from ..configs import StageConfig, config_document, setting, stage_config
+from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
+from ..evaluate import run_records, run_sequential_records, select_indices
+from ..examples import ExampleSaver
+from ..records import read_records
+from ..sequences import list_sequences
+from ..smoothing import Smooth, input_seed, make_generator
+from .loading import load_for_eval, model_facts
+from .registry import StageResult, register_stage, say
+
+
+@stage_config
+class EvalConfig(StageConfig):
+    """What certify, predict and attack share: the model, the data and PREDICT's sampling."""
+
+    checkpoint: str | None = None  # ours or the paper's; or classifier (+ denoiser)
+    classifier: str | None = None  # timm:NAME[:pretrained], torchvision:NAME[:WEIGHTS], CKPT
+    denoiser: str | None = None  # dncnn:CKPT or diffusion:PATH_OR_HUB_ID
+    top_up: bool = True
+    dataset: str | None = None  # None: the checkpoint's
+    data_root: str | None = None
+    split: str = "test"
+    skip: int = 1
+    max: int = -1
+    sigma: float | None = None  # None: the checkpoint's training σ
+    n: int = 100_000
+    alpha: float = 0.001
+    input_normalization: str | None = None
+    sound: bool = False  # integer rounded-Gaussian noise on the 8-bit grid
+    round_inputs: bool = False  # with sound: inputs rounded to the grid
+    seed: int = 0
+    out: str = setting("", result=False)
+    # how, not what: rows do not depend on these
+    batch: int = setting(1000, result=False)
+    compile: str = setting("auto", result=False)
+    device: str = setting("auto", result=False)
+    progress: bool = setting(True, result=False)
+    overwrite: bool = setting(False, result=False)
+
+    def validate(self) -> None:
+        if not self.out:
+            raise UserError("give the record file: --out FILE")
+        if self.sigma is not None:
+            check_sigma(self.sigma)
+        check_alpha(self.alpha)
+        check_positive_int(self.n, "--n")
+        check_positive_int(self.batch, "--batch")
+        if self.skip < 1:
+            raise UserError(f"--skip must be at least 1, got {self.skip}")
+        if self.split not in ("train", "test"):
+            raise UserError(f"--split must be train or test, got {self.split!r}")
+        if self.compile not in ("auto", "on", "off"):
+            raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
+        if self.round_inputs and not self.sound:
+            raise UserError("--round-inputs goes with --sound")
+
+    # ------------------------------------------------------------------ per stage
+
+    def load(self):
+        return load_for_eval(self, sound=self.sound, round_inputs=self.round_inputs)
+
+    def samples_per_input(self) -> int:
+        return self.n
+
+    def facts(self) -> dict[str, Any]:
+        return {}
+
+
+@stage_config
+class CertifyConfig(EvalConfig):
+    """CERTIFY over a data set, or sequential certification (``sequential``)."""
+
+    stage = "certify"
+
+    n0: int = 100
+    randomized_cp: bool = False
+    sequential: bool = False
+    radii: tuple[float, ...] | None = None
+    budget: int = 100_000
+    sequence: str = "betting"
+    labelled: bool = False
+    alpha_split: float | None = None  # None: DEFAULT_ALPHA_SPLIT
+    anytime_tol: float | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_int(self.n0, "--n0")
+        if not self.sequential:
+            if (self.radii is not None or self.anytime_tol is not None or self.labelled
+                    or self.alpha_split is not None):
+                raise UserError("--radii, --labelled, --alpha-split and --anytime-tol need "
+                                "--sequential")
+            return
+        if self.randomized_cp:
+            raise UserError("--randomized-cp is a fixed-n option; it does not apply to "
+                            "--sequential")
+        check_positive_int(self.budget, "--budget")
+        if self.sequence not in list_sequences():
+            raise UserError(f"unknown sequence {self.sequence!r}; choose "
+                            f"{', '.join(list_sequences())}")
+        if not self.radii and self.anytime_tol is None:
+            raise UserError("--sequential needs --radii (or --anytime-tol)")
+        if self.radii is not None:
+            object.__setattr__(self, "radii", tuple(sorted(set(self.radii))))
+
+    def samples_per_input(self) -> int:
+        if self.sequential:  # sequential runs average about a tenth of their budget
+            return self.budget // 10 + (0 if self.labelled else self.n0)
+        return self.n + self.n0
+
+
+@stage_config
+class PredictConfig(EvalConfig):
+    """PREDICT over a data set."""
+
+    stage = "predict"
+
+
+@stage_config
+class AttackConfig(EvalConfig):
+    """SmoothAdv-PGD or -DDN on g (m = ``num_noise`` draws per input), then PREDICT on the
+    attacked points; the paper's evaluation defaults."""
+
+    stage = "attack"
+
+    attack: str = "pgd"
+    epsilon: float = 0.5
+    steps: int = 20
+    num_noise: int = 32
+    estimator: str = "grad"
+    ddn_gamma: float | None = None  # None: 1 − (3/510/ε)^(1/T), the paper's evaluation
+    ddn_init_norm: float = 1.0
+    ddn_decision: str = "vote"
+    ddn_strict_epsilon: bool = False
+    base_attack: bool = False
+    attack_batch: int = 16
+    save_examples: str | None = setting(None, result=False)
+
+    def validate(self) -> None:
+        super().validate()
+        check_epsilon(self.epsilon)
+        check_positive_int(self.steps, "--steps")
+        check_positive_int(self.num_noise, "--m-test")
+        check_positive_int(self.attack_batch, "--attack-batch")
+        for name, value, choices in (("--attack", self.attack, list_attacks()),
+                                     ("--estimator", self.estimator, ESTIMATORS),
+                                     ("--ddn-decision", self.ddn_decision, DDN_DECISIONS)):
+            if value not in choices:
+                raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+    def facts(self) -> dict[str, Any]:
+        return {"epsilon": self.epsilon}
+
+    def build_attack(self):
+        """The attack object the config describes."""
+        return attack_from_options(self.attack, epsilon=self.epsilon, steps=self.steps,
+                                   num_noise_vectors=self.num_noise, estimator=self.estimator,
+                                   ddn_gamma=self.ddn_gamma, ddn_init_norm=self.ddn_init_norm,
+                                   ddn_decision=self.ddn_decision,
+                                   strict_epsilon=self.ddn_strict_epsilon)
+
+
+# ------------------------------------------------------------------------- attack hooks
+
+
+def attack_hooks(smooth: Smooth, cfg: AttackConfig):
+    """({attack, on_attacked, group} for :func:`~smoothadv.evaluate.run_records`, finish).
+
+    Seeding rule (so that resumed and sharded runs repeat every attack): input idx draws its
+    m noise vectors from ``input_seed(seed + 1, idx)``; the random directions that replace
+    zero gradients come from ``input_seed(seed + 2, first idx of the chunk)``. With
+    ``base_attack`` the base classifier is attacked through one draw of zero noise.
+    """
+    attack = cfg.build_attack()
+
+    def run(x, y, idxs):
+        if cfg.base_attack:
+            noise = torch.zeros((x.shape[0], 1, *x.shape[1:]), device=x.device)
+        else:
+            noise = torch.cat([
+                smooth.sample_noise(x[j : j + 1], cfg.num_noise,
+                                    make_generator(input_seed(cfg.seed + 1, i), x.device))
+                for j, i in enumerate(idxs)
+            ])
+        gen = make_generator(input_seed(cfg.seed + 2, idxs[0]), x.device)
+        return attack(smooth, x, y, noise=noise, generator=gen)
+
+    saver = ExampleSaver(cfg.save_examples) if cfg.save_examples else None
+    hooks = dict(attack=run, on_attacked=saver, group=cfg.attack_batch)
+    return hooks, (saver.finish if saver else None)
+
+
+# ------------------------------------------------------------------------- the record's config
+
+
+def config_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".config.json")
+
+
+def file_fingerprint(path: str | None) -> str | None:
+    """The first 16 hex digits of a file's SHA-256 (None for what is not a local file)."""
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
+    """Make sure ``cfg.out`` belongs to ``cfg``: a record file written under another
+    configuration (another content hash or checkpoint content) is refused in one line, or
+    removed with ``overwrite``. Records without a hashed config (older files) are resumed."""
+    out, conf = Path(cfg.out), config_path(cfg.out)
+    if not D.is_main():
+        return
+    stale = out.exists() or conf.exists()
+    if not stale:
+        return
+    if cfg.overwrite:
+        for path in (out, conf, *out.parent.glob(out.name + ".part*")):
+            path.unlink(missing_ok=True)
+        return
+    try:
+        document = json.loads(conf.read_text(encoding="utf-8")) if conf.exists() else {}
+    except ValueError:
+        document = {}
+    if "config_hash" not in document or not out.exists():
+        return
+    differ: list[str] = []
+    if document["config_hash"] != cfg.content_hash():
+        try:
+            theirs = type(cfg).from_dict(document.get("config", {}))
+            differ = cfg.differences(theirs)
+        except UserError:
+            differ = ["stage"]
+    if fingerprint and document.get("checkpoint_sha256") not in (None, fingerprint):
+        differ.append("the checkpoint's content")
+    if differ:
+        raise UserError(f"{out} holds records of another configuration (differs in "
+                        f"{', '.join(differ) or 'its hash'}): write to a new --out, or "
+                        "pass --overwrite to discard them")
+
+
+# ------------------------------------------------------------------------- the runner
+
+
+def run_evaluation(cfg: EvalConfig) -> StageResult:
+    """Run a certify, predict or attack config; returns the record file and the summary."""
+    smooth, dataset, meta, device = cfg.load()
+    indices = select_indices(len(dataset), cfg.skip, cfg.max)
+    if indices:  # refuse what fails on the first input before any file is written
+        smooth.noise.prepare(dataset[indices[0]][0])
+    facts: dict[str, Any] = {}
+    certifier = None
+    if isinstance(cfg, CertifyConfig) and cfg.sequential:
+        certifier = _sequential_certifier(smooth, cfg, dataset, indices)
+        facts = dict(mode="sequential", radii=list(cfg.radii or ()),
+                     alpha_seq=certifier.alpha_seq, alpha_end=certifier.alpha_end)
+    fingerprint = file_fingerprint(cfg.checkpoint or cfg.classifier)
+    claim_record(cfg, fingerprint)
+    compiled = "no input"
+    if indices:
+        compiled = _maybe_compile(smooth, cfg, dataset[indices[0]][0],
+                                  len(indices) * cfg.samples_per_input())
+    randomized = isinstance(cfg, CertifyConfig) and cfg.randomized_cp
+    out = Path(cfg.out)
+    if D.is_main():
+        conf = config_path(out)
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        document = config_document(
+            cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
+            checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
+            randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
+            **cfg.facts(), **facts)
+        conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    if certifier is not None:
+        run_sequential_records(certifier, dataset, indices, out, seed=cfg.seed,
+                               progress=cfg.progress)
+    else:
+        hooks, finish = (attack_hooks(smooth, cfg) if isinstance(cfg, AttackConfig)
+                         else ({}, None))
+        run_records(cfg.stage, smooth, dataset, indices, out,
+                    n0=getattr(cfg, "n0", 100), n=cfg.n, alpha=cfg.alpha,
+                    batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
+                    randomized=randomized, **hooks)
+        if finish is not None:
+            finish()
+    text = ""
+    if D.is_main():
+        rec = read_records(out)
+        text = summary_line(cfg, rec)
+        if certifier is not None and not rec.is_empty:
+            samples = rec["samples"]
+            text += (f"; samples per input: mean {samples.mean():,.0f}, median "
+                     f"{float(np.median(samples)):,.0f}")
+    D.destroy_process_group()
+    return StageResult(out, text)
+
+
+def _sequential_certifier(smooth: Smooth, cfg: CertifyConfig, dataset,
+                          indices: list[int]) -> SequentialCertifier:
+    """The sequential certifier of ``cfg``; radii it cannot reach at the budget are refused
+    (all of them) or warned about (some)."""
+    radii = list(cfg.radii or ())
+    certifier = SequentialCertifier(
+        smooth, radii, cfg.alpha, budget=cfg.budget, sequence=cfg.sequence,
+        labelled=cfg.labelled, n0=cfg.n0, batch_size=cfg.batch, anytime_tol=cfg.anytime_tol,
+        alpha_split=DEFAULT_ALPHA_SPLIT if cfg.alpha_split is None else cfg.alpha_split)
+    if indices:  # the sound sampler's share of α is set aside now, so the config records
+        certifier.check_sampler(dataset[indices[0]][0].numel())  # the split actually used
+    unreachable = [r for r in radii if r > certifier.radius_cap]
+    if unreachable:
+        cap = (f"with --budget {cfg.budget:,} at σ = {smooth.sigma:g} no radius above "
+               f"{certifier.radius_cap:.3f} can be certified")
+        if len(unreachable) == len(radii):
+            raise UserError(f"{cap}: every radius asked for ({', '.join(map(str, radii))}) is "
+                            "beyond it; lower --radii or raise --budget")
+        say(f"warning: {cap}; radii {', '.join(map(str, unreachable))} will not be certified "
+            "(inputs that reach them spend the whole budget)")
+    return certifier
+
+
+def _maybe_compile(smooth: Smooth, cfg: EvalConfig, sample: torch.Tensor,
+                   total_samples: int) -> str:
+    """Wrap the base classifier for compiled inference when ``compile`` (or the auto rule)
+    says so; returns the reason, for the record's config, and says it in one line."""
+    decision, why = should_compile(cfg.compile, smooth.base_classifier, sample, cfg.batch,
+                                   total_samples, smooth.device)
+    if decision:
+        smooth.base_classifier = compile_for_inference(smooth.base_classifier, cfg.batch)
+    if cfg.progress:
+        say(why)
+    return why
+
+
+def summary_line(cfg: EvalConfig, rec) -> str:
+    """The closing line of certify, predict and attack."""
+    kind = cfg.stage
+    if rec.is_empty:
+        return f"{kind}: no input selected; {rec.path} has a header only"
+    head = f"{kind}: {len(rec)} inputs in {rec.path}; "
+    if kind == "attack":
+        clean = float((rec["cleanPredict"] == rec["label"]).mean())
+        return (head + f"clean accuracy of g {clean:.3f}, empirical robust accuracy at "
+                f"eps={cfg.epsilon:g}: {float(rec['correct'].mean()):.3f}, mean l2 of "
+                f"perturbations {float(rec['l2'].mean()):.4f}")
+    return (head + f"accuracy of g {float(rec['correct'].mean()):.3f}, abstained "
+            f"{float((rec['predict'] == -1).mean()):.3f}")
+
+
+for _config in (CertifyConfig, PredictConfig, AttackConfig):
+    register_stage(_config, run_evaluation)

@@ -1,0 +1,121 @@
+"""Loading models for evaluation stages: a checkpoint behind its input layer (recorded, asked
+for, or measured), or a denoiser in front of any classifier; the data set checked against
+the model before any work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .. import distributed as D
+from ..data import check_input_shape, create_dataset, get_dataset_spec
+from ..denoise.compose import Classifier, compose, load_classifier, load_denoiser
+from ..errors import UserError
+from ..models import load_checkpoint, read_checkpoint
+from ..models.checkpoint import checkpoint_dataset, checkpoint_io
+from ..noise import GridRounded
+from ..smoothing import Smooth
+from .registry import say
+
+
+def load_model(path: str, requested: str | None, dataset, sigma: float | None, seed: int,
+               device) -> tuple[Any, dict[str, Any]]:
+    """A checkpoint's model behind the input layer chosen for it (recorded, asked for, or
+    measured on ``dataset`` under noise ``sigma``), announced in one line; returns
+    (model, meta)."""
+    model, meta = load_checkpoint(path, device=device, normalization=requested, data=dataset,
+                                  sigma=sigma, seed=seed)
+    say(meta["normalization_choice"].describe(path))
+    return model, meta
+
+
+def model_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a record file's config says of the model: architecture and input layer."""
+    choice = meta.get("normalization_choice")
+    out = dict(arch=meta["arch"])
+    if choice is not None:
+        out.update(input_normalization=choice.kind, input_normalization_source=choice.source,
+                   input_normalization_accuracies=choice.accuracies)
+    for key in ("denoiser", "classifier", "top_up"):
+        if meta.get(key) is not None:
+            out[key] = meta[key]
+    return out
+
+
+def load_denoised(cfg, device):
+    """(base classifier f(D(·)), num_classes, meta) for a config with ``denoiser`` or
+    ``classifier`` set."""
+    if cfg.classifier and cfg.checkpoint:
+        raise UserError("give the classifier once: the positional checkpoint or --classifier")
+    spec = cfg.classifier or cfg.checkpoint
+    if spec is None:
+        raise UserError("give a checkpoint or --classifier")
+    if cfg.sigma is None:
+        raise UserError("denoised smoothing needs --sigma")
+    if spec.startswith(("timm:", "torchvision:")):
+        classifier = load_classifier(spec, device)
+        meta = dict(classifier.meta, num_classes=classifier.num_classes)
+    else:
+        model, meta = load_model(spec, cfg.input_normalization, None, None, cfg.seed, device)
+        classifier = Classifier(model, None, meta["image_size"], meta["num_classes"], meta)
+    denoiser = (load_denoiser(cfg.denoiser, cfg.sigma, device, top_up=cfg.top_up)
+                if cfg.denoiser else None)
+    meta = dict(meta, denoiser=cfg.denoiser, classifier=spec,
+                top_up=cfg.top_up if cfg.denoiser else None)
+    return compose(classifier, denoiser), classifier.num_classes, meta
+
+
+def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False):
+    """(smooth, dataset, meta, device) for an evaluation config (checkpoint, or denoiser and
+    classifier; data set and split; σ): the checkpoint's input shape and class count are
+    checked against the data set's before any work."""
+    device = D.resolve_device(cfg.device)
+    D.init_process_group(device)
+    if cfg.denoiser or cfg.classifier:
+        return _load_denoised_for_eval(cfg, device, sound, round_inputs)
+    if cfg.checkpoint is None:
+        raise UserError("give a checkpoint (or --classifier)")
+    ckpt = read_checkpoint(cfg.checkpoint)
+    name = cfg.dataset or checkpoint_dataset(ckpt)
+    if name is None:
+        raise UserError("the checkpoint names no dataset: give --dataset")
+    spec = get_dataset_spec(name)
+    sigma = cfg.sigma if cfg.sigma is not None else ckpt.get("sigma")
+    if sigma is None:
+        raise UserError("the checkpoint records no sigma: give --sigma")
+    io = checkpoint_io(ckpt)
+    if spec.num_classes and spec.num_classes != io["num_classes"]:
+        raise UserError(
+            f"checkpoint has {io['num_classes']} classes, dataset {name} {spec.num_classes}"
+        )
+    dataset = create_dataset(name, cfg.split, cfg.data_root)
+    check_input_shape(io, dataset, name, cfg.checkpoint)
+    model, meta = load_model(cfg.checkpoint, cfg.input_normalization, dataset, sigma,
+                             cfg.seed, device)
+    if round_inputs:
+        dataset = GridRounded(dataset)
+    smooth = Smooth(model, meta["num_classes"], sigma, sound=sound)
+    return smooth, dataset, meta, device
+
+
+def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool):
+    if cfg.dataset is None:
+        raise UserError("denoised smoothing needs --dataset")
+    spec = get_dataset_spec(cfg.dataset)
+    base, num_classes, meta = load_denoised(cfg, device)
+    dataset = create_dataset(cfg.dataset, cfg.split, cfg.data_root)
+    if spec.num_classes and spec.num_classes != num_classes:
+        raise UserError(f"the classifier has {num_classes} classes, dataset {cfg.dataset} "
+                        f"{spec.num_classes}")
+    if len(dataset):
+        try:
+            with torch.no_grad():
+                base(dataset[0][0][None].to(device))
+        except RuntimeError as err:
+            raise UserError("the denoiser and classifier do not fit this data set's images: "
+                            + str(err).strip().splitlines()[0]) from None
+    if round_inputs:
+        raise UserError("--round-inputs is not available with denoised smoothing")
+    smooth = Smooth(base, num_classes, cfg.sigma, sound=sound)
+    return smooth, dataset, meta, device

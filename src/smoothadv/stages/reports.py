@@ -1,0 +1,180 @@
+"""The reporting stages: ``analyze`` (certified-accuracy tables, envelopes, ACR and plots
+from record files; empirical robust accuracy from attack records) and ``compare`` (record
+files against a reference, with 95% intervals). Both return the text the command prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .. import analysis as A
+from ..compare import compare
+from ..configs import StageConfig, setting, stage_config
+from ..errors import UserError
+from ..records import read_records
+from .registry import StageResult, register_stage
+
+CIFAR_RADII = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25)
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@stage_config
+class AnalyzeConfig(StageConfig):
+    """Tables (and curves) of record files; a folder means every record file below it."""
+
+    stage = "analyze"
+
+    paths: tuple[str, ...] = ()
+    radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    labels: tuple[str, ...] | None = None
+    envelope: bool = False
+    format: str = "text"
+    plot: str | None = setting(None, result=False)
+    max_radius: float | None = None
+    alpha: float | None = None
+    confidence: float = 0.001
+    name: str = "envelope"
+    as_written: bool = False
+
+    def validate(self) -> None:
+        if not self.paths:
+            raise UserError("give at least one record file")
+        if any(r < 0 for r in self.radii):
+            raise UserError("--radii must be non-negative")
+        if self.format not in A.list_formats():
+            raise UserError(f"unknown format {self.format!r}; choose "
+                            f"{', '.join(A.list_formats())}")
+
+
+def run_analyze(cfg: AnalyzeConfig) -> StageResult:
+    files = A.expand_paths(list(cfg.paths), kinds=("certify", "predict"))
+    labels = list(cfg.labels) if cfg.labels is not None else [None] * len(files)
+    if len(labels) != len(files):
+        raise UserError(f"{len(labels)} labels for {len(files)} record files")
+    groups: dict[str, tuple[list, list]] = {}
+    for f, label in zip(files, labels):
+        kind = A.record_kind(f)
+        if kind is None:
+            raise UserError(f"{f}: not a certification or prediction record file")
+        groups.setdefault(kind, ([], []))
+        groups[kind][0].append(f)
+        groups[kind][1].append(label)
+    out: list[str] = []
+    radii = list(cfg.radii)
+    if "certify" in groups:
+        cert_files, cert_labels = groups["certify"]
+        summaries = A.load_summaries(cert_files, radii, cert_labels if cfg.labels else None,
+                                     cfg.alpha, cfg.confidence, warn=_warn,
+                                     as_written=cfg.as_written)
+        cells = A.envelope(summaries) if cfg.envelope else None
+        if cells is not None:
+            out.append(A.render(A.envelope_table(cells, cfg.name), cfg.format))
+            if cfg.format == "text":
+                out += ["", A.render(A.envelope_sources(cells), "text")]
+        else:
+            out.append(A.render(A.summary_table(summaries), cfg.format))
+        if cfg.plot:
+            path = A.plot_curves(summaries, cfg.plot, cells, max_radius=cfg.max_radius)
+            _warn(f"plot written to {path}")
+    if "predict" in groups:
+        pred_files, pred_labels = groups["predict"]
+        empirical = A.load_empirical(pred_files, pred_labels if cfg.labels else None,
+                                     warn=_warn)
+        if empirical:
+            if "certify" in groups and cfg.format == "text":
+                out.append("\nempirical robustness (PREDICT on attacked points):")
+            out.append(A.render(A.empirical_table(empirical), cfg.format))
+    return StageResult(Path(cfg.plot) if cfg.plot else None, "\n".join(out))
+
+
+@stage_config
+class CompareConfig(StageConfig):
+    """Record files against a reference record file."""
+
+    stage = "compare"
+
+    ours: tuple[str, ...] = ()
+    reference: str = ""
+    radii: tuple[float, ...] = CIFAR_RADII
+    format: str = "text"
+    as_written: bool = False
+
+    def validate(self) -> None:
+        if not self.ours:
+            raise UserError("give at least one record file to compare")
+        if not self.reference:
+            raise UserError("give the reference record file: --reference FILE")
+        if any(r < 0 for r in self.radii):
+            raise UserError("--radii must be non-negative")
+        if self.format not in A.list_formats():
+            raise UserError(f"unknown format {self.format!r}; choose "
+                            f"{', '.join(A.list_formats())}")
+
+
+def run_compare(cfg: CompareConfig) -> StageResult:
+    reference = read_records(cfg.reference)
+    if reference.is_empty:
+        raise UserError(f"{cfg.reference}: the reference has a header only")
+    results = []
+    for path in cfg.ours:
+        ours = read_records(path)
+        if ours.is_empty:
+            raise UserError(f"{path}: empty record file (header only)")
+        results.append(compare(ours, reference, list(cfg.radii), cfg.as_written))
+    if cfg.format == "json":
+        return StageResult(None, json.dumps([asdict(c) for c in results], indent=1))
+    labels = short_labels([c.ours for c in results] + [cfg.reference])
+    head = ["file", "radius", "ours", "reference", "difference", "low", "high", "ours only",
+            "reference only"]
+    rows = []
+    for c in results:
+        for r in c.radii:
+            rows.append([labels[c.ours], f"{r.radius:g}", f"{r.ours:.4f}", f"{r.reference:.4f}",
+                         f"{r.difference:+.4f}", f"{r.low:+.4f}", f"{r.high:+.4f}",
+                         "" if r.ours_only is None else str(r.ours_only),
+                         "" if r.reference_only is None else str(r.reference_only)])
+    out = [A.render((head, rows), cfg.format)]
+    if cfg.format in ("text", "markdown"):
+        out.append("")
+        for c in results:
+            kind = ("paired (the same images)" if c.paired
+                    else "independent (different images)")
+            out.append(f"{labels[c.ours]} vs {labels[c.reference]}: {c.n_ours} vs "
+                       f"{c.n_reference} inputs, 95% intervals {kind}; ACR {c.acr_ours:.3f} "
+                       f"vs {c.acr_reference:.3f}")
+            if c.radius_agreement:
+                a = c.radius_agreement
+                out.append(f"  per image: same prediction {a['same_prediction']:.3f}; radii "
+                           f"of the {a['both_correct']} inputs both got right differ by "
+                           f"{a['mean_abs_radius_difference']:.3f} on average (correlation "
+                           f"{a['radius_correlation']:.3f})")
+    for c in results:
+        for note in c.warnings:
+            _warn(f"smoothadv: warning: {c.ours}: {note}")
+    return StageResult(None, "\n".join(out))
+
+
+def short_labels(paths: list[str]) -> dict[str, str]:
+    """Short, distinct names: each path relative to the files' common folder (a path that is
+    the common folder itself, or on another drive, is kept whole)."""
+    try:
+        common = os.path.commonpath([os.path.abspath(p) for p in paths])
+    except ValueError:
+        return {p: p for p in paths}
+    if os.path.dirname(common) == common:  # nothing shared but the root: keep paths whole
+        return {p: p for p in paths}
+    out = {}
+    for p in paths:
+        rel = os.path.relpath(os.path.abspath(p), common)
+        out[p] = p if rel == "." else rel
+    return out
+
+
+register_stage(AnalyzeConfig, run_analyze)
+register_stage(CompareConfig, run_compare)

@@ -1,0 +1,107 @@
+"""The configuration of a training run (stage ``train``): one typed, hashable config.
+
+The method's own hyper-parameters live in ``options`` and are resolved on construction by
+the method's declarations (:mod:`smoothadv.methods.registry`): every option the method has is
+filled in with the authors' default at this σ, so a run's config and hash are the same
+whether a default was written out or left implicit; an option the method does not have is a
+one-line error that lists the method's options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..configs import StageConfig, setting, stage_config
+from ..errors import UserError, check_positive_int, check_sigma
+from ..methods import method_spec
+from ..models import list_normalizations
+
+
+@stage_config
+class TrainConfig(StageConfig):
+    """Everything a training run depends on (kept in the run folder's ``config.json``)."""
+
+    stage = "train"
+    extendable = ("epochs",)  # a run continues to more epochs (the schedule ignores the total)
+
+    dataset: str
+    out: str = setting(result=False)
+    arch: str | None = None
+    data_root: str | None = None
+    method: str = "gaussian"
+    sigma: float = 0.25
+    options: dict[str, Any] = setting(default_factory=dict)  # the method's, resolved
+    epochs: int = 90
+    batch: int = 256
+    lr: float = 0.1
+    lr_step: int = 30
+    lr_gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_delay: int = 0  # epochs by which each lr drop comes later (1: step(epoch) code)
+    lr_milestones: tuple[int, ...] | None = None  # drops at these epochs instead of lr_step
+    pretrained: str | None = None
+    # the input layer (normalize / center / none; auto measures a pre-trained file that
+    # records none); None: a pre-trained checkpoint's recorded kind, else normalize
+    input_normalization: str | None = None
+    extra_data: str | None = None
+    extra_weight: float = 1.0
+    channels_last: bool = True
+    amp: bool = False
+    train_subset: int | None = None
+    test_subset: int | None = None
+    eval_adv_max: int = 500
+    seed: int = 0
+    # how and where, not what: left out of the content hash
+    compile: str = setting("auto", result=False)  # "on", "off" or "auto" (see README)
+    resume: bool = setting(False, result=False)  # continue a run that records no config
+    overwrite: bool = setting(False, result=False)  # discard a run of another configuration
+    workers: int = setting(0, result=False)
+    device: str = setting("auto", result=False)
+    progress: bool = setting(True, result=False)
+
+    def validate(self) -> None:
+        check_sigma(self.sigma)
+        spec = method_spec(self.method)
+        options = spec.resolve(self.sigma, self.options)
+        object.__setattr__(self, "options", options)
+        for need in spec.needs:
+            if options.get(need) is None:
+                raise UserError(f"--method {self.method} needs "
+                                f"--{need.replace('_', '-')} FILE: the vote distribution of a "
+                                "σ = 0.25 Gaussian teacher per training image (write it with "
+                                "`smoothadv soft-labels`)")
+        for name in ("epochs", "batch", "lr_step"):
+            check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+        for name in ("num_noise", "steps"):
+            if options.get(name):
+                check_positive_int(options[name], "--m-train" if name == "num_noise"
+                                   else "--steps")
+        if self.lr_delay < 0:
+            raise UserError("--lr-delay must be ≥ 0")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr_gamma <= 1:
+            raise UserError(f"--lr-gamma must lie in (0, 1], got {self.lr_gamma}")
+        if options.get("warmup") is not None and options["warmup"] < 0:
+            raise UserError("--warmup must be ≥ 0")
+        if self.extra_weight < 0:
+            raise UserError("--extra-weight must be ≥ 0")
+        if self.compile not in ("auto", "on", "off"):
+            raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
+        if self.input_normalization not in (None, "auto", *list_normalizations()):
+            raise UserError(f"unknown input normalization {self.input_normalization!r}; "
+                            f"choose one of {', '.join(list_normalizations())}, auto")
+        if self.input_normalization == "auto" and self.pretrained is None:
+            raise UserError("--input-normalization auto measures a pre-trained checkpoint's "
+                            "layer: it needs --pretrained (a fresh model takes normalize, "
+                            "center or none)")
+        method = spec.build(sigma=self.sigma, **options)  # the builder's own checks
+        if method.split == "floor" and method.num_noise > self.batch:
+            raise UserError(f"--m-train ({method.num_noise}) cannot exceed --batch "
+                            f"({self.batch}): {self.method} splits each batch into m steps")
+
+    @property
+    def soft_targets(self) -> str | None:
+        """The per-image soft targets file of a method that needs one (CAT-RS)."""
+        return self.options.get("soft_targets")

@@ -1,0 +1,150 @@
+"""Assembling a training run's data: the training and test sets (class-balanced subsets),
+CAT-RS's per-image soft targets, pseudo-labelled extra data, and their loaders (a distributed
+sampler under ``torchrun``; shuffling seeded per epoch by the loop)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from .. import distributed as D
+from ..data import (
+    DatasetSpec,
+    InMemoryDataset,
+    class_balanced_subset,
+    create_dataset,
+    get_dataset_spec,
+    num_classes_of,
+)
+from ..errors import UserError
+from .config import TrainConfig
+
+
+def load_extra_data(path: str | os.PathLike) -> InMemoryDataset:
+    """Pseudo-labelled images: our ``pseudo-label`` output (.pt) or Carmon et al.'s pickle.
+
+    Both hold ``data`` (uint8 [N,H,W,C]) and ``extrapolated_targets`` ([N]). The pickle
+    format can run code when loaded: load only files from a source you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"extra data not found: {path}")
+    try:
+        if path.suffix in (".pt", ".pth"):
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            with open(path, "rb") as f:
+                blob = pickle.load(f)
+    except Exception as err:  # noqa: BLE001 — any unreadable file is the user's to fix
+        raise UserError(f"cannot read extra data {path}: {err}") from None
+    if not isinstance(blob, dict) or "data" not in blob or "extrapolated_targets" not in blob:
+        raise UserError(f"{path} needs keys 'data' and 'extrapolated_targets'")
+    data = torch.as_tensor(np.asarray(blob["data"], dtype=np.uint8))
+    if data.dim() == 3:
+        data = data.unsqueeze(-1)
+    images = data.permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor(np.asarray(blob["extrapolated_targets"]), dtype=torch.long)
+    return InMemoryDataset(images, labels, augment=images.shape[-1] == 32)
+
+
+def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
+            drop_last: bool = False) -> DataLoader:
+    sampler = None
+    if D.world_size() > 1:
+        sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return DataLoader(
+        ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=workers, drop_last=drop_last, persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available(),
+    )
+
+
+class SoftTargets(Dataset):
+    """(x, y, p_b[i]) for a training set (or a ``Subset`` of it) and its per-image soft
+    targets ``table`` [N, K] indexed like the full set."""
+
+    def __init__(self, dataset: Dataset, table: torch.Tensor) -> None:
+        self.dataset = dataset
+        self.table = table
+        self.targets = getattr(dataset, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, y = self.dataset[i]
+        base = self.dataset.indices[i] if isinstance(self.dataset, Subset) else i
+        return x, y, self.table[base]
+
+
+def load_soft_targets(path: str | os.PathLike, size: int, num_classes: int) -> torch.Tensor:
+    """The ``soft_targets`` [N, K] of a ``smoothadv soft-labels`` file, checked against the
+    training set's size and class count."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"soft targets not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 — one line for any unreadable file
+        raise UserError(f"cannot read soft targets {path}: {type(err).__name__}") from None
+    table = blob.get("soft_targets") if isinstance(blob, dict) else None
+    if table is None or table.shape != (size, num_classes):
+        raise UserError(f"{path} must hold 'soft_targets' of shape [{size}, {num_classes}] "
+                        "(one row per training image)")
+    return table.float()
+
+
+@dataclass
+class TrainData:
+    """What a run trains and evaluates on: ``train`` (the whole training split, for shapes and
+    statistics), the selected ``train_set``/``test_set``, and the loaders: ``labelled`` (with
+    soft targets when the method needs them), ``extra`` (pseudo-labelled, or None) and
+    ``test``."""
+
+    spec: DatasetSpec
+    train: Dataset
+    train_set: Dataset
+    test_set: Dataset
+    num_classes: int
+    image_size: int
+    labelled: DataLoader
+    extra: DataLoader | None
+    test: DataLoader
+
+
+def assemble_data(cfg: TrainConfig) -> TrainData:
+    """The data sets and loaders of ``cfg`` (subsets drawn from ``cfg.seed``; images decoded
+    once, before loader workers fork)."""
+    spec = get_dataset_spec(cfg.dataset)
+    train = create_dataset(cfg.dataset, "train", cfg.data_root)
+    test = create_dataset(cfg.dataset, "test", cfg.data_root)
+    num_classes = num_classes_of(train, spec)
+    train_set = class_balanced_subset(train, cfg.train_subset, cfg.seed)
+    test_set = class_balanced_subset(test, cfg.test_subset, cfg.seed + 1)
+    for ds in (train_set, test_set):
+        base = ds.dataset if isinstance(ds, Subset) else ds
+        if hasattr(base, "preload"):
+            base.preload(list(ds.indices) if isinstance(ds, Subset) else None)
+    extra_set = load_extra_data(cfg.extra_data) if cfg.extra_data else None
+    train_source = train_set
+    if cfg.soft_targets is not None:
+        if extra_set is not None:
+            raise UserError(f"--method {cfg.method} has no soft targets for --extra-data images")
+        table = load_soft_targets(cfg.soft_targets, len(train), num_classes)
+        train_source = SoftTargets(train_set, table)
+    # loaders live for the whole run (workers persist); each epoch reseeds their shuffling
+    labelled = _loader(train_source, cfg.batch, True, cfg.workers, cfg.seed)
+    extra = (None if extra_set is None else
+             _loader(extra_set, cfg.batch, True, cfg.workers, cfg.seed + 1))
+    test_loader = DataLoader(test_set, batch_size=cfg.batch, shuffle=False,
+                             num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    image_size = spec.image_size or int(train[0][0].shape[-1])
+    return TrainData(spec, train, train_set, test_set, num_classes, image_size, labelled,
+                     extra, test_loader)

@@ -1,0 +1,368 @@
+"""The one training loop for every method (:mod:`smoothadv.methods`: Gaussian augmentation,
+SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS), with optional pre-training,
+self-training on pseudo-labelled data, resume, and DDP under ``torchrun``.
+
+The data come from :mod:`.data`, the model from :func:`smoothadv.models.build_model`, the run
+folder (config, log, atomic checkpoint) from :class:`smoothadv.rundir.RunFolder`; what is here
+is the loop. Each loaded batch is split into the method's mini-batches; each gets its
+standard-normal noise [b, m, C, H, W] from the run's generator, the method's loss and one
+optimizer step. Defaults follow the paper: SGD with momentum 0.9, weight decay 1e-4, lr 0.1
+decayed ×0.1 every ``lr_step`` epochs, batch 256 (``lr_delay`` = 1 reproduces the CAT-RS,
+consistency and SmoothMix code, which steps its scheduler with ``step(epoch)`` after each epoch,
+so that each lr lasts one epoch longer: 0–50, 51–100, …).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from .. import distributed as D
+from ..configs import config_document
+from ..methods import TrainingMethod, create_method
+from ..models import (
+    build_model,
+    has_conv,
+    normalize_state_dict,
+    read_checkpoint,
+    save_checkpoint,
+    to_channels_last,
+)
+from ..rundir import RunFolder
+from ..smoothing import Smooth, make_generator
+from .config import TrainConfig
+from .data import assemble_data
+
+COMPILE_MIN_STEPS = 500
+CHECKPOINT_NAME = "checkpoint.pth.tar"
+
+LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+               "test_adv_acc", "epsilon")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    """The generators' states at the end of an epoch, stored in the checkpoint for the record.
+    Resuming does not need them: every epoch reseeds from (seed, epoch, rank) first."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(),
+                             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                             "python": repr(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+# ------------------------------------------------------------------------------- loop
+
+
+def fit_batch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    method: TrainingMethod,
+    smooth: Smooth,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epoch: int,
+    weight: float = 1.0,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    soft_targets: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float, int]:
+    """Every optimizer step one loaded batch gives under ``method``.
+
+    ``model`` is what is trained (maybe DDP-wrapped or compiled); ``smooth.base_classifier``
+    is the model the method's eval-mode passes (attacks) run on. The batch is split into the
+    method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
+    ``generator`` (the default generator when None), computes ``method.loss`` and takes one
+    step. ``soft_targets`` [B, K] are split alongside (CAT-RS). Returns (summed loss, number
+    correct, number of trained samples).
+    """
+    loss_sum = correct = 0.0
+    count = 0
+    tensors = (x, y) if soft_targets is None else (x, y, soft_targets)
+    draws_per_image = method.draws_at(epoch)
+    for part in method.minibatches(*tensors):
+        xb, yb = part[0], part[1]
+        draws = {"soft_targets": part[2]} if soft_targets is not None else {}
+        noise = torch.randn((xb.shape[0], draws_per_image, *xb.shape[1:]), generator=generator,
+                            device=xb.device, dtype=xb.dtype)
+        model.train()
+        with autocast():
+            loss, logs = method.loss(model, xb, yb, noise, epoch,
+                                     attack_model=smooth.base_classifier, generator=generator,
+                                     **draws)
+        optimizer.zero_grad(set_to_none=True)
+        (weight * loss).backward()
+        optimizer.step()
+        loss_sum += logs["loss"] * logs["count"]
+        correct += logs["correct"]
+        count += logs["count"]
+    return loss_sum, correct, count
+
+
+class Trainer:
+    """Runs the epochs of a :class:`TrainConfig`: data, model, optimizer and method are built
+    by their own modules; the trainer holds them and loops."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.device = D.resolve_device(cfg.device)
+        self.distributed = D.init_process_group(self.device)
+        self.out = Path(cfg.out)
+        self.folder = RunFolder(self.out, CHECKPOINT_NAME, LOG_COLUMNS)
+        same_run = self.folder.claim(cfg, overwrite=cfg.overwrite and D.is_main(),
+                                     resume=cfg.resume)
+        data = assemble_data(cfg)
+        self.data = data
+        self.spec, self.num_classes = data.spec, data.num_classes
+        self.train_set, self.test_set = data.train_set, data.test_set
+        self.labelled, self.extra, self.test_loader = data.labelled, data.extra, data.test
+        built = build_model(cfg.arch or data.spec.default_arch, data.num_classes,
+                            data.image_size, data.train, data.spec.mean, data.spec.std,
+                            pretrained=cfg.pretrained, normalization=cfg.input_normalization,
+                            sigma=cfg.sigma, seed=cfg.seed,
+                            announce=print if D.is_main() else None)
+        self.arch, self.image_size = built.arch, built.image_size
+        self.mean, self.std = built.mean, built.std
+        self.normalization, self.fresh = built.normalization, built.fresh
+        model = built.model.to(self.device)
+        self.channels_last = cfg.channels_last and has_conv(model)
+        if self.channels_last:
+            model = to_channels_last(model)
+        self.model = model
+        self.ddp = model
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.scheduler = _scheduler(self.optimizer, cfg)
+        self.method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
+        self.start_epoch = 0
+        self.resumed = False
+        if same_run or cfg.resume:
+            self._resume()
+        self.step_model, attacked = self.ddp, model
+        self.compiled = self._compile_decision()
+        if self.compiled:
+            # measured (bench 8): compiling the training steps alone is slower than eager on
+            # the CPU; compiling them together with the attack's passes is 1.2× faster
+            from ..compile import compile_for_training
+
+            self.step_model, failure = compile_for_training(self.ddp)
+            if failure is None:
+                attacked, _ = compile_for_training(model)
+        self.smooth = Smooth(attacked, self.num_classes, cfg.sigma)
+
+    def _compile_decision(self) -> bool:
+        """``compile``: on, off, or auto = on for conv nets whose run has at least
+        :data:`COMPILE_MIN_STEPS` optimizer steps (long enough to repay a compile of 15–30 s)."""
+        cfg = self.cfg
+        if cfg.compile != "auto":
+            return cfg.compile == "on"
+        steps = (cfg.epochs - self.start_epoch) * len(self.labelled)
+        return has_conv(self.model) and steps >= COMPILE_MIN_STEPS
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder.checkpoint
+
+    def _resume(self) -> None:
+        """Continue from the run's checkpoint; with none yet (a run killed before its first
+        epoch ended) start from scratch, so that re-running the same command always works."""
+        if not self.checkpoint_path.exists():
+            if D.is_main():
+                print(f"no checkpoint at {self.checkpoint_path} yet; starting the run")
+            return
+        if D.is_main():
+            print(f"resuming {self.out} from its checkpoint")
+        self.resumed = True
+        ckpt = read_checkpoint(self.checkpoint_path)
+        self.model.load_state_dict(normalize_state_dict(ckpt["state_dict"]))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.start_epoch = int(ckpt["epoch"])
+
+    def _autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # ----------------------------------------------------------------------- one epoch
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the labelled data (alternating with extra batches); returns the
+        mean loss and accuracy over every trained sample."""
+        cfg = self.cfg
+        seed = cfg.seed * 1000 + epoch
+        _seed_everything(seed + 7919 * D.rank())
+        sources = self._batches(epoch, seed)
+        total_loss = total_correct = total = 0.0
+        total_batches = len(self.labelled)
+        if self.extra is not None:
+            total_batches += min(len(self.labelled), len(self.extra))
+        bar = tqdm(sources, total=total_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch",
+                   disable=not cfg.progress or not D.is_main(), dynamic_ncols=True,
+                   mininterval=0.5)
+        for kind, batch in bar:
+            x, y = self._to_device(batch[0]), batch[1].to(self.device)
+            soft = batch[2].to(self.device, x.dtype) if len(batch) > 2 else None
+            weight = cfg.extra_weight if kind == "extra" else 1.0
+            loss_sum, correct, count = fit_batch(self.step_model, self.optimizer, self.method,
+                                                 self.smooth, x, y, epoch, weight,
+                                                 self._autocast, soft_targets=soft)
+            total_loss += loss_sum
+            total_correct += correct
+            total += count
+            bar.set_postfix(loss=f"{total_loss / max(total, 1):.3f}",
+                            acc=f"{total_correct / max(total, 1):.3f}", refresh=False)
+        return total_loss / max(total, 1), total_correct / max(total, 1)
+
+    def _batches(self, epoch: int, seed: int):
+        """This epoch's batches, read lazily: ("labelled", (x, y)), alternating with
+        ("extra", (x, y)) while pseudo-labelled batches last. Shuffling is seeded per epoch,
+        so a resumed run sees the same order as an uninterrupted one."""
+        self.labelled.generator.manual_seed(seed)
+        if isinstance(self.labelled.sampler, DistributedSampler):
+            self.labelled.sampler.set_epoch(epoch)
+        extra = None
+        if self.extra is not None:
+            self.extra.generator.manual_seed(seed + 1)
+            if isinstance(self.extra.sampler, DistributedSampler):
+                self.extra.sampler.set_epoch(epoch)
+            extra = iter(self.extra)
+        for batch in self.labelled:
+            yield "labelled", batch
+            if extra is not None:
+                more = next(extra, None)
+                if more is not None:
+                    yield "extra", more
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int) -> tuple[float, float, float]:
+        """(loss, accuracy) of f under noise σ on the test split, and, for SmoothAdv, the
+        accuracy of f on x′ + δ with x′ attacked at this epoch's ε (first ``eval_adv_max``
+        test inputs; NaN otherwise). Rank 0 evaluates alone."""
+        cfg = self.cfg
+        model = self.model
+        model.eval()
+        g = make_generator(cfg.seed + 17, self.device)
+        loss_sum = correct = total = 0.0
+        adv_correct = adv_total = 0.0
+        eps = self.method.epsilon_at(epoch)
+        attack = self.method.attack
+        for x, y in self.test_loader:
+            x, y = self._to_device(x), y.to(self.device)
+            noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
+            with self._autocast():
+                logits = model(noisy).float()
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+            total += y.shape[0]
+            if attack is not None and eps > 0 and adv_total < cfg.eval_adv_max:
+                keep = int(min(y.shape[0], cfg.eval_adv_max - adv_total))
+                xk, yk = x[:keep], y[:keep]
+                noise = self.smooth.sample_noise(xk, self.method.draws_at(epoch), g)
+                x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g, epsilon=eps)
+                with self._autocast():
+                    logits = model(x_adv + noise[:, 0]).float()
+                adv_correct += float((logits.argmax(1) == yk).sum())
+                adv_total += keep
+        adv_acc = adv_correct / adv_total if adv_total else float("nan")
+        return loss_sum / total, correct / total, adv_acc
+
+    # ----------------------------------------------------------------------- whole run
+
+    def metadata(self) -> dict[str, Any]:
+        """What the checkpoint records beside the weights (the paper's keys and ours)."""
+        cfg = self.cfg
+        return dict(dataset=cfg.dataset, num_classes=self.num_classes,
+                    in_channels=len(self.mean), image_size=self.image_size,
+                    normalization=self.normalization.kind,
+                    mean=self.mean, std=self.std, sigma=cfg.sigma,
+                    method=cfg.method,
+                    hparams={k: v for k, v in cfg.to_dict().items() if k in cfg.result_fields()})
+
+    def document(self) -> dict[str, Any]:
+        """The run's ``config.json``: the config and what the run resolved."""
+        return config_document(self.cfg, arch=self.arch, device=str(self.device),
+                               world_size=D.world_size(), input_layer=self.normalization.kind,
+                               fresh_weights=self.fresh)
+
+    def run(self) -> Path:
+        """Train from ``start_epoch`` to ``epochs``; rank 0 logs and checkpoints each epoch."""
+        cfg = self.cfg
+        main = D.is_main()
+        if main:
+            self.folder.start(self.document(), self.start_epoch if self.resumed else None)
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch(epoch)
+            self.scheduler.step()
+            if main:
+                test_loss, test_acc, adv_acc = self.evaluate(epoch)
+                seconds = time.perf_counter() - t0
+                self.folder.append((epoch + 1, f"{seconds:.2f}", f"{lr:.6g}", f"{train_loss:.4f}",
+                                    f"{train_acc:.4f}", f"{test_loss:.4f}", f"{test_acc:.4f}",
+                                    f"{adv_acc:.4f}", f"{self.method.epsilon_at(epoch):.4f}"))
+                save_checkpoint(self.checkpoint_path, self.model, arch=self.arch,
+                                epoch=epoch + 1, meta=self.metadata(),
+                                optimizer=self.optimizer,
+                                extra={"scheduler": self.scheduler.state_dict(),
+                                       "config_hash": cfg.content_hash(),
+                                       "rng": _rng_state()})
+                if cfg.progress:
+                    tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.3f} acc "
+                               f"{train_acc:.3f} | test (noise σ={cfg.sigma:g}) loss "
+                               f"{test_loss:.3f} acc {test_acc:.3f}"
+                               + ("" if math.isnan(adv_acc) else f" | attacked {adv_acc:.3f}"))
+            D.barrier()
+        return self.checkpoint_path
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    """StepLR (×γ every ``lr_step`` epochs); with ``lr_delay`` = d each drop comes d epochs
+    later: lr at epoch e = lr·γ^⌊max(e − d, 0)/lr_step⌋ (d = 1: the step(epoch) code)."""
+    if cfg.lr_milestones:
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, [v + cfg.lr_delay for v in cfg.lr_milestones], cfg.lr_gamma)
+    if cfg.lr_delay == 0:
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step, cfg.lr_gamma)
+    step, gamma, delay = cfg.lr_step, cfg.lr_gamma, cfg.lr_delay
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: gamma ** (max(e - delay, 0) // step))
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run a whole training as configured; returns the checkpoint path."""
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        D.destroy_process_group()
