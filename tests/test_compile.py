@@ -115,7 +115,7 @@ def test_compile_flag(digits_ckpt, tmp_path, monkeypatch):  # noqa: F811
 def test_inductor_on_the_papers_resnet20():
     """The real compiler on a real network: logits within 1e-4 of eager, the same counts."""
     ckpt = shared_path("paper-checkpoints", "cifar_resnet20_sigma0.25.pth.tar")
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_checkpoint(ckpt, normalization="normalize")
     compiled = compile_for_inference(model, 128)
     x = torch.rand(128, 3, 32, 32)
     with torch.inference_mode():

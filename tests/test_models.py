@@ -84,7 +84,7 @@ def _reference_forward(sd: dict, x: torch.Tensor, depth: int) -> torch.Tensor:
 @pytest.mark.parametrize("depth", [20, 110])
 def test_paper_checkpoints_load_and_compute_the_same(depth):
     path = shared_path("paper-checkpoints", f"cifar_resnet{depth}_sigma0.25.pth.tar")
-    model, meta = load_checkpoint(path)
+    model, meta = load_checkpoint(path, normalization="normalize")
     assert meta["arch"] == f"cifar_resnet{depth}" and meta["num_classes"] == 10
     assert meta["mean"] == CIFAR10_MEAN and not model.training
     sd = torch.load(path, weights_only=True)["state_dict"]
@@ -111,7 +111,7 @@ def test_paper_layout_and_dataparallel_keys(tmp_path):
         path = tmp_path / f"{name}.pth.tar"
         torch.save({"epoch": 3, "arch": "cifar_resnet20", "state_dict": state,
                     "optimizer": {}}, path)
-        model, meta = load_checkpoint(path)
+        model, meta = load_checkpoint(path, normalization="normalize")
         with torch.no_grad():
             assert torch.allclose(model(x), expected, atol=1e-5), name
         assert meta["epoch"] == 3
@@ -156,7 +156,7 @@ def test_bad_checkpoints(tmp_path):
     sd = create_model("mlp", 10, mean=(0.3,), std=(0.4,), image_size=8).state_dict()
     torch.save({"arch": "lenet", "state_dict": sd, "mean": (0.3,), "std": (0.4,)}, wrong)
     with pytest.raises(UserError, match="does not fit architecture 'lenet'"):
-        load_checkpoint(wrong)
+        load_checkpoint(wrong, normalization="normalize")
 
 
 class _Evil:

@@ -86,10 +86,12 @@ def test_auto_picks_center_for_the_fixture_and_normalize_for_old_files():
     fallback = choose_normalization(read_checkpoint(old), old, None, data, 0.25)
     assert fallback.kind == "normalize" and fallback.source == "default"
     assert "too close to call" in fallback.describe(old)
-    # without data, load_checkpoint keeps normalize, as before
-    model, meta = load_checkpoint(old)
+    # without data, load_checkpoint refuses a file that records no layer, naming the choices
+    with pytest.raises(UserError, match="records no input layer: give normalization="):
+        load_checkpoint(old)
+    model, meta = load_checkpoint(old, normalization="normalize")
     assert input_layer_kind(model) == "normalize" and meta["normalization_choice"].source == \
-        "default"
+        "flag"
 
 
 def _digits_model(tmp_path, kind, epochs=4):

@@ -75,20 +75,21 @@ def choose_input_layer(requested: str | None, pretrained: dict[str, Any] | None,
                        pretrained_path: str | None, train: Dataset, num_classes: int,
                        sigma: float, seed: int) -> NormalizationChoice:
     """The trained model's input layer: ``requested`` (default ``normalize``); with a
-    pre-trained checkpoint, the kind its weights expect (recorded, or measured with ``auto``
-    on the training images when the class counts agree), which a contradicting request may
-    not override."""
+    pre-trained checkpoint, the kind its weights expect, which a contradicting request may not
+    override: recorded, asked for, or — for a file that records none — measured on the
+    training images as ``certify`` measures (``auto``: refused when too close to call; no
+    request: ``normalize`` then), which needs the class counts to agree (else refused with the
+    choices)."""
     if pretrained is None:
         return NormalizationChoice(requested or DEFAULT_NORMALIZATION, "flag")
-    if requested == "auto" and pretrained.get("normalization") is None:
+    if requested in (None, "auto") and pretrained.get("normalization") is None:
         _, classes = infer_shape(normalize_state_dict(pretrained["state_dict"]))
         if classes != num_classes:
-            raise UserError(f"--input-normalization auto: the pre-trained model has "
-                            f"{classes} classes, this data set {num_classes}, so its "
-                            "accuracy cannot be measured here; choose normalize, center "
-                            "or none")
-    if requested == "auto":
-        return choose_normalization(pretrained, pretrained_path, "auto", train, sigma,
+            raise UserError(f"pre-trained {pretrained_path} records no input layer and has "
+                            f"{classes} classes, this data set {num_classes}, so its layer "
+                            "cannot be measured here: give --input-normalization "
+                            "normalize|center|none")
+        return choose_normalization(pretrained, pretrained_path, requested, train, sigma,
                                     seed=seed)
     return resolve_normalization(pretrained, requested, pretrained_path)
 

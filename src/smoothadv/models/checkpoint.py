@@ -27,6 +27,7 @@ from .normalize import (
     DEFAULT_NORMALIZATION,
     INPUT_LAYERS,
     create_input_layer,
+    input_layer_kind,
     list_normalizations,
 )
 from .registry import create_network
@@ -136,6 +137,8 @@ def save_checkpoint(
     for key in META_KEYS:
         if key in meta:
             ckpt[key] = meta[key]
+    if ckpt.get("normalization") is None and input_layer_kind(model) is not None:
+        ckpt["normalization"] = input_layer_kind(model)  # ours always record their layer
     if extra:
         ckpt.update(extra)
     atomic_torch_save(ckpt, path)

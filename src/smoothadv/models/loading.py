@@ -31,11 +31,13 @@ def load_checkpoint(
     architecture's defaults for the paper's files, which store none), ``normalization`` (the
     kind used) and ``normalization_choice`` (a :class:`NormalizationChoice`).
 
-    ``normalization``: None (the recorded kind, else ``normalize``), a kind (an error when it
-    contradicts the recorded one), ``auto`` or a :class:`NormalizationChoice` already made.
-    With labelled ``data`` (a data set of (x [C,H,W] in [0,1], label)) and ``sigma``, a file
-    that records no kind is measured (:func:`smoothadv.models.probe.choose_normalization`)
-    when ``normalization`` is None or ``auto``; without data, None means ``normalize``.
+    ``normalization``: None (the recorded kind), a kind (an error when it contradicts the
+    recorded one), ``auto`` or a :class:`NormalizationChoice` already made. A file that
+    records no kind (the paper's) is treated as ``smoothadv certify`` treats it: with labelled
+    ``data`` (a data set of (x [C,H,W] in [0,1], label)) and ``sigma`` (default: the file's)
+    it is measured (:func:`smoothadv.models.probe.choose_normalization`; ``normalize`` when too
+    close to call), and without data it is refused in one line that lists the choices, so that
+    no model is used behind a layer it was not trained with unannounced.
     """
     ckpt = read_checkpoint(path)
     if isinstance(normalization, NormalizationChoice):
@@ -48,5 +50,11 @@ def load_checkpoint(
         choice = choose_normalization(ckpt, path, normalization, data, float(sigma),
                                       seed=seed, device=device)
     else:
+        if ckpt.get("normalization") is None and normalization is None:
+            raise UserError(f"checkpoint {path} records no input layer: give "
+                            "normalization='normalize' (Cohen et al.'s NormalizeLayer), "
+                            "'center' (the SmoothAdv code's InputCenterLayer) or 'none' (raw "
+                            "[0,1] inputs), or labelled data= to measure it "
+                            "(--input-normalization on the command line)")
         choice = resolve_normalization(ckpt, normalization, path)
     return build_from_checkpoint(ckpt, path, choice, device)
