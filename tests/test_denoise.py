@@ -1,7 +1,9 @@
 """Denoised smoothing: the one-shot diffusion denoiser against closed forms, DnCNN, the
 composition with a classifier, training objectives, and the CLI."""
 
+import json
 import math
+import shlex
 
 import pytest
 import torch
@@ -19,6 +21,9 @@ from smoothadv.denoise.diffusion import (
 )
 from smoothadv.denoise.dncnn import DnCNN
 from smoothadv.denoise.training import denoiser_loss
+from smoothadv.records import read_records
+
+from .conftest import ROOT, shared_path
 
 
 def test_timestep_tables_of_both_schedules():
@@ -307,3 +312,62 @@ def test_a_denoiser_lifts_a_noise_free_classifier_on_digits(tmp_path):
                      "--no-progress"]) == 0
         accuracy[name] = certified_accuracy(read_records(out), [0.5])[0]
     assert accuracy["denoised"] > accuracy["alone"] + 0.08, accuracy
+
+
+def test_class_map_logits_are_logsumexp_over_each_group():
+    from smoothadv.denoise.classmaps import ClassMapped, imagenet_categories, imagenet_to_cifar10
+
+    groups = imagenet_to_cifar10()
+    names = imagenet_categories()
+    assert len(groups) == 10 and len({i for g in groups for i in g}) == sum(map(len, groups))
+    assert [names[i] for i in groups[0]] == ["airliner", "warplane", "wing"]
+    assert names[groups[3][0]] == "tabby" and len(groups[5]) == 118  # cats, dogs
+    net = nn.Linear(4, 1000)
+    mapped = ClassMapped(net, groups)
+    x = torch.randn(3, 4)
+    z = net(x)
+    expected = torch.stack([z[:, g].logsumexp(1) for g in groups], 1)
+    assert torch.allclose(mapped(x), expected)
+    # a base classifier whose top ImageNet logit lies in a group answers that group's class
+    z = torch.full((1, 1000), -50.0)
+    z[0, names.index("tow truck")] = 10.0
+    assert int(ClassMapped(nn.Identity(), groups)(z).argmax()) == 9
+
+
+def test_documented_cifar10_denoised_command_runs_on_local_models(tmp_path, capsys):
+    """The README's command with an ImageNet-head classifier on CIFAR-10: the class map makes
+    it run (random timm weights and a locally saved diffusers model stand in for downloads)."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("timm")
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    root = shared_path("cifar10")
+    folder = tmp_path / "ddpm"
+    torch.manual_seed(0)
+    UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+                block_out_channels=(8, 16), norm_num_groups=4,
+                down_block_types=("DownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "UpBlock2D")).save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder / "scheduler")
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "--denoiser diffusion:" in ln)
+    command = line[line.index("smoothadv certify"):].strip(" `|").split("` |")[0]
+    argv = shlex.split(command)[1:]
+    argv[argv.index("--denoiser") + 1] = f"diffusion:{folder}"
+    classifier = argv.index("--classifier") + 1
+    argv[classifier] = argv[classifier].removesuffix(":pretrained")  # random weights offline
+    argv[argv.index("--out") + 1] = str(tmp_path / "d.tsv")
+    assert "--class-map" in argv
+    argv += ["--data-root", str(root), "--max", "2", "--n0", "4", "--n", "8", "--batch", "8",
+             "--no-progress"]
+    assert main(argv) == 0
+    rec = read_records(tmp_path / "d.tsv")
+    assert len(rec) == 2 and set(rec["predict"].tolist()) <= set(range(-1, 10))
+    config = json.loads((tmp_path / "d.tsv.config.json").read_text())
+    assert config["class_map"] == "imagenet-cifar10"
+    # without the map: one line that names it
+    argv.remove("--class-map")
+    argv.remove("imagenet-cifar10")
+    assert main([*argv[:argv.index("--out") + 1], str(tmp_path / "e.tsv"),
+                 *argv[argv.index("--out") + 2:]]) == 2
+    assert "--class-map" in capsys.readouterr().err

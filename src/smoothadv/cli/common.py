@@ -143,6 +143,11 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("denoised smoothing", "certify any classifier: x ↦ f(D(x + δ))")
     g.add_argument("--denoiser", default=None, help=DENOISE_HELP)
     g.add_argument("--classifier", default=None, help=CLASSIFIER_HELP)
+    g.add_argument("--class-map", default=None,
+                   help="use a classifier with another label set on the data set's classes: "
+                        "imagenet-cifar10 (the ImageNet synsets of each CIFAR-10 class; logit "
+                        "of a class = logsumexp of its synsets' logits) or a JSON file "
+                        "[[indices of class 0], …]")
     g.add_argument("--no-top-up", dest="top_up", action="store_false",
                    help="diffusion: do not add the small missing variance inside the denoiser "
                         "(the model then sees a level slightly below the one it expects; "

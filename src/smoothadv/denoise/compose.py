@@ -110,6 +110,11 @@ def _torchvision(rest: str, device) -> Classifier:
     except (ValueError, KeyError, AttributeError) as err:
         raise UserError(f"cannot build torchvision model {name!r}: "
                         f"{str(err).strip().splitlines()[0]}") from None
+    except OSError as err:  # URLError and friends: the weights are not in the cache
+        raise UserError(f"cannot fetch torchvision weights {name}:{weights} "
+                        f"({type(err).__name__}); put the file in "
+                        f"{torch.hub.get_dir()}/checkpoints or run where it can be "
+                        "downloaded") from None
     size = 224
     if weights:
         transforms = torchvision.models.get_model_weights(name)[weights].transforms()
@@ -134,6 +139,17 @@ def load_denoiser(spec: str, sigma: float, device: str | torch.device = "cpu",
 
         return load_diffusers(target, sigma, top_up=top_up, device=device)
     raise UserError(f"unknown denoiser {spec!r}: give dncnn:CKPT or diffusion:PATH_OR_HUB_ID")
+
+
+def map_classes(classifier: Classifier, spec: str) -> Classifier:
+    """``classifier`` with its head mapped onto a data set's classes (:mod:`.classmaps`)."""
+    from .classmaps import ClassMapped, load_class_map
+
+    groups = load_class_map(spec, classifier.num_classes)
+    module = ClassMapped(classifier.module, groups).to(next(iter(
+        classifier.module.parameters()), torch.zeros(())).device).eval()
+    return Classifier(module, classifier.normalize, classifier.input_size, len(groups),
+                      dict(classifier.meta, class_map=spec))
 
 
 def compose(classifier: Classifier, denoiser: nn.Module | None) -> DenoisedClassifier:

@@ -47,6 +47,7 @@ class EvalConfig(StageConfig):
     classifier: str | None = None  # timm:NAME[:pretrained], torchvision:NAME[:WEIGHTS], CKPT
     denoiser: str | None = None  # dncnn:CKPT or diffusion:PATH_OR_HUB_ID
     top_up: bool = True
+    class_map: str | None = None  # classifier classes → data set classes (imagenet-cifar10)
     dataset: str | None = None  # None: the checkpoint's
     data_root: str | None = None
     split: str = "test"

@@ -10,7 +10,7 @@ import torch
 
 from .. import distributed as D
 from ..data import check_input_shape, create_dataset, get_dataset_spec
-from ..denoise.compose import Classifier, compose, load_classifier, load_denoiser
+from ..denoise.compose import Classifier, compose, load_classifier, load_denoiser, map_classes
 from ..errors import UserError
 from ..models import load_checkpoint, read_checkpoint
 from ..models.checkpoint import checkpoint_dataset, checkpoint_io
@@ -37,7 +37,7 @@ def model_facts(meta: dict[str, Any]) -> dict[str, Any]:
     if choice is not None:
         out.update(input_normalization=choice.kind, input_normalization_source=choice.source,
                    input_normalization_accuracies=choice.accuracies)
-    for key in ("denoiser", "classifier", "top_up"):
+    for key in ("denoiser", "classifier", "top_up", "class_map"):
         if meta.get(key) is not None:
             out[key] = meta[key]
     return out
@@ -59,6 +59,9 @@ def load_denoised(cfg, device):
     else:
         model, meta = load_model(spec, cfg.input_normalization, None, None, cfg.seed, device)
         classifier = Classifier(model, None, meta["image_size"], meta["num_classes"], meta)
+    if cfg.class_map:
+        classifier = map_classes(classifier, cfg.class_map)
+        meta = dict(meta, class_map=cfg.class_map, num_classes=classifier.num_classes)
     denoiser = (load_denoiser(cfg.denoiser, cfg.sigma, device, top_up=cfg.top_up)
                 if cfg.denoiser else None)
     meta = dict(meta, denoiser=cfg.denoiser, classifier=spec,
@@ -72,7 +75,7 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False):
     checked against the data set's before any work."""
     device = D.resolve_device(cfg.device)
     D.init_process_group(device)
-    if cfg.denoiser or cfg.classifier:
+    if cfg.denoiser or cfg.classifier or cfg.class_map:
         return _load_denoised_for_eval(cfg, device, sound, round_inputs)
     if cfg.checkpoint is None:
         raise UserError("give a checkpoint (or --classifier)")
@@ -107,7 +110,8 @@ def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool):
     dataset = create_dataset(cfg.dataset, cfg.split, cfg.data_root)
     if spec.num_classes and spec.num_classes != num_classes:
         raise UserError(f"the classifier has {num_classes} classes, dataset {cfg.dataset} "
-                        f"{spec.num_classes}")
+                        f"{spec.num_classes}: map them with --class-map (imagenet-cifar10 or "
+                        "a JSON file; see docs/denoised.md)")
     if len(dataset):
         try:
             with torch.no_grad():
