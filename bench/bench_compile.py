@@ -26,7 +26,6 @@ import torch
 
 from common import build, device, machine, verdict
 from smoothadv import Smooth
-from smoothadv.attacks import SmoothAdvPGD
 from smoothadv.compile import compile_for_inference, compile_for_training
 from smoothadv.methods import create_method
 from smoothadv.models import create_model, to_channels_last
@@ -107,7 +106,7 @@ def main() -> None:
     xb = torch.rand((256, 3, 32, 32), device=dev)
     yb = torch.randint(0, 10, (256,), device=dev)
     method = create_method("smoothadv", sigma=0.25, epsilon=0.5, num_noise=2, multi_noise=True,
-                           attack=SmoothAdvPGD(epsilon=0.5, steps=2))
+                           steps=2)
     results = {}
     for label in ("eager", "steps compiled", "steps and attack compiled"):
         step_model, attacked = model, model

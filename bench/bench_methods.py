@@ -17,7 +17,6 @@ import torch
 
 from common import build, device, timeit
 from smoothadv import Smooth
-from smoothadv.attacks import SmoothAdvPGD
 from smoothadv.methods import create_method
 from smoothadv.train import fit_batch
 
@@ -33,10 +32,10 @@ def cases():
         ("macer k=16", create_method("macer", sigma=SIGMA), 16),
         ("consistency m=2", create_method("consistency", sigma=SIGMA), 2),
         ("consistency+PGD m=2 T=10", create_method("consistency", sigma=SIGMA,
-                                                   consistency_attack="pgd"), 2 * 11),
+                                                   attack="pgd"), 2 * 11),
         ("smoothadv m=2 T=10 multi", create_method(
             "smoothadv", sigma=SIGMA, num_noise=2, multi_noise=True, epsilon=1.0,
-            attack=SmoothAdvPGD(epsilon=1.0, steps=10)), 2 * 11),
+            steps=10), 2 * 11),
         ("smoothmix m=2 T=4", create_method("smoothmix", sigma=SIGMA), 2 * 6),
         ("catrs m=4 T=4", create_method("catrs", sigma=SIGMA), 4 * 6),
     ]

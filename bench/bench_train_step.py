@@ -11,7 +11,6 @@ import torch
 
 from common import build, device, timeit, verdict
 from smoothadv import Smooth
-from smoothadv.attacks import SmoothAdvPGD
 from smoothadv.methods import create_method
 from smoothadv.train import fit_batch
 
@@ -29,7 +28,7 @@ def main() -> None:
         y = torch.randint(0, 10, (batch,), device=dev)
         gauss = create_method("gaussian", sigma=0.25)
         adv = create_method("smoothadv", sigma=0.25, epsilon=0.5, num_noise=m, multi_noise=True,
-                            attack=SmoothAdvPGD(epsilon=0.5, steps=steps))
+                            steps=steps)
         reps = 3 if name == "cifar_resnet20" else 10
         t_gauss = timeit(lambda: fit_batch(model, opt, gauss, smooth, x, y, 0), reps, device=dev)
         t_adv = timeit(lambda: fit_batch(model, opt, adv, smooth, x, y, 0), reps, device=dev)

@@ -109,7 +109,8 @@ def demo_models(sigma: float = 0.25, quick: bool = False) -> dict[str, str]:
             train(TrainConfig(dataset="digits", arch="mlp", out=run_dir, sigma=sigma,
                               epochs=cfg.epochs, batch=64, lr=0.1,
                               lr_step=max(1, cfg.epochs * 2 // 3), seed=cfg.seed,
-                              device="cpu", progress=False, **options(cfg)))
+                              device="cpu", progress=False, method=key,
+                              options=options(cfg)))
         out[name] = ckpt
     return out
 

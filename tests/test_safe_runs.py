@@ -159,3 +159,49 @@ def test_the_readme_tour_runs(tmp_path, monkeypatch):
     shared_path("cifar10")  # skips where the data are absent
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README tour", "exec"), {})
+
+
+def test_smaller_items_a_new_user_met(tmp_path, capsys):
+    # a CIFAR ResNet on digits is a real 1-channel ResNet on 8×8 images (global pooling): it
+    # trains, and the docs say so; a network that cannot take the images is refused up front
+    assert main([*TRAIN, "--arch", "cifar_resnet20", "--epochs", "1", "--train-subset", "64",
+                 "--out", str(tmp_path / "r20")]) == 0
+    from smoothadv.models.build import check_fits
+
+    with pytest.raises(UserError, match="does not fit this data set's 1×8×8 images"):
+        check_fits(torch.nn.Linear(10, 3), "linear10", create_dataset("digits", "train"))
+    # a released ResNet-20 file is not certified as a ResNet-110 recipe
+    r20 = shared_path("paper-checkpoints", "cifar_resnet20_sigma0.25.pth.tar")
+    assert main(["recipe", "certify", "cifar10-pgd10-m4-mn-eps255-s0.25", str(r20), "--out",
+                 str(tmp_path / "rc"), "--scale", "full"]) == 2
+    assert "is a cifar_resnet110" in _one_line(capsys)
+    # compare keeps absolute paths whole when they share only the root
+    from smoothadv.stages.reports import short_labels
+
+    assert short_labels(["/a/x.tsv", "/b/y.tsv"]) == {"/a/x.tsv": "/a/x.tsv",
+                                                      "/b/y.tsv": "/b/y.tsv"}
+    assert short_labels(["/a/x.tsv", "/a/b/y.tsv"]) == {"/a/x.tsv": "x.tsv",
+                                                        "/a/b/y.tsv": "b/y.tsv"}
+
+
+def test_help_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom smoothadv.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[-1] == "False"
+
+
+def test_a_denoiser_continues_from_init_without_repeating_its_shape(tmp_path):
+    from smoothadv.denoise.dncnn import read_checkpoint_dncnn
+
+    base = ["train-denoiser", "--dataset", "digits", "--epochs", "1", "--batch", "64",
+            "--train-subset", "128", "--no-progress"]
+    assert main([*base, "--depth", "3", "--width", "4", "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--init", str(tmp_path / "a" / "denoiser.pth.tar"), "--lr", "1e-4",
+                 "--out", str(tmp_path / "b")]) == 0
+    shape = read_checkpoint_dncnn(tmp_path / "b" / "denoiser.pth.tar")["config"]
+    assert (shape["depth"], shape["width"]) == (3, 4)

@@ -24,6 +24,7 @@ compiles when the eager run would take at least :data:`REPAY_FACTOR` times the c
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -106,8 +107,16 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def _quiet_cpu_toolchain_notice() -> None:
+    """torch's extension builder logs "No CUDA runtime is found" whenever inductor compiles
+    on a machine without CUDA: a notice about a toolchain we do not use, not a problem."""
+    if not torch.cuda.is_available():
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 def compile_for_inference(model: nn.Module, batch_size: int, **kwargs) -> CompiledClassifier:
     """The model wrapped for certify/predict (see the module docstring)."""
+    _quiet_cpu_toolchain_notice()
     return CompiledClassifier(model, batch_size, **kwargs)
 
 
@@ -116,6 +125,7 @@ def compile_for_training(model: nn.Module, **kwargs) -> tuple[nn.Module, str | N
     shapes specialised (the last, smaller batch of an epoch compiles once more); eager on
     failure. The eager ``model`` keeps the parameters, so checkpoints and the optimizer see
     the same tensors."""
+    _quiet_cpu_toolchain_notice()
     try:
         return torch.compile(model, dynamic=False, **kwargs), None
     except Exception as err:  # noqa: BLE001

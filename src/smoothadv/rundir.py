@@ -80,6 +80,8 @@ class RunFolder:
     def start(self, document: dict[str, Any], resumed_epoch: int | None) -> None:
         """Create the folder, write ``config.json``, and start the log (a fresh header) or,
         resuming at ``resumed_epoch``, keep its rows up to that epoch."""
+        if not self.path.exists():
+            print(f"smoothadv: creating the run folder {self.path.resolve()}")
         self.path.mkdir(parents=True, exist_ok=True)
         self.config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         header = "\t".join(self.columns)

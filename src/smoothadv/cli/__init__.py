@@ -29,7 +29,9 @@ from . import (  # noqa: F401  (each module registers its command)
 from .common import COMMANDS
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, the options of that sub-command alone are added (the
+    others list their one-line help), so that ``smoothadv --help`` imports no heavy module."""
     parser = argparse.ArgumentParser(
         prog="smoothadv",
         description="Randomized smoothing and SmoothAdv: train, certify, attack and analyse "
@@ -42,14 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, add_arguments, runner) in COMMANDS.items():
         # argparse %-formats help strings (not descriptions): a literal % must be doubled
         p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
-        add_arguments(p)
+        if only is None or name == only:
+            add_arguments(p)
         p.set_defaults(func=runner)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else "")
+    args = parser.parse_args(words)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

@@ -33,7 +33,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-@command("demo", "the main job: Gaussian vs SmoothAdv on the bundled digits, certified",
+@command("demo", "the paper's central comparison at small scale (the main job): Gaussian "
+         "augmentation vs SmoothAdv on scikit-learn's bundled digits, trained and certified",
          _demo_args)
 def run_demo_cmd(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo, run_denoised_demo

@@ -14,7 +14,8 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
 
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="the catalogue of the paper's models")
-    ls.add_argument("--dataset", choices=["cifar10", "imagenet"], default=None)
+    ls.add_argument("--dataset", choices=["cifar10", "imagenet"], default=None,
+                    help="only recipes of this data set")
     ls.add_argument("--group", default=None,
                     help="a group of the paper's logs, e.g. cifar10/ours or cifar10/cohen, or "
                          "baselines (the training methods of the CAT-RS authors' table)")
@@ -22,7 +23,8 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
                     help="only recipes of this training method (e.g. macer, catrs)")
     ls.add_argument("--winners", action="store_true",
                     help="only models that win a cell of the paper's tables")
-    ls.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
+    ls.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"],
+                    help="table format (default: text); json lists every field of each recipe")
     for name, text in (("show", "the exact commands a recipe runs"),
                        ("run", "train → certify → analyse → compare, resumable")):
         q = sub.add_parser(name, help=text, description=text)

@@ -24,8 +24,10 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "per mini-batch, never the certified one")
     p.add_argument("--init", default=None,
                    help="start from this denoiser (Stab+MSE: an MSE-trained DnCNN)")
-    p.add_argument("--depth", type=int, default=17, help="DnCNN depth (17)")
-    p.add_argument("--width", type=int, default=64, help="DnCNN width (64)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="DnCNN depth (default: the --init denoiser's, else 17)")
+    p.add_argument("--width", type=int, default=None,
+                   help="DnCNN width (default: the --init denoiser's, else 64)")
     p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
     p.add_argument("--batch", type=int, default=256, help="batch size (256)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")

@@ -34,6 +34,7 @@ from .dncnn import DnCNN, load_dncnn, read_checkpoint_dncnn  # noqa: F401
 
 OBJECTIVES = ("mse", "stab", "clf")
 CHECKPOINT = "denoiser.pth.tar"
+DEFAULT_DEPTH, DEFAULT_WIDTH = 17, 64
 LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "test_mse", "test_mse_noisy")
 
 
@@ -52,8 +53,8 @@ class DenoiserConfig(StageConfig):
     surrogates: tuple[str, ...] = ()  # stab with query access
     init: str | None = None  # start from this denoiser (Stab+MSE: an MSE-trained one)
     data_root: str | None = None
-    depth: int = 17
-    width: int = 64
+    depth: int | None = None  # None: the --init denoiser's, else 17
+    width: int | None = None  # None: the --init denoiser's, else 64
     epochs: int = 90
     batch: int = 256
     lr: float = 1e-3
@@ -73,7 +74,8 @@ class DenoiserConfig(StageConfig):
             raise UserError(f"unknown objective {self.objective!r}; choose "
                             f"{', '.join(OBJECTIVES)}")
         for name in ("depth", "width", "epochs", "batch", "lr_step"):
-            check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
         if self.objective == "mse" and (self.classifier or self.surrogates):
             raise UserError("the mse objective uses no classifier")
         if self.objective != "mse" and not (self.classifier or self.surrogates):
@@ -119,10 +121,12 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
     channels = int(train[0][0].shape[0])
     classifiers = [_frozen(compose(load_classifier(spec, device), None))
                    for spec in ([cfg.classifier] if cfg.classifier else cfg.surrogates)]
+    start = read_checkpoint_dncnn(cfg.init) if cfg.init else None
+    shape = start["config"] if start else {"depth": DEFAULT_DEPTH, "width": DEFAULT_WIDTH}
+    depth, width = cfg.depth or shape["depth"], cfg.width or shape["width"]
     torch.manual_seed(cfg.seed)
-    denoiser = DnCNN(channels, cfg.depth, cfg.width)
-    if cfg.init:
-        start = read_checkpoint_dncnn(cfg.init)
+    denoiser = DnCNN(channels, depth, width)
+    if start is not None:
         if start["config"] != denoiser.config():
             raise UserError(f"--init {cfg.init} is a DnCNN of another shape: {start['config']}")
         denoiser.load_state_dict(start["state_dict"])

@@ -94,6 +94,23 @@ def choose_input_layer(requested: str | None, pretrained: dict[str, Any] | None,
     return resolve_normalization(pretrained, requested, pretrained_path)
 
 
+def check_fits(model: nn.Module, arch: str, train: Dataset) -> None:
+    """Refuse an architecture that cannot take the data set's images (one eval-mode forward of
+    one image: no statistics change, no random number is drawn)."""
+    x = train[0][0]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x[None])
+    except RuntimeError as err:
+        raise UserError(f"architecture {arch} does not fit this data set's "
+                        f"{'×'.join(map(str, x.shape))} images: "
+                        + str(err).strip().splitlines()[0][:120]) from None
+    finally:
+        model.train(was)
+
+
 def build_model(arch: str, num_classes: int, image_size: int, train: Dataset,
                 default_mean, default_std, *, pretrained: str | None = None,
                 normalization: str | None = None, sigma: float = 0.25, seed: int = 0,
@@ -111,4 +128,5 @@ def build_model(arch: str, num_classes: int, image_size: int, train: Dataset,
     model = create_model(arch, num_classes, mean=mean, std=std, image_size=image_size,
                          normalization=choice.kind)
     fresh = load_pretrained(model, ckpt) if ckpt is not None else []
+    check_fits(model, arch, train)
     return BuiltModel(model, arch, mean, std, choice, image_size, fresh)

@@ -188,6 +188,14 @@ def released_checkpoint(entry: dict, folder: str | Path) -> Path:
                     + " and ".join(str(c) for c in candidates))
 
 
+def scaled_arch(entry: dict, scale: str) -> str:
+    """The architecture a recipe trains at ``scale`` (small and tiny CIFAR-10 runs use a
+    ResNet-20)."""
+    if scale != "full" and entry["dataset"] == "cifar10":
+        return "cifar_resnet20"
+    return entry["arch"]
+
+
 def recipe_stages(entry: dict, out: str | Path, scale: str = "full",
                   data_root: str | None = None, paper_logs: str | Path | None = None,
                   pretrained: str | None = None, extra_data: str | None = None) -> list[Stage]:
@@ -204,7 +212,7 @@ def recipe_stages(entry: dict, out: str | Path, scale: str = "full",
     milestones = entry.get("lr_milestones")
     subset: dict = {}
     if scale != "full":
-        arch = "cifar_resnet20" if entry["dataset"] == "cifar10" else arch
+        arch = scaled_arch(entry, scale)
         if scale == "small":
             epochs = max(10, epochs // 10)
             subset = dict(train_subset=2000, test_subset=500)

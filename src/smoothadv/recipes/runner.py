@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ..configs import config_document
 from ..errors import UserError
+from ..models import read_checkpoint
 from ..stages import run_stage
-from . import Stage, certify_stages, recipe_stages
+from . import Stage, certify_stages, recipe_stages, scaled_arch
 
 
 def run_recipe(entry: dict, out: str | Path, scale: str = "full", data_root: str | None = None,
@@ -45,6 +46,14 @@ def certify_released(entry: dict, checkpoint: str | Path, out: str | Path, scale
     it and (with ``paper_logs``) compare it with the paper's log; resumable like a recipe."""
     if not Path(checkpoint).is_file():
         raise UserError(f"checkpoint not found: {checkpoint}")
+    arch = read_checkpoint(checkpoint)["arch"]
+    scaled = scaled_arch(entry, scale)
+    if arch not in (entry["arch"], scaled):
+        raise UserError(f"recipe {entry['name']} is a {entry['arch']}, {checkpoint} a {arch}: "
+                        "certify it with smoothadv certify, or pick the recipe of its model")
+    if arch != entry["arch"]:
+        say(f"[{entry['name']} · {scale}] {checkpoint} is a {arch}, the architecture this "
+            f"recipe trains at scale {scale} (the paper's model is a {entry['arch']})")
     stages = certify_stages(entry, checkpoint, out, scale, data_root, paper_logs, overrides)
     return run_stages(entry, out, scale, stages, say)
 

@@ -300,6 +300,8 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     out = Path(cfg.out)
     if D.is_main():
         conf = config_path(out)
+        if not conf.parent.exists():
+            say(f"creating the folder {conf.parent.resolve()} for the record file")
         conf.parent.mkdir(parents=True, exist_ok=True)
         document = config_document(
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
@@ -362,8 +364,8 @@ def _maybe_compile(smooth: Smooth, cfg: EvalConfig, sample: torch.Tensor,
                                    total_samples, smooth.device)
     if decision:
         smooth.base_classifier = compile_for_inference(smooth.base_classifier, cfg.batch)
-    if cfg.progress:
-        say(why)
+    say(f"compile: {why} (the estimate times one batch now; a busy machine skews it)"
+        if cfg.compile == "auto" else f"compile: {why}")
     return why
 
 
