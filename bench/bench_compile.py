@@ -16,6 +16,7 @@ on both networks.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,9 @@ def side_by_side() -> dict[str, tuple[float, float]] | None:
                         "--sections", "certify", "--archs", ",".join(ARCHS), "--batch",
                         str(BATCH), "--n0", str(N0), "--n", str(N), "--num-images", "1",
                         "--plugin", str(Path(__file__).with_name("peer_plugin.py")),
-                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
+                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ,
+                                SMOOTHADV_PEER_TASKS="smoothadv:certify_compiled:"))
         results = json.loads(out.read_text())
     results = results.get("results", results)
     return {arch: (results[f"certify:{arch}"]["sec_per_image_median"],

@@ -18,6 +18,7 @@ import bench_channels_last  # noqa: E402
 import bench_compile  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_methods  # noqa: E402
+import bench_precision  # noqa: E402
 import bench_sequential  # noqa: E402
 import bench_sound  # noqa: E402
 import bench_train_step  # noqa: E402
@@ -30,8 +31,8 @@ def main() -> None:
     start = time.perf_counter()
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
                    bench_channels_last, bench_sequential, bench_sound, bench_compile,
-                   bench_methods):
-        module.main()
+                   bench_methods, bench_precision):
+        module.main() if module is not bench_precision else module.main([])
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")
 

@@ -124,6 +124,18 @@ def config_value(path: str | os.PathLike, key: str) -> float | None:
         return None
 
 
+def record_precision(path: str | os.PathLike) -> str:
+    """The precision a record file was computed at: its config's ``precision``; fp32 for files
+    that name none (the paper's logs, older records)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.with_name(path.name + ".config.json").read_text())
+    except (OSError, ValueError):
+        return "fp32"
+    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
+    return str(inner.get("precision") or document.get("precision") or "fp32")
+
+
 def sigma_from_path(path: str | os.PathLike) -> float | None:
     """σ of a record file: from its ``.config.json`` beside it, else from ``sigma_0.25`` or
     ``noise_0.25`` in its path (the paper's layout)."""

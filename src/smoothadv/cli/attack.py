@@ -14,6 +14,7 @@ from .common import (
     add_denoise_args,
     add_normalization_arg,
     add_out_args,
+    add_precision,
     stage_command,
 )
 
@@ -60,6 +61,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="write clean and attacked PNGs and a grid of the first ones here")
     add_normalization_arg(p)
     add_denoise_args(p)
+    add_precision(p)
     add_compile(p)
     add_common(p)
 

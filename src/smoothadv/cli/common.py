@@ -154,6 +154,17 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
                         "the exact-σ variant of Jeong & Shin 2023)")
 
 
+PRECISION_HELP = (
+    "arithmetic of the base classifier: fp32 (the authors' code; default), bf16 (CPU and CUDA) "
+    "or fp16 (CUDA) autocast, a departure: the certificate is then that of the classifier "
+    "evaluated in that precision, and the record's config says so")
+
+
+def add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help=PRECISION_HELP)
+
+
 def add_out_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", required=True,
                    help=f"{what}; an existing one of the same configuration is resumed, one of "
@@ -188,6 +199,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                         "record's config says so); without it such inputs are refused")
     add_normalization_arg(p)
     add_denoise_args(p)
+    add_precision(p)
     add_compile(p)
     add_common(p)
 

@@ -21,6 +21,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="text", choices=list_formats(),
                    help="table format (default: text); csv/json carry ours, reference, "
                         "difference, low and high per radius")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare records computed at different --precision (refused otherwise: "
+                        "they certify different base classifiers)")
     p.add_argument("--as-written", action="store_true",
                    help="compare written radii as the paper's analysis did (see analyze)")
 

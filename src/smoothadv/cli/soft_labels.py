@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_normalization_arg, stage_command
+from .common import add_common, add_normalization_arg, add_precision, stage_command
 
 
 def _soft_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +25,7 @@ def _soft_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True,
                    help="output .pt; an interrupted run resumes from OUT.partial")
     add_normalization_arg(p)
+    add_precision(p)
     add_common(p)
 
 

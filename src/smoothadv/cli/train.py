@@ -103,8 +103,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training steps and the attack's passes (--compile) "
                         "or not (--no-compile); default: compile conv nets for runs of at least "
                         "500 optimizer steps; eager on failure")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="autocast of the training steps and their attacks: fp32 (the authors'; "
+                        "default), bf16 (CPU and CUDA) or fp16 (CUDA, with a gradient scaler); "
+                        "noise is added in fp32 first")
     p.add_argument("--amp", action="store_true",
-                   help="bfloat16 autocast on CUDA (noise is added in float32 first)")
+                   help="the older flag: bf16 autocast on CUDA only (same as --precision bf16 "
+                        "there; nothing on a CPU)")
     p.add_argument("--train-subset", type=int, default=None,
                    help="train on a fixed random subset of this size")
     p.add_argument("--test-subset", type=int, default=None,

@@ -32,6 +32,7 @@ from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
 from ..evaluate import run_records, run_sequential_records, select_indices
 from ..examples import ExampleSaver
+from ..precision import PRECISIONS, at_precision, check_precision
 from ..records import read_records
 from ..sequences import list_sequences
 from ..smoothing import Smooth, input_seed, make_generator
@@ -57,6 +58,7 @@ class EvalConfig(StageConfig):
     n: int = 100_000
     alpha: float = 0.001
     input_normalization: str | None = None
+    precision: str = "fp32"  # fp32 (the authors'), bf16 or fp16 autocast (a departure)
     sound: bool = False  # integer rounded-Gaussian noise on the 8-bit grid
     round_inputs: bool = False  # with sound: inputs rounded to the grid
     seed: int = 0
@@ -84,6 +86,9 @@ class EvalConfig(StageConfig):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
         if self.round_inputs and not self.sound:
             raise UserError("--round-inputs goes with --sound")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose "
+                            f"{', '.join(PRECISIONS)}")
 
     # ------------------------------------------------------------------ per stage
 
@@ -281,6 +286,10 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
 def run_evaluation(cfg: EvalConfig) -> StageResult:
     """Run a certify, predict or attack config; returns the record file and the summary."""
     smooth, dataset, meta, device = cfg.load()
+    notice = check_precision(cfg.precision, device)
+    if notice:
+        say(notice)
+    smooth.base_classifier = at_precision(smooth.base_classifier, cfg.precision)
     indices = select_indices(len(dataset), cfg.skip, cfg.max)
     if indices:  # refuse what fails on the first input before any file is written
         smooth.noise.prepare(dataset[indices[0]][0])

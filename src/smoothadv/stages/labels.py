@@ -9,6 +9,7 @@ from .. import distributed as D
 from ..configs import StageConfig, setting, stage_config
 from ..data import create_dataset, subset_indices
 from ..errors import UserError, check_positive_int, check_sigma
+from ..precision import at_precision, check_precision
 from ..smoothing import Smooth
 from ..soft_labels import soft_labels
 from ..train import pseudo_label
@@ -28,6 +29,7 @@ class SoftLabelsConfig(StageConfig):
     data_root: str | None = None
     sigma: float = 0.25
     num_noise: int = 10_000
+    precision: str = "fp32"  # the teacher's: fp32, bf16 or fp16 autocast
     train_subset: int | None = None
     input_normalization: str | None = None
     seed: int = 0
@@ -47,7 +49,10 @@ def run_soft_labels(cfg: SoftLabelsConfig) -> StageResult:
     labelled = create_dataset(cfg.dataset, "test", cfg.data_root)
     model, meta = load_model(cfg.teacher, cfg.input_normalization, labelled, cfg.sigma,
                              cfg.seed, device)
-    smooth = Smooth(model, meta["num_classes"], cfg.sigma)
+    notice = check_precision(cfg.precision, device)
+    if notice:
+        print(f"smoothadv: {notice}")
+    smooth = Smooth(at_precision(model, cfg.precision), meta["num_classes"], cfg.sigma)
     indices = (subset_indices(train, cfg.train_subset, cfg.seed)
                if cfg.train_subset is not None else None)
     path = soft_labels(smooth, train, cfg.out, num=cfg.num_noise, batch_size=cfg.batch,

@@ -104,6 +104,7 @@ class CompareConfig(StageConfig):
     radii: tuple[float, ...] = CIFAR_RADII
     format: str = "text"
     as_written: bool = False
+    allow_mixed: bool = False  # compare records of different arithmetic precisions
 
     def validate(self) -> None:
         if not self.ours:
@@ -118,6 +119,12 @@ class CompareConfig(StageConfig):
 
 
 def run_compare(cfg: CompareConfig) -> StageResult:
+    precisions = {p: A.record_precision(p) for p in (*cfg.ours, cfg.reference)}
+    if len(set(precisions.values())) > 1 and not cfg.allow_mixed:
+        shown = ", ".join(f"{p} {v}" for p, v in precisions.items())
+        raise UserError(f"these records were computed at different precisions ({shown}): their "
+                        "certificates are of different base classifiers; pass --allow-mixed to "
+                        "compare them anyway")
     reference = read_records(cfg.reference)
     if reference.is_empty:
         raise UserError(f"{cfg.reference}: the reference has a header only")

@@ -15,6 +15,7 @@ from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError, check_positive_int, check_sigma
 from ..methods import method_spec
 from ..models import list_normalizations
+from ..precision import PRECISIONS
 
 
 @stage_config
@@ -47,7 +48,8 @@ class TrainConfig(StageConfig):
     extra_data: str | None = None
     extra_weight: float = 1.0
     channels_last: bool = True
-    amp: bool = False
+    precision: str = "fp32"  # autocast of the training steps: fp32, bf16 or fp16 (CUDA)
+    amp: bool = False  # the older flag: bf16 autocast on CUDA only (ignored on a CPU)
     train_subset: int | None = None
     test_subset: int | None = None
     eval_adv_max: int = 500
@@ -87,6 +89,11 @@ class TrainConfig(StageConfig):
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
             raise UserError("--extra-weight must be ≥ 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose "
+                            f"{', '.join(PRECISIONS)}")
+        if self.amp and self.precision != "fp32":
+            raise UserError("--amp is --precision bf16 on CUDA: give one of them")
         if self.compile not in ("auto", "on", "off"):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
         if self.input_normalization not in (None, "auto", *list_normalizations()):

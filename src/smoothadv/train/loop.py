@@ -40,6 +40,7 @@ from ..models import (
     save_checkpoint,
     to_channels_last,
 )
+from ..precision import autocast, check_precision
 from ..rundir import RunFolder
 from ..smoothing import Smooth, make_generator
 from .config import TrainConfig
@@ -84,6 +85,7 @@ def fit_batch(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     soft_targets: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, float, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
@@ -91,8 +93,8 @@ def fit_batch(
     is the model the method's eval-mode passes (attacks) run on. The batch is split into the
     method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
     ``generator`` (the default generator when None), computes ``method.loss`` and takes one
-    step. ``soft_targets`` [B, K] are split alongside (CAT-RS). Returns (summed loss, number
-    correct, number of trained samples).
+    step (through ``scaler`` under fp16 autocast). ``soft_targets`` [B, K] are split alongside
+    (CAT-RS). Returns (summed loss, number correct, number of trained samples).
     """
     loss_sum = correct = 0.0
     count = 0
@@ -109,8 +111,13 @@ def fit_batch(
                                      attack_model=smooth.base_classifier, generator=generator,
                                      **draws)
         optimizer.zero_grad(set_to_none=True)
-        (weight * loss).backward()
-        optimizer.step()
+        if scaler is None:
+            (weight * loss).backward()
+            optimizer.step()
+        else:
+            scaler.scale(weight * loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         loss_sum += logs["loss"] * logs["count"]
         correct += logs["correct"]
         count += logs["count"]
@@ -155,6 +162,13 @@ class Trainer:
                                          weight_decay=cfg.weight_decay)
         self.scheduler = _scheduler(self.optimizer, cfg)
         self.method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
+        # --amp, the older flag, is bf16 on CUDA and nothing on a CPU
+        self.precision = ("bf16" if cfg.amp and self.device.type == "cuda" else cfg.precision)
+        notice = check_precision(self.precision, self.device)
+        if notice and D.is_main():
+            print(f"smoothadv: {notice}")
+        self.scaler = (torch.amp.GradScaler(self.device.type) if self.precision == "fp16"
+                       else None)
         self.start_epoch = 0
         self.resumed = False
         if same_run or cfg.resume:
@@ -199,12 +213,12 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scheduler"):
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("grad_scaler"):
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.start_epoch = int(ckpt["epoch"])
 
     def _autocast(self):
-        if self.cfg.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.precision, self.device.type)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -235,7 +249,8 @@ class Trainer:
             weight = cfg.extra_weight if kind == "extra" else 1.0
             loss_sum, correct, count = fit_batch(self.step_model, self.optimizer, self.method,
                                                  self.smooth, x, y, epoch, weight,
-                                                 self._autocast, soft_targets=soft)
+                                                 self._autocast, soft_targets=soft,
+                                                 scaler=self.scaler)
             total_loss += loss_sum
             total_correct += correct
             total += count
@@ -336,6 +351,8 @@ class Trainer:
                                 optimizer=self.optimizer,
                                 extra={"scheduler": self.scheduler.state_dict(),
                                        "config_hash": cfg.content_hash(),
+                                       "grad_scaler": (self.scaler.state_dict()
+                                                       if self.scaler else None),
                                        "rng": _rng_state()})
                 if cfg.progress:
                     tqdm.write(f"epoch {epoch + 1}: train loss {train_loss:.3f} acc "
