@@ -12,12 +12,14 @@ LAYERS = [  # lowest first; a unit may import units of its own layer or below
     {"stats", "sequences", "noise", "records", "distributed", "rundir"},
     {"data"},
     {"models"},
-    {"smoothing"},
+    {"smoothing", "precision"},
     {"certification", "attacks", "compile", "evaluate", "soft_labels", "denoise", "examples"},
     {"methods", "analysis", "compare"},
     {"train"},
     {"stages"},
-    {"demo", "recipes"},
+    {"recipes"},
+    {"sweep"},
+    {"demo"},
     {"cli"},
 ]
 FACADES = {"__init__", "__main__"}  # the package's front door may import anything

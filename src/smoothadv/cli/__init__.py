@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (each module registers its command)
     recipe,
     run,
     soft_labels,
+    sweep,
     train,
     train_denoiser,
 )

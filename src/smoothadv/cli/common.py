@@ -113,6 +113,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max", "--max-index", dest="max", type=int, default=-1,
                    help="stop before this input index, -1 for all (default: -1); "
                         "--max-index under torchrun")
+    p.add_argument("--shards", type=int, default=1,
+                   help="split the selected inputs into K interleaved shards (each a job of "
+                        "its own; smoothadv sweep merges them); default 1")
+    p.add_argument("--shard", type=int, default=0, help="which shard to certify, 0…K−1")
 
 
 NORMALIZATION_HELP = (

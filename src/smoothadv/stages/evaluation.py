@@ -54,6 +54,8 @@ class EvalConfig(StageConfig):
     split: str = "test"
     skip: int = 1
     max: int = -1
+    shard: int = 0  # with shards = K: the shard-th of K interleaved parts of the selection
+    shards: int = 1
     sigma: float | None = None  # None: the checkpoint's training σ
     n: int = 100_000
     alpha: float = 0.001
@@ -80,6 +82,9 @@ class EvalConfig(StageConfig):
         check_positive_int(self.batch, "--batch")
         if self.skip < 1:
             raise UserError(f"--skip must be at least 1, got {self.skip}")
+        if self.shards < 1 or not 0 <= self.shard < self.shards:
+            raise UserError(f"--shard must lie in [0, --shards), got {self.shard} of "
+                            f"{self.shards}")
         if self.split not in ("train", "test"):
             raise UserError(f"--split must be train or test, got {self.split!r}")
         if self.compile not in ("auto", "on", "off"):
@@ -290,7 +295,7 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if notice:
         say(notice)
     smooth.base_classifier = at_precision(smooth.base_classifier, cfg.precision)
-    indices = select_indices(len(dataset), cfg.skip, cfg.max)
+    indices = select_indices(len(dataset), cfg.skip, cfg.max)[cfg.shard::cfg.shards]
     if indices:  # refuse what fails on the first input before any file is written
         smooth.noise.prepare(dataset[indices[0]][0])
     facts: dict[str, Any] = {}

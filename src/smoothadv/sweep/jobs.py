@@ -1,0 +1,168 @@
+"""What every engine does with one job: its files, whether its outputs are complete, running
+it (in whatever process the engine gives it), and merging certification shards.
+
+A job's folder holds ``job.json`` (the stage's config document, or a merge's list of shard
+records), ``stage.log`` (what the stage printed) and its outputs. **Done is decided by the
+outputs**, never by an engine: a training run is done when its checkpoint is at its last
+epoch and records this config's hash, a record file when it holds a row for every selected
+input under this config's hash, a soft-label file when it exists. A job runs while holding an
+exclusive lock on ``FOLDER/.lock``, so that no two processes (a new ``sweep run`` beside a job
+left running by a killed one, a requeued SLURM job) ever work on one stage at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from ..configs import config_document
+from ..errors import UserError
+from ..records import read_records
+from .plan import Job
+
+BUSY = 75  # exit status of a job whose lock another process holds
+
+
+def write_job_file(job: Job, plan_jobs: dict[str, Job]) -> Path:
+    """``FOLDER/job.json`` for ``job`` (written once; the same content every time)."""
+    job.folder.mkdir(parents=True, exist_ok=True)
+    path = job.folder / "job.json"
+    document = {"kind": job.kind, "key": job.key, **config_document(job.config)}
+    if job.kind == "merge":
+        document["shards"] = [str(plan_jobs[k].output) for k in job.shards]
+    text = json.dumps(document, indent=1) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_name("job.json.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
+
+
+def is_done(job: Job) -> bool:
+    """Whether ``job``'s outputs are complete (see the module docstring)."""
+    out = job.output
+    if not out.exists():
+        return False
+    if job.kind == "train":
+        from ..models import read_checkpoint
+
+        try:
+            ckpt = read_checkpoint(out)
+        except UserError:
+            return False
+        return (int(ckpt.get("epoch", 0)) >= job.config.epochs
+                and ckpt.get("config_hash") == job.config.content_hash())
+    if job.kind in ("certify", "merge"):
+        conf = out.with_name(out.name + ".config.json")
+        try:
+            document = json.loads(conf.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if document.get("config_hash") != job.config.content_hash():
+            return False
+        try:
+            rows = len(read_records(out))
+        except (UserError, ValueError):
+            return False
+        return rows >= int(document.get("num_inputs", -1))
+    return True
+
+
+@contextlib.contextmanager
+def job_lock(folder: Path):
+    """Hold ``FOLDER/.lock`` exclusively; yields False (and holds nothing) when another process
+    has it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")  # noqa: SIM115 — held for the block's duration
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        handle.close()
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether some process holds ``FOLDER/.lock`` now."""
+    with job_lock(folder) as mine:
+        return not mine
+
+
+def execute(job_file: str | Path, lock: bool = True) -> int:
+    """Run the job of ``job_file`` in this process, its output appended to ``stage.log``;
+    returns 0 (done), 2 (a one-line error, the log's last line), 1 (a crash, traceback in the
+    log) or :data:`BUSY`. ``lock=False``: the other ranks of a distributed job, whose rank 0
+    holds the lock."""
+    job_file = Path(job_file)
+    folder = job_file.parent
+    document = json.loads(job_file.read_text(encoding="utf-8"))
+    with (job_lock(folder) if lock else contextlib.nullcontext(True)) as mine:
+        if not mine:
+            return BUSY
+        with open(folder / "stage.log", "a", encoding="utf-8") as log, \
+                contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                if document["kind"] == "merge":
+                    merge_shards(document)
+                else:
+                    from ..stages import config_from_document, run_stage
+
+                    result = run_stage(config_from_document(document))
+                    if result.text:
+                        print(result.text)
+                return 0
+            except UserError as err:
+                print(f"smoothadv: error: {err}")
+                return 2
+            except Exception:  # noqa: BLE001 — any crash is the job's, told in its log
+                traceback.print_exc(file=sys.stderr)
+                return 1
+
+
+def merge_shards(document: dict) -> Path:
+    """One record file from a certification's shard records (rows in idx order, each row as
+    its shard wrote it), with the unsharded config beside it; written atomically."""
+    from ..stages import config_from_document
+
+    config = config_from_document(document)
+    out = Path(config.out)
+    header, rows, facts = None, {}, {}
+    for shard in document["shards"]:
+        path = Path(shard)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = header or lines[0]
+        for line in lines[1:]:
+            if line.strip():
+                rows[int(line.split("\t", 1)[0])] = line
+        facts = json.loads(path.with_name(path.name + ".config.json").read_text())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".merging")
+    tmp.write_text("\n".join([header, *(rows[i] for i in sorted(rows))]) + "\n",
+                   encoding="utf-8")
+    resolved = {k: v for k, v in facts.items() if k not in ("stage", "config_hash", "config")}
+    resolved.update(num_inputs=len(rows), merged_from=document["shards"])
+    conf = out.with_name(out.name + ".config.json")
+    conf.write_text(json.dumps(config_document(config, **resolved), indent=2, default=str)
+                    + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def last_error(job: Job) -> str:
+    """The line that says why a job failed: its log's last ``smoothadv: error`` line, else its
+    last line."""
+    log = job.folder / "stage.log"
+    if not log.exists():
+        return ""
+    lines = [ln.strip() for ln in log.read_text(encoding="utf-8",
+                                                errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("smoothadv: error")]
+    return (errors or lines or [""])[-1][:200]

@@ -1,0 +1,195 @@
+"""A sweep's plan: every stage of every run as a job keyed by its config's content hash, with
+its dependencies, its output under the sweep folder, and no stage twice.
+
+Each stage's output lives at ``OUT/stages/<stage>-<hash>`` (a training run folder, or a folder
+holding a record or soft-label file), so two runs that share a stage — the same CAT-RS teacher,
+the same pre-trained model, the same Gaussian baseline — share its hash and its output, and it
+runs once. References between stages (a certify config's checkpoint, CAT-RS's soft targets)
+are rewritten to those outputs before the referring stage's hash is taken, in dependency order.
+Certification with ``shards = K`` becomes K shard stages and a merge of their records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..configs import StageConfig
+from ..errors import UserError
+from ..recipes import recipe_stages
+from ..stages import CertifyConfig, TrainConfig
+from .spec import GridRun, RecipeRun, Sweep
+
+OUTPUT_NAMES = {"train": "checkpoint.pth.tar", "soft-labels": "soft_targets.pt",
+                "certify": "certify.tsv", "merge": "certify.tsv"}
+
+
+@dataclass
+class Job:
+    """One stage of the plan: ``kind`` is the stage ('train', 'soft-labels', 'certify') or
+    'merge' (shard records → one record, config ``merge_of`` the unsharded certify config)."""
+
+    key: str
+    kind: str
+    config: StageConfig
+    folder: Path
+    deps: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  # labels of the runs that use it
+    shards: list[str] = field(default_factory=list)  # merge: the shard jobs' keys
+
+    @property
+    def output(self) -> Path:
+        """The stage's main output: a checkpoint, a soft-label file or a record file."""
+        return self.folder / OUTPUT_NAMES[self.kind]
+
+
+@dataclass
+class RunResult:
+    """What the report needs of a run: its label, σ, final record and reference log."""
+
+    label: str
+    sigma: float
+    record_job: str
+    train_job: str | None
+    reference: Path | None = None
+
+
+@dataclass
+class Plan:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    runs: list[RunResult] = field(default_factory=list)
+
+    def order(self) -> list[Job]:
+        """Jobs with every dependency before its dependents (insertion order is one)."""
+        return list(self.jobs.values())
+
+
+def _rehome(out: Path, kind: str, config: StageConfig, moved: dict[str, tuple[str, str]],
+            ) -> Job:
+    """``config`` with its references rewritten through ``moved`` (old output → (new output,
+    job key)), its hash taken and its output placed under the sweep folder (not yet added)."""
+    deps: list[str] = []
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str) and value in moved:
+            deps.append(moved[value][1])
+            return moved[value][0]
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        return value
+
+    config = type(config).from_dict({k: rewrite(v) for k, v in config.to_dict().items()})
+    key = f"{config.stage}-{config.content_hash()}"
+    folder = out / "stages" / key
+    target = folder if kind == "train" else folder / OUTPUT_NAMES[kind]
+    return Job(key, kind, config.replace(out=str(target)), folder, sorted(set(deps)))
+
+
+def _add(plan: Plan, job: Job, label: str) -> Job:
+    """``job`` in the plan once (a stage several runs share keeps one job)."""
+    job = plan.jobs.setdefault(job.key, job)
+    if label not in job.runs:
+        job.runs.append(label)
+    return job
+
+
+def _home(plan: Plan, out: Path, kind: str, config: StageConfig,
+          moved: dict[str, tuple[str, str]], label: str) -> Job:
+    return _add(plan, _rehome(out, kind, config, moved), label)
+
+
+def _certify(plan: Plan, out: Path, cert: CertifyConfig, moved: dict, label: str,
+             shards: int) -> Job:
+    """The certify job (or K shard jobs and their merge) of ``cert``."""
+    whole = _rehome(out, "certify", cert, moved)
+    if shards == 1:
+        return _add(plan, whole, label)
+    parts = [_home(plan, out, "certify", cert.replace(shard=s, shards=shards), moved, label)
+             for s in range(shards)]
+    key = f"merge-{whole.config.content_hash()}"
+    folder = out / "stages" / key
+    merge = Job(key, "merge", whole.config.replace(out=str(folder / "certify.tsv")), folder,
+                [p.key for p in parts], shards=[p.key for p in parts])
+    return _add(plan, merge, label)
+
+
+def build_plan(sweep: Sweep) -> Plan:
+    """Every job of ``sweep`` (see the module docstring); output collisions are refused."""
+    plan = Plan()
+    out = sweep.out
+    for run in sweep.runs:
+        moved: dict[str, tuple[str, str]] = {}
+        if isinstance(run, GridRun):
+            train = _home(plan, out, "train", run.train, moved, run.label)
+            moved[str(train.output)] = (str(train.output), train.key)
+            cert = CertifyConfig(**{
+                "checkpoint": str(train.output), "dataset": run.train.dataset,
+                "data_root": run.train.data_root, "sigma": run.train.sigma, "progress": False,
+                "out": "x", **run.certify})
+            record = _certify(plan, out, cert, moved, run.label, run.shards)
+            plan.runs.append(RunResult(run.label, run.train.sigma, record.key, train.key))
+            continue
+        assert isinstance(run, RecipeRun)
+        stages = recipe_stages(run.entry, out / "recipes" / run.entry["name"], sweep.scale,
+                               sweep.data_root, sweep.paper_logs)
+        train_key = None
+        record = None
+        for stage in stages:
+            config = stage.config
+            if config.stage in ("analyze", "compare"):
+                continue  # the sweep's report does these
+            if isinstance(config, TrainConfig):
+                config = config.replace(resume=False)
+            old = _output_of(config)
+            if isinstance(config, CertifyConfig):
+                record = _certify(plan, out, config, moved, run.label, run.shards)
+                continue
+            kind = config.stage
+            job = _home(plan, out, kind, config, moved, run.label)
+            moved[old] = (str(job.output), job.key)
+            if stage.name == "train":
+                train_key = job.key
+        reference = None
+        if sweep.paper_logs and run.entry.get("paper_log"):
+            from ..recipes import reference_log
+
+            reference = reference_log(run.entry, sweep.paper_logs)
+        plan.runs.append(RunResult(run.label, run.entry["sigma"], record.key, train_key,
+                                   reference))
+    _check_collisions(plan)
+    return plan
+
+
+def _output_of(config: StageConfig) -> str:
+    """The path other stages use to refer to ``config``'s output (a checkpoint inside a
+    training folder; the output file otherwise)."""
+    if isinstance(config, TrainConfig):
+        return str(Path(config.out) / OUTPUT_NAMES["train"])
+    return str(config.out)
+
+
+def _check_collisions(plan: Plan) -> None:
+    seen: dict[str, str] = {}
+    for job in plan.jobs.values():
+        path = str(job.output)
+        if path in seen and seen[path] != job.key:
+            raise UserError(f"two stages of the sweep would write {path}: {seen[path]} and "
+                            f"{job.key}")
+        seen[path] = job.key
+
+
+def describe(job: Job) -> str:
+    """A short description of a job for tables: the stage and its distinguishing options."""
+    c = job.config
+    if isinstance(c, TrainConfig):
+        return f"train {c.method} σ={c.sigma:g} seed={c.seed} epochs={c.epochs}"
+    if isinstance(c, CertifyConfig):
+        part = f" shard {c.shard + 1}/{c.shards}" if c.shards > 1 else ""
+        return (("merge " if job.kind == "merge" else "certify ")
+                + f"σ={c.sigma:g} n={c.n}{part}")
+    return c.stage
+
+
+__all__ = ["Job", "Plan", "RunResult", "build_plan", "describe", "dataclasses"]

@@ -1,0 +1,95 @@
+"""A sweep's status table and its report.
+
+``status``: one row per job — done (its outputs are complete), running (a process holds its
+lock, or SLURM says so), queued (submitted, pending), failed or blocked (with the line that
+says why), or todo. ``report``: ``OUT/report.md`` with, per σ, a table of certified accuracy
+per radius with ACR and a curve plot (PNG), and, for every recipe run with a published log,
+``compare``'s differences with 95% intervals.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from .. import analysis as A
+from ..compare import compare
+from ..records import read_records
+from .jobs import is_done, lock_held
+from .ledger import Ledger
+from .plan import Plan, describe
+
+
+def job_states(plan: Plan, ledger: Ledger, queued: dict[str, str] | None = None,
+               ) -> dict[str, tuple[str, str]]:
+    """{key: (state, error line)}; ``queued``: SLURM's states of submitted jobs."""
+    states = {}
+    for key, job in plan.jobs.items():
+        entry = ledger.get(key)
+        if is_done(job):
+            states[key] = ("done", "")
+        elif lock_held(job.folder):
+            states[key] = ("running", "")
+        elif queued and key in queued:
+            states[key] = (queued[key], "")
+        elif entry.get("status") in ("failed", "blocked"):
+            states[key] = (entry["status"], entry.get("error", ""))
+        else:
+            states[key] = ("todo", "")
+    return states
+
+
+def status_table(plan: Plan, ledger: Ledger, queued: dict[str, str] | None = None) -> str:
+    states = job_states(plan, ledger, queued)
+    head = ["stage", "what", "state", "runs", "error"]
+    rows = [[key, describe(job), states[key][0], str(len(job.runs)), states[key][1]]
+            for key, job in plan.jobs.items()]
+    counts = defaultdict(int)
+    for state, _ in states.values():
+        counts[state] += 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    return A.render((head, rows), "text") + f"\n{len(plan.jobs)} stages: {summary}"
+
+
+def _radii(sigma: float) -> list[float]:
+    top = min(2.25, 4 * sigma)
+    return [round(0.25 * i, 2) for i in range(int(top / 0.25) + 1)]
+
+
+def write_report(plan: Plan, out: Path, say=print) -> Path:
+    """``OUT/report.md`` (and ``OUT/curves_sigma*.png``) from the runs whose records are
+    complete; runs not done yet are listed as missing."""
+    by_sigma: dict[float, list] = defaultdict(list)
+    missing = []
+    for run in plan.runs:
+        job = plan.jobs[run.record_job]
+        (by_sigma[run.sigma] if is_done(job) else missing).append(run)
+    lines = ["# Sweep report", ""]
+    for sigma in sorted(by_sigma):
+        runs = by_sigma[sigma]
+        radii = _radii(sigma)
+        summaries = A.load_summaries([plan.jobs[r.record_job].output for r in runs], radii,
+                                     [r.label for r in runs], warn=say)
+        png = out / f"curves_sigma{sigma:g}.png"
+        A.plot_curves(summaries, png, title=f"certified accuracy, σ = {sigma:g}")
+        lines += [f"## σ = {sigma:g}", "", A.render(A.summary_table(summaries), "markdown"),
+                  "", f"![certified accuracy at σ = {sigma:g}]({png.name})", ""]
+    compared = [r for rs in by_sigma.values() for r in rs if r.reference is not None]
+    if compared:
+        lines += ["## Against the published logs (differences with 95% intervals)", "",
+                  "| run | radius | ours | published | difference | 95% interval |",
+                  "|---|---|---|---|---|---|"]
+        for run in compared:
+            ours = read_records(plan.jobs[run.record_job].output)
+            ref = read_records(run.reference)
+            result = compare(ours, ref, [r for r in _radii(run.sigma) if r > 0])
+            for r in result.radii:
+                lines.append(f"| {run.label} | {r.radius:g} | {r.ours:.3f} | {r.reference:.3f} "
+                             f"| {r.difference:+.3f} | [{r.low:+.3f}, {r.high:+.3f}] |")
+        lines.append("")
+    if missing:
+        lines += ["## Not finished", ""] + [f"- {r.label}" for r in missing] + [""]
+    path = out / "report.md"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

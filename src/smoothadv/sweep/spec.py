@@ -1,0 +1,174 @@
+"""The sweep file: a grid of runs in TOML, checked in full before anything runs.
+
+::
+
+    out = "runs/sweep"              # the sweep folder (stages, ledger, report)
+    scale = "tiny"                  # recipes' scale: full, small or tiny
+    data_root = "../shared/data/cifar10"        # optional, passed to every stage
+    paper_logs = "../shared/data/baseline-logs" # optional: compare with published logs
+
+    [[runs]]                        # runs by recipe: names, a group, a method
+    recipes = ["cifar10-gaussian-rerun-s0.25"]
+    group = "baselines"
+    method = "macer"
+
+    [[runs]]                        # a product over train options (or method options)
+    label = "digits"
+    train = { dataset = "digits", arch = "mlp", epochs = 5, batch = 64 }
+    grid = { method = ["gaussian", "macer"], sigma = [0.25, 0.5], seed = [0, 1, 2] }
+    options = { macer = { lbd = 3.0 } }         # per-method options (optional)
+    certify = { n = 1000, n0 = 100 }            # σ and data follow the run's training
+    shards = 2                                  # certify in 2 index shards, merged
+
+A grid key is a ``TrainConfig`` field or an option of the methods it is used with; every
+point of the product becomes train → certify. Unknown recipes, methods, options, keys and
+engines are refused in one line, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ..errors import UserError
+from ..methods import method_spec
+from ..recipes import SCALES, get_recipe, list_recipes
+from ..stages import CertifyConfig, TrainConfig
+
+TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "runs"}
+RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
+            "certify", "shards"}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
+CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
+    "out", "checkpoint", "shard", "shards"}
+
+
+@dataclass
+class GridRun:
+    """One point of a product: its training config and certification options."""
+
+    label: str
+    train: TrainConfig
+    certify: dict[str, Any]
+    shards: int = 1
+
+
+@dataclass
+class RecipeRun:
+    """One recipe run at the sweep's scale."""
+
+    label: str
+    entry: dict
+    shards: int = 1
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file."""
+
+    path: Path
+    out: Path
+    scale: str = "tiny"
+    data_root: str | None = None
+    paper_logs: str | None = None
+    runs: list[GridRun | RecipeRun] = field(default_factory=list)
+
+
+def _where(path: Path, i: int | None = None) -> str:
+    return f"{path}" + (f" [[runs]] #{i + 1}" if i is not None else "")
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse and check a sweep file (one-line errors naming the place)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"sweep file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path} is not TOML: {err}") from None
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; the file takes "
+                        f"{', '.join(sorted(TOP_KEYS))}")
+    scale = data.get("scale", "tiny")
+    if scale not in SCALES:
+        raise UserError(f"{path}: unknown scale {scale!r}; choose {', '.join(SCALES)}")
+    # relative paths are taken from the working directory, as every command's are
+    sweep = Sweep(path, Path(data.get("out", Path("runs") / path.stem)), scale,
+                  data.get("data_root"), data.get("paper_logs"))
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise UserError(f"{path}: no [[runs]] table")
+    for i, run in enumerate(runs):
+        sweep.runs += _parse_run(run, sweep, _where(path, i))
+    return sweep
+
+
+def _parse_run(run: dict, sweep: Sweep, where: str) -> list[GridRun | RecipeRun]:
+    unknown = sorted(set(run) - RUN_KEYS)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; a run takes "
+                        f"{', '.join(sorted(RUN_KEYS))}")
+    shards = int(run.get("shards", 1))
+    if shards < 1:
+        raise UserError(f"{where}: shards must be ≥ 1")
+    if any(k in run for k in ("recipes", "group")) or ("method" in run and "train" not in run):
+        if "train" in run or "grid" in run:
+            raise UserError(f"{where}: a run names recipes or a product (train/grid), not both")
+        entries = []
+        for name in run.get("recipes", []):
+            entries.append(get_recipe(name))
+        if "group" in run or ("method" in run and not run.get("recipes")):
+            found = list_recipes(run.get("dataset"), run.get("group"), method=run.get("method"))
+            if not found:
+                raise UserError(f"{where}: no recipe in group {run.get('group')!r} with method "
+                                f"{run.get('method')!r}")
+            entries += found
+        return [RecipeRun(e["name"], e, shards) for e in entries]
+    return _product(run, sweep, where, shards)
+
+
+def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
+    base = dict(run.get("train", {}))
+    grid = dict(run.get("grid", {}))
+    per_method = run.get("options", {})
+    certify = dict(run.get("certify", {}))
+    for key in base:
+        if key not in TRAIN_FIELDS:
+            raise UserError(f"{where}: unknown train option {key!r}")
+    for key in certify:
+        if key not in CERTIFY_FIELDS:
+            raise UserError(f"{where}: unknown certify option {key!r}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}: grid.{key} must be a non-empty list")
+    if "dataset" not in base and "dataset" not in grid:
+        raise UserError(f"{where}: the product needs train.dataset")
+    if sweep.data_root and "data_root" not in base:
+        base["data_root"] = sweep.data_root
+    keys = list(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        fields = {**base, **{k: v for k, v in point.items() if k in TRAIN_FIELDS}}
+        method = fields.get("method", "gaussian")
+        spec = method_spec(method)  # an unknown method fails here, naming the choices
+        option_keys = [k for k in point if k not in TRAIN_FIELDS]
+        unknown = [k for k in option_keys if k not in spec.option_names()]
+        if unknown:
+            raise UserError(f"{where}: grid key {unknown[0]!r} is neither a train option nor "
+                            f"an option of method {method} ({spec.describe_options()})")
+        options = {**per_method.get(method, {}), **{k: point[k] for k in option_keys}}
+        train = TrainConfig(out="", options=options, progress=False,
+                            **{k: v for k, v in fields.items()})
+        label = " ".join(f"{k}={v}" for k, v in point.items()) or run.get("label", "run")
+        if run.get("label"):
+            label = f"{run['label']} {label}"
+        out.append(GridRun(label, train, certify, shards))
+    return out

@@ -1,0 +1,202 @@
+"""Sweeps on the local engine: plan, run, resume after kill -9, never the same stage twice, a
+failing stage that stops only its dependents, sharded certification equal to unsharded, and
+one-line refusals of bad sweep files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from smoothadv.cli import main
+from smoothadv.errors import UserError
+from smoothadv.records import read_records
+from smoothadv.sweep import Ledger, build_plan, load_sweep, run_local
+from smoothadv.sweep.jobs import is_done
+
+from .conftest import ROOT
+
+TRAIN = 'train = { dataset = "digits", arch = "mlp", epochs = 2, batch = 64, ' \
+        'train_subset = 128, test_subset = 64 }'
+CERTIFY = 'certify = { n = 100, n0 = 10, skip = 40 }'
+
+
+def write(tmp_path, body: str, name: str = "grid.toml"):
+    path = tmp_path / name
+    path.write_text(f'out = "{tmp_path / "out"}"\n' + body)
+    return path
+
+
+GRID = f"""
+[[runs]]
+label = "grid"
+{TRAIN}
+grid = {{ method = ["gaussian", "stability"], seed = [0, 1] }}
+{CERTIFY}
+
+[[runs]]
+label = "again"
+{TRAIN}
+grid = {{ method = ["gaussian"], seed = [0] }}
+{CERTIFY}
+shards = 2
+"""
+
+
+def rows(path):
+    """Record rows without the time column."""
+    lines = path.read_text().splitlines()
+    time_col = lines[0].split("\t").index("time")
+    return [[c for i, c in enumerate(ln.split("\t")) if i != time_col] for ln in lines]
+
+
+def test_plan_shares_stages_and_names_them_by_hash(tmp_path, capsys):
+    sweep = load_sweep(write(tmp_path, GRID))
+    plan = build_plan(sweep)
+    kinds = [j.kind for j in plan.jobs.values()]
+    # 4 trainings (the 'again' run shares gaussian seed 0), 4 certifications + 2 shards + merge
+    assert kinds.count("train") == 4 and kinds.count("merge") == 1
+    assert kinds.count("certify") == 4 + 2
+    shared = [j for j in plan.jobs.values() if j.kind == "train" and len(j.runs) == 2]
+    assert len(shared) == 1
+    again = build_plan(load_sweep(write(tmp_path, GRID)))
+    assert list(again.jobs) == list(plan.jobs)  # the same keys every time
+    for job in plan.jobs.values():
+        assert all(d in plan.jobs for d in job.deps)
+        assert job.key.split("-")[-1] == job.config.content_hash()
+    assert main(["sweep", "plan", str(tmp_path / "grid.toml")]) == 0
+    assert "11 stages for 5 runs" in capsys.readouterr().out
+
+
+def test_run_resume_after_kill_and_nothing_twice(tmp_path, capsys):
+    path = write(tmp_path, GRID)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "smoothadv", "sweep", "run", str(path)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    for line in proc.stdout:  # kill -9 once two stages are done
+        seen.append(line)
+        if sum(": done" in s for s in seen) == 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    sweep = load_sweep(path)
+    plan = build_plan(sweep)
+    finished = {k for k, j in plan.jobs.items() if is_done(j)}
+    assert 2 <= len(finished) < len(plan.jobs)
+    stamps = {k: plan.jobs[k].output.stat().st_mtime_ns for k in finished}
+    time.sleep(0.5)  # the killed runner's workers die with it (PR_SET_PDEATHSIG)
+    assert main(["sweep", "run", str(path)]) == 0
+    assert all(is_done(j) for j in plan.jobs.values())
+    for k in finished:  # what was done was not run again
+        assert plan.jobs[k].output.stat().st_mtime_ns == stamps[k]
+        assert Ledger(sweep.out).get(k).get("attempts", 1) == 1
+    capsys.readouterr()
+    assert main(["sweep", "run", str(path)]) == 0  # all done: nothing starts
+    assert ": started" not in capsys.readouterr().out
+    # the records equal those of an uninterrupted sweep in another folder
+    other = tmp_path / "clean"
+    other.mkdir()
+    clean = write(other, GRID)
+    assert main(["sweep", "run", str(clean)]) == 0
+    plan2 = build_plan(load_sweep(clean))
+    for run, run2 in zip(plan.runs, plan2.runs):  # the same runs, certified in other folders
+        assert run.label == run2.label
+        assert rows(plan.jobs[run.record_job].output) == rows(plan2.jobs[run2.record_job].output)
+    # sharded then merged equals one unsharded certification, row for row
+    merge = next(j for j in plan.jobs.values() if j.kind == "merge")
+    whole = next(j for j in plan.jobs.values() if j.kind == "certify"
+                 and j.config.shards == 1 and j.config.checkpoint == merge.config.checkpoint)
+    assert rows(merge.output) == rows(whole.output)
+    assert len(read_records(merge.output)) == 12
+    # status and report
+    assert main(["sweep", "status", str(path)]) == 0
+    assert "11 done" in capsys.readouterr().out
+    assert main(["sweep", "report", str(path)]) == 0
+    report = (sweep.out / "report.md").read_text()
+    assert "## σ = 0.25" in report and "ACR" in report
+    assert (sweep.out / "curves_sigma0.25.png").exists()
+
+
+def test_a_failing_stage_stops_only_its_dependents(tmp_path, capsys):
+    path = write(tmp_path, f"""
+[[runs]]
+{TRAIN}
+grid = {{ method = ["gaussian"] }}
+{CERTIFY}
+
+[[runs]]
+train = {{ dataset = "folder", data_root = "{tmp_path / 'nowhere'}", epochs = 1 }}
+{CERTIFY}
+""")
+    assert main(["sweep", "run", str(path)]) == 2
+    assert "some stages failed" in capsys.readouterr().err
+    sweep = load_sweep(path)
+    plan = build_plan(sweep)
+    ledger = Ledger(sweep.out)
+    states = {j.kind + str(j.config.dataset): (is_done(j), ledger.get(k).get("status"))
+              for k, j in plan.jobs.items()}
+    assert states["traindigits"][0] and states["certifydigits"][0]
+    assert states["trainfolder"] == (False, "failed")
+    assert states["certifyfolder"] == (False, "blocked")
+    assert main(["sweep", "status", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "failed" in table and "nowhere" in table  # the error line
+
+
+@pytest.mark.parametrize("body,message", [
+    ('[[runs]]\nrecipes = ["no-such-recipe"]\n', "unknown recipe"),
+    (f'[[runs]]\n{TRAIN}\ngrid = {{ method = ["nonsense"] }}\n', "unknown method"),
+    (f'[[runs]]\n{TRAIN}\ngrid = {{ lbdd = [1.0] }}\n', "grid key 'lbdd'"),
+    (f'[[runs]]\n{TRAIN}\ngrid = {{ method = ["stability"], steps = [2] }}\n',
+     "grid key 'steps'"),
+    ('[[runs]]\ntrain = { dataset = "digits", epochz = 3 }\n', "unknown train option"),
+    ('[[runs]]\nrecipes = []\nbogus = 1\n', "unknown key"),
+    ('scale = "huge"\n[[runs]]\nrecipes = []\n', "unknown scale"),
+])
+def test_bad_sweep_files_fail_in_one_line(tmp_path, capsys, body, message):
+    path = write(tmp_path, body)
+    assert main(["sweep", "plan", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_the_slurm_engine_without_sbatch_is_one_line(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["sweep", "run", str(path), "--engine", "slurm"]) == 2
+    assert "needs sbatch on PATH" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "stages").exists()  # nothing was submitted
+
+
+def test_recipes_share_the_catrs_teacher_with_the_gaussian_baseline(tmp_path):
+    path = write(tmp_path, """scale = "tiny"
+[[runs]]
+recipes = ["cifar10-gaussian-rerun-s0.25", "cifar10-catrs-s0.50", "cifar10-catrs-s1.00"]
+""")
+    plan = build_plan(load_sweep(path))
+    trains = [j for j in plan.jobs.values() if j.kind == "train"]
+    # the Gaussian σ = 0.25 model is the CAT-RS teacher: trained once for three runs
+    teacher = [j for j in trains if len(j.runs) == 3]
+    assert len(teacher) == 1 and teacher[0].config.method == "gaussian"
+    soft = [j for j in plan.jobs.values() if j.kind == "soft-labels"]
+    assert len(soft) == 1 and soft[0].deps == [teacher[0].key]
+    catrs = [j for j in trains if j.config.method == "catrs"]
+    assert len(catrs) == 2 and all(j.deps == [soft[0].key] for j in catrs)
+    assert all(j.config.options["soft_targets"] == str(soft[0].output) for j in catrs)
+    doc = json.loads(json.dumps(plan.jobs[catrs[0].key].config.to_dict()))
+    assert doc["options"]["soft_targets"].startswith(str(tmp_path / "out" / "stages"))
+
+
+def test_plan_refuses_unknown_engines_before_running(tmp_path, capsys):
+    path = write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\n")
+    with pytest.raises(SystemExit):
+        main(["sweep", "run", str(path), "--engine", "kubernetes"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not found"):
+        load_sweep(tmp_path / "missing.toml")
+    assert run_local.__doc__
