@@ -21,6 +21,7 @@ import bench_methods  # noqa: E402
 import bench_precision  # noqa: E402
 import bench_sequential  # noqa: E402
 import bench_sound  # noqa: E402
+import bench_sweep  # noqa: E402
 import bench_train_step  # noqa: E402
 
 from common import machine  # noqa: E402
@@ -31,7 +32,7 @@ def main() -> None:
     start = time.perf_counter()
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
                    bench_channels_last, bench_sequential, bench_sound, bench_compile,
-                   bench_methods, bench_precision):
+                   bench_methods, bench_precision, bench_sweep):
         module.main() if module is not bench_precision else module.main([])
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")

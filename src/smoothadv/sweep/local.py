@@ -39,6 +39,13 @@ def _init_worker(threads: int, gpus: multiprocessing.Queue | None) -> None:
     torch.set_num_threads(max(1, threads))
 
 
+def _timed(path: str) -> tuple[int, float]:
+    """(exit status, seconds) of one job in a worker."""
+    t0 = time.perf_counter()
+    code = execute(path)
+    return code, time.perf_counter() - t0
+
+
 def default_workers() -> int:
     """One per visible GPU, else one."""
     try:
@@ -96,7 +103,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                 path = write_job_file(job, jobs)
                 ledger.update(key, status="running", engine="local", started=time.time(),
                               attempts=ledger.get(key).get("attempts", 0) + 1)
-                running[pool.submit(execute, str(path))] = key
+                running[pool.submit(_timed, str(path))] = key
                 say(f"{key}: started")
             for key in list(waiting):  # a job another process held: done, or ours now
                 if not lock_held(jobs[key].folder):
@@ -116,13 +123,14 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
             for future in finished:
                 key = running.pop(future)
                 job = jobs[key]
-                code = future.result()
+                code, seconds = future.result()
                 if code == BUSY:
                     todo.append(key)
                     continue
                 if code == 0 and is_done(job):
                     done.add(key)
-                    ledger.update(key, status="done", finished=time.time(), error="")
+                    ledger.update(key, status="done", finished=time.time(), error="",
+                                  seconds=seconds)
                     say(f"{key}: done")
                 else:
                     failed.add(key)
