@@ -200,3 +200,23 @@ def test_plan_refuses_unknown_engines_before_running(tmp_path, capsys):
     with pytest.raises(UserError, match="not found"):
         load_sweep(tmp_path / "missing.toml")
     assert run_local.__doc__
+
+
+def test_a_product_with_catrs_gets_its_teacher_once(tmp_path):
+    path = write(tmp_path, f"""
+[[runs]]
+{TRAIN}
+grid = {{ method = ["gaussian", "catrs"], sigma = [0.25, 0.5] }}
+{CERTIFY}
+teacher_draws = 50
+""")
+    plan = build_plan(load_sweep(path))
+    trains = [j for j in plan.jobs.values() if j.kind == "train"]
+    soft = [j for j in plan.jobs.values() if j.kind == "soft-labels"]
+    assert len(trains) == 4 and len(soft) == 1 and soft[0].config.num_noise == 50
+    gauss = next(j for j in trains if j.config.method == "gaussian" and j.config.sigma == 0.25)
+    assert soft[0].deps == [gauss.key]  # the σ = 0.25 Gaussian run is the teacher
+    for job in trains:
+        if job.config.method == "catrs":
+            assert job.deps == [soft[0].key]
+            assert job.config.options["soft_targets"] == str(soft[0].output)

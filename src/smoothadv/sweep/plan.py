@@ -19,8 +19,8 @@ from typing import Any
 from ..configs import StageConfig
 from ..errors import UserError
 from ..recipes import recipe_stages
-from ..stages import CertifyConfig, TrainConfig
-from .spec import GridRun, RecipeRun, Sweep
+from ..stages import CertifyConfig, SoftLabelsConfig, TrainConfig
+from .spec import SOFT_TARGETS, GridRun, RecipeRun, Sweep
 
 OUTPUT_NAMES = {"train": "checkpoint.pth.tar", "soft-labels": "soft_targets.pt",
                 "certify": "certify.tsv", "merge": "certify.tsv"}
@@ -122,6 +122,8 @@ def build_plan(sweep: Sweep) -> Plan:
     for run in sweep.runs:
         moved: dict[str, tuple[str, str]] = {}
         if isinstance(run, GridRun):
+            if run.teacher_draws is not None:
+                _teacher(plan, out, run, moved)
             train = _home(plan, out, "train", run.train, moved, run.label)
             moved[str(train.output)] = (str(train.output), train.key)
             cert = CertifyConfig(**{
@@ -160,6 +162,20 @@ def build_plan(sweep: Sweep) -> Plan:
                                    reference))
     _check_collisions(plan)
     return plan
+
+
+def _teacher(plan: Plan, out: Path, run: GridRun, moved: dict) -> None:
+    """CAT-RS in a product: its authors' σ = 0.25 Gaussian teacher (the run's other training
+    settings) and the teacher's p_b, shared by every run that needs the same ones."""
+    t = run.train
+    teacher = _home(plan, out, "train", t.replace(method="gaussian", sigma=0.25, options={}),
+                    moved, run.label)
+    moved[str(teacher.output)] = (str(teacher.output), teacher.key)
+    soft = _home(plan, out, "soft-labels", SoftLabelsConfig(
+        teacher=str(teacher.output), dataset=t.dataset, data_root=t.data_root, sigma=0.25,
+        num_noise=run.teacher_draws, train_subset=t.train_subset, seed=t.seed, progress=False,
+        out="x"), moved, run.label)
+    moved[SOFT_TARGETS] = (str(soft.output), soft.key)
 
 
 def _output_of(config: StageConfig) -> str:

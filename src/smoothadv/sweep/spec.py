@@ -42,7 +42,8 @@ from ..stages import CertifyConfig, TrainConfig
 
 TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "runs"}
 RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
-            "certify", "shards"}
+            "certify", "shards", "teacher_draws"}
+SOFT_TARGETS = "<soft targets of the run's teacher>"  # replaced by the plan
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
 CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
     "out", "checkpoint", "shard", "shards"}
@@ -56,7 +57,7 @@ class GridRun:
     train: TrainConfig
     certify: dict[str, Any]
     shards: int = 1
-
+    teacher_draws: int | None = None  # CAT-RS: p_b from a σ = 0.25 Gaussian teacher
 
 @dataclass
 class RecipeRun:
@@ -165,10 +166,14 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
             raise UserError(f"{where}: grid key {unknown[0]!r} is neither a train option nor "
                             f"an option of method {method} ({spec.describe_options()})")
         options = {**per_method.get(method, {}), **{k: point[k] for k in option_keys}}
+        teacher = None
+        if "soft_targets" in spec.needs and "soft_targets" not in options:
+            options["soft_targets"] = SOFT_TARGETS  # the plan adds the teacher's stages
+            teacher = int(run.get("teacher_draws", 1000))
         train = TrainConfig(out="", options=options, progress=False,
                             **{k: v for k, v in fields.items()})
         label = " ".join(f"{k}={v}" for k, v in point.items()) or run.get("label", "run")
         if run.get("label"):
             label = f"{run['label']} {label}"
-        out.append(GridRun(label, train, certify, shards))
+        out.append(GridRun(label, train, certify, shards, teacher))
     return out
