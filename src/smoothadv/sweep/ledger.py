@@ -15,6 +15,14 @@ from typing import Any
 STATES = ("done", "running", "queued", "failed", "blocked", "todo")
 
 
+def mark_blocked(ledger: Ledger, key: str, deps: list[str], failed: set[str]) -> bool:
+    """Record ``key`` as blocked when one of its ``deps`` failed; returns whether it is."""
+    bad = [d for d in deps if d in failed]
+    if bad:
+        ledger.update(key, status="blocked", error="a stage it needs failed: " + ", ".join(bad))
+    return bool(bad)
+
+
 class Ledger:
     def __init__(self, out: Path) -> None:
         self.folder = Path(out) / "ledger"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from .jobs import BUSY, execute, is_done, last_error, lock_held, write_job_file
-from .ledger import Ledger
+from .ledger import Ledger, mark_blocked
 from .plan import Plan
 
 _GPU = None
@@ -85,12 +85,9 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
         while todo or running:
             for key in list(todo):
                 job = jobs[key]
-                if any(d in failed for d in job.deps):
+                if mark_blocked(ledger, key, job.deps, failed):
                     todo.remove(key)
                     failed.add(key)
-                    ledger.update(key, status="blocked",
-                                  error="a stage it needs failed: " + ", ".join(
-                                      d for d in job.deps if d in failed))
                     continue
                 if len(running) >= workers or not all(d in done for d in job.deps):
                     continue

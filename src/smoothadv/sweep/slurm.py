@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import UserError
 from .jobs import execute, is_done, last_error, write_job_file
-from .ledger import Ledger
+from .ledger import Ledger, mark_blocked
 from .plan import Plan
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
@@ -150,10 +150,9 @@ class SlurmEngine:
         while todo or active:
             for key in list(todo):
                 job = jobs[key]
-                if any(d in failed for d in job.deps):
+                if mark_blocked(ledger, key, job.deps, failed):
                     todo.remove(key)
                     failed.add(key)
-                    ledger.update(key, status="blocked", error="a stage it needs failed")
                     continue
                 if not all(d in done for d in job.deps):
                     continue
