@@ -29,7 +29,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
                         "Gaussian-trained model (Salman et al. 2020's pattern; σ 0.25 0.5 by "
                         "default)")
     p.add_argument("--quick", action="store_true",
-                   help="n = 10,000 and half the epochs: a one-minute run")
+                   help="n = 10,000 and half the epochs: about a fifth of the full run's "
+                        "time")
     add_common(p)
 
 
