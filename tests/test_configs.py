@@ -68,7 +68,8 @@ VALID = {
     "round_inputs": [False], "confidence": [0.001], "max": [-1, 100], "epsilon": [0.25, 0.5],
     "lr_gamma": [0.1, 0.5], "extra_weight": [0.5, 1.0], "lr_delay": [0, 1], "options": [{}],
     "lr_milestones": [None, (10, 20)], "max_radius": [None, 1.5], "shard": [0],
-    "shards": [1], "precision": ["fp32", "bf16"], "amp": [False], "class_map": [None, "imagenet-cifar10"],
+    "shards": [1], "precision": ["fp32", "bf16"], "amp": [False],
+    "class_map": [None, "imagenet-cifar10"],
 }
 
 
