@@ -15,8 +15,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/smoothadv demo $(DEMO_ARGS)
 
+# The real-SLURM tests mostly wait on the scheduler: by default they run in a second pytest
+# process beside the rest of the suite (their output follows the main run's); with PYTEST_ARGS
+# everything runs in one process as asked.
+SLURM_TESTS := tests/test_sweep_slurm.py
+
 test: $(STAMP)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@$(BIN)/python -m pytest -q -p no:cacheprovider $(SLURM_TESTS) > .slurm-tests.log 2>&1 & \
+	slurm=$$!; \
+	$(BIN)/python -m pytest -q --ignore=$(SLURM_TESTS); main=$$?; \
+	wait $$slurm; other=$$?; \
+	echo "--- real-SLURM tests ($(SLURM_TESTS)), run beside the suite:"; cat .slurm-tests.log; \
+	test $$main -eq 0 && test $$other -eq 0
+else
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+endif
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
