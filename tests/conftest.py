@@ -63,3 +63,19 @@ def linear_model() -> LinearBinary:
     g = torch.Generator().manual_seed(0)
     w = torch.randn(16, generator=g)
     return LinearBinary(w, b=-float(w.sum()) / 2)  # boundary through the image centre 0.5
+
+
+@pytest.fixture
+def digits_ckpt(tmp_path):
+    """An untrained digits MLP checkpoint (ours: it records its layer, dataset and σ)."""
+    from smoothadv.data import get_dataset_spec
+    from smoothadv.models import create_model, save_checkpoint
+
+    spec = get_dataset_spec("digits")
+    torch.manual_seed(0)
+    model = create_model("mlp", 10, mean=spec.mean, std=spec.std, image_size=8)
+    path = tmp_path / "mlp.pth.tar"
+    save_checkpoint(path, model, arch="mlp", epoch=0,
+                    meta=dict(dataset="digits", num_classes=10, in_channels=1, image_size=8,
+                              mean=spec.mean, std=spec.std, sigma=0.25))
+    return path

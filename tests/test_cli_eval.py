@@ -1,26 +1,11 @@
 """End-to-end `smoothadv certify` / `predict` through main(), on tiny models."""
 
 import pytest
-import torch
 
 from smoothadv.cli import main
-from smoothadv.data import get_dataset_spec
-from smoothadv.models import create_model, save_checkpoint
 from smoothadv.records import read_records
 
 from .conftest import shared_path
-
-
-@pytest.fixture
-def digits_ckpt(tmp_path):
-    spec = get_dataset_spec("digits")
-    torch.manual_seed(0)
-    model = create_model("mlp", 10, mean=spec.mean, std=spec.std, image_size=8)
-    path = tmp_path / "mlp.pth.tar"
-    save_checkpoint(path, model, arch="mlp", epoch=0,
-                    meta=dict(dataset="digits", num_classes=10, in_channels=1, image_size=8,
-                              mean=spec.mean, std=spec.std, sigma=0.25))
-    return path
 
 
 def _rows(path):

@@ -17,7 +17,6 @@ from smoothadv.data import create_dataset
 from smoothadv.models import load_checkpoint
 
 from .conftest import shared_path
-from .test_cli_eval import digits_ckpt  # noqa: F401  (fixture)
 
 
 def _identity_compiler(model, **kwargs):

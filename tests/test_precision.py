@@ -11,9 +11,8 @@ import torch
 
 from smoothadv import ABSTAIN, Smooth
 from smoothadv.cli import main
-from smoothadv.data import get_dataset_spec
 from smoothadv.errors import UserError
-from smoothadv.models import create_model, save_checkpoint, to_channels_last
+from smoothadv.models import create_model, to_channels_last
 from smoothadv.precision import Autocast, at_precision, check_precision
 
 
@@ -67,18 +66,6 @@ def test_fp16_needs_cuda_and_unknown_precisions_are_refused():
     with pytest.raises(UserError, match="unknown precision"):
         check_precision("fp8", torch.device("cpu"))
     assert check_precision("fp32", torch.device("cpu")) is None
-
-
-@pytest.fixture
-def digits_ckpt(tmp_path):
-    spec = get_dataset_spec("digits")
-    torch.manual_seed(0)
-    model = create_model("mlp", 10, mean=spec.mean, std=spec.std, image_size=8)
-    path = tmp_path / "mlp.pth.tar"
-    save_checkpoint(path, model, arch="mlp", epoch=0,
-                    meta=dict(dataset="digits", num_classes=10, in_channels=1, image_size=8,
-                              mean=spec.mean, std=spec.std, sigma=0.25))
-    return path
 
 
 def test_precision_is_recorded_and_compare_refuses_to_mix(digits_ckpt, tmp_path, capsys):

@@ -14,8 +14,6 @@ from smoothadv.errors import UserError
 from smoothadv.records import read_records
 from smoothadv.sequences import CERTIFIED, NOT_CERTIFIED, UNDECIDED
 
-from .test_cli_eval import digits_ckpt  # noqa: F401  (fixture)
-
 SIGMA = 0.25
 
 

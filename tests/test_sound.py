@@ -24,8 +24,6 @@ from smoothadv.noise.rounded import (
 from smoothadv.records import read_records
 from smoothadv.stats import lower_confidence_bound
 
-from .test_cli_eval import digits_ckpt  # noqa: F401  (fixture)
-
 
 @pytest.mark.parametrize("sigma", [0.12, 0.25, 0.5, 1.0])
 def test_table_equals_the_exact_probabilities(sigma):
