@@ -15,17 +15,11 @@ on both networks.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from common import build, device, machine, verdict
+from common import build, device, machine, run_peer, verdict
 from smoothadv import Smooth
 from smoothadv.compile import compile_for_inference, compile_for_training
 from smoothadv.methods import create_method
@@ -34,28 +28,14 @@ from smoothadv.train import fit_batch
 
 N0, N, BATCH = 100, 10_000, 1000
 ARCHS = ("cifar_resnet20", "cifar_resnet110")
-ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT.parent / "shared" / "peer"
-CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 
 
 def side_by_side() -> dict[str, tuple[float, float]] | None:
     """{arch: (paper's code s/image, smoothadv compiled s/image)} from one run of the peer
-    harness, or None when ``../shared/peer`` (or the CIFAR-10 images) are absent."""
-    code = PEER / "smoothing-adversarial" / "code"
-    if not (code.is_dir() and (PEER / "peer_bench.py").is_file() and CIFAR.is_dir()):
+    harness (:func:`common.run_peer`), or None where it cannot run."""
+    results = run_peer("certify", "smoothadv:certify_compiled:")
+    if results is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "peer.json"
-        subprocess.run([sys.executable, str(PEER / "peer_bench.py"), str(code), str(CIFAR),
-                        "--sections", "certify", "--archs", ",".join(ARCHS), "--batch",
-                        str(BATCH), "--n0", str(N0), "--n", str(N), "--num-images", "1",
-                        "--plugin", str(Path(__file__).with_name("peer_plugin.py")),
-                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL,
-                       env=dict(os.environ,
-                                SMOOTHADV_PEER_TASKS="smoothadv:certify_compiled:"))
-        results = json.loads(out.read_text())
-    results = results.get("results", results)
     return {arch: (results[f"certify:{arch}"]["sec_per_image_median"],
                    results[f"plugin:smoothadv:certify_compiled:{arch}"]["sec_per_image_median"])
             for arch in ARCHS}

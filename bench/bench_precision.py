@@ -19,26 +19,19 @@ certificates.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import SHARED, demo_models, machine, verdict
+from common import SHARED, demo_models, machine, run_peer, verdict
 from smoothadv import Smooth
 from smoothadv.compile import compile_for_inference
 from smoothadv.data import create_dataset
 from smoothadv.models import load_checkpoint
 from smoothadv.precision import at_precision, native_bf16_cpu
 
-ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT.parent / "shared" / "peer"
 CIFAR = Path(SHARED) / "cifar10"
 ARCHS = ("cifar_resnet20", "cifar_resnet110")
 RADII = (0.0, 0.25, 0.5, 0.75)
@@ -46,21 +39,8 @@ RADII = (0.0, 0.25, 0.5, 0.75)
 
 def side_by_side() -> dict | None:
     """The harness's results for the original and for smoothadv's tasks, from one run."""
-    code = PEER / "smoothing-adversarial" / "code"
-    if not (code.is_dir() and (PEER / "peer_bench.py").is_file() and CIFAR.is_dir()):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "peer.json"
-        subprocess.run([sys.executable, str(PEER / "peer_bench.py"), str(code), str(CIFAR),
-                        "--sections", "certify,train", "--archs", ",".join(ARCHS),
-                        "--batch", "1000", "--n0", "100", "--n", "10000", "--num-images", "1",
-                        "--train-repeats", "3",
-                        "--plugin", str(Path(__file__).with_name("peer_plugin.py")),
-                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL,
-                       env=dict(os.environ, SMOOTHADV_PEER_TASKS=(
-                           "smoothadv:certify_compiled,smoothadv:train")))
-        results = json.loads(out.read_text())
-    return results.get("results", results)
+    return run_peer("certify,train", "smoothadv:certify_compiled,smoothadv:train",
+                    "--train-repeats", "3")
 
 
 def print_side_by_side(results: dict) -> None:

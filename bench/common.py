@@ -132,3 +132,39 @@ def cifar_resnet20(sigma: float = 0.25) -> str | None:
                           train_subset=10_000, test_subset=500, seed=0, device="cpu",
                           progress=False))
     return ckpt
+
+
+PEER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                    "shared", "peer")
+
+
+def run_peer(sections: str, tasks: str, *args: str) -> dict | None:
+    """One run of ``../shared/peer/peer_bench.py`` (the SmoothAdv authors' code) with the
+    project's plugin (``bench/peer_plugin.py``, only the tasks whose names start with one of
+    the comma-separated prefixes ``tasks``): the harness's results by task, so that every ratio
+    against the original is taken within one run. None where the peer code or CIFAR-10 is
+    absent. ``args`` are the harness's own options (CIFAR ResNets, N0 = 100, N = 10,000,
+    batch 1,000, one image unless given)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    code = os.path.join(PEER, "smoothing-adversarial", "code")
+    harness = os.path.join(PEER, "peer_bench.py")
+    cifar = os.path.join(SHARED, "cifar10")
+    if not (os.path.isdir(code) and os.path.isfile(harness) and os.path.isdir(cifar)):
+        return None
+    plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_plugin.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "peer.json")
+        subprocess.run([sys.executable, harness, code, cifar, "--sections", sections,
+                        "--archs", "cifar_resnet20,cifar_resnet110", "--batch", "1000",
+                        "--n0", "100", "--n", "10000", "--num-images", "1", *args,
+                        "--plugin", plugin, "--json", out], check=True,
+                       stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, SMOOTHADV_PEER_TASKS=tasks))
+        with open(out) as f:
+            results = json.load(f)
+    return results.get("results", results)
+
