@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +25,6 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
         return run
 
     return wrap
-
-
-def warn(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 # ------------------------------------------------------------------ flags → config

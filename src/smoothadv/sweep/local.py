@@ -22,8 +22,6 @@ from .jobs import BUSY, execute, is_done, last_error, lock_held, write_job_file
 from .ledger import Ledger, mark_blocked
 from .plan import Plan
 
-_GPU = None
-
 
 def _init_worker(threads: int, gpus: multiprocessing.Queue | None) -> None:
     """Die with the runner; claim a GPU when there are some; size torch's thread pool."""

@@ -11,7 +11,6 @@ Certification with ``shards = K`` becomes K shard stages and a merge of their re
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,4 +207,4 @@ def describe(job: Job) -> str:
     return c.stage
 
 
-__all__ = ["Job", "Plan", "RunResult", "build_plan", "describe", "dataclasses"]
+__all__ = ["Job", "Plan", "RunResult", "build_plan", "describe"]
