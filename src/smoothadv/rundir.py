@@ -41,7 +41,7 @@ class RunFolder:
             return None
 
     def claim(self, config: StageConfig, *, overwrite: bool = False,
-              resume: bool = False) -> bool:
+              resume: bool = False, main: bool = True) -> bool:
         """Make sure the folder belongs to ``config``; returns whether to resume from its
         checkpoint.
 
@@ -49,13 +49,15 @@ class RunFolder:
         interruption continues). One of another configuration is refused in one line naming
         the options that differ, unless ``overwrite`` (then its checkpoint, log and config are
         removed). A folder holding a checkpoint but no hashed config (an older run) resumes
-        only with ``resume`` and is otherwise refused.
+        only with ``resume`` and is otherwise refused. Every process of a distributed run
+        checks (so that all refuse together); only the ``main`` one removes files.
         """
         document = self.read_config()
         has_checkpoint = self.has_checkpoint()
         if overwrite:
-            for path in (self.checkpoint, self.log, self.config):
-                path.unlink(missing_ok=True)
+            if main:
+                for path in (self.checkpoint, self.log, self.config):
+                    path.unlink(missing_ok=True)
             return False
         if document is None and not has_checkpoint:
             return False

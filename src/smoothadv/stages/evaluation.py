@@ -253,16 +253,17 @@ def file_fingerprint(path: str | None) -> str | None:
 def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
     """Make sure ``cfg.out`` belongs to ``cfg``: a record file written under another
     configuration (another content hash or checkpoint content) is refused in one line, or
-    removed with ``overwrite``. Records without a hashed config (older files) are resumed."""
+    removed with ``overwrite``. Records without a hashed config (older files) are resumed.
+    Under torchrun every rank checks, so that all refuse together (a refusal on rank 0 alone
+    would leave the others waiting at the merge); only rank 0 removes files."""
     out, conf = Path(cfg.out), config_path(cfg.out)
-    if not D.is_main():
-        return
-    stale = out.exists() or conf.exists()
-    if not stale:
-        return
     if cfg.overwrite:
-        for path in (out, conf, *out.parent.glob(out.name + ".part*")):
-            path.unlink(missing_ok=True)
+        if D.is_main():
+            for path in (out, conf, *out.parent.glob(out.name + ".part*")):
+                path.unlink(missing_ok=True)
+        D.barrier()  # no rank reads the old files while rank 0 removes them
+        return
+    if not (out.exists() or conf.exists()):
         return
     try:
         document = json.loads(conf.read_text(encoding="utf-8")) if conf.exists() else {}

@@ -134,8 +134,8 @@ class Trainer:
         self.distributed = D.init_process_group(self.device)
         self.out = Path(cfg.out)
         self.folder = RunFolder(self.out, CHECKPOINT_NAME, LOG_COLUMNS)
-        same_run = self.folder.claim(cfg, overwrite=cfg.overwrite and D.is_main(),
-                                     resume=cfg.resume)
+        same_run = self.folder.claim(cfg, overwrite=cfg.overwrite, resume=cfg.resume,
+                                     main=D.is_main())
         data = assemble_data(cfg)
         self.data = data
         self.spec, self.num_classes = data.spec, data.num_classes
