@@ -71,7 +71,7 @@ def _train_task(arch: str, precision: str):
 
         def step():
             fit_batch(model, opt, method, smooth, X, Y, epoch=100,
-                      autocast=lambda: autocast(precision, "cpu"))
+                      autocast=lambda: autocast(precision, X.device.type))
 
         step()  # warm-up
         times = []
