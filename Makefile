@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench gpu-check lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ endif
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# What a user with an NVIDIA GPU runs first (a few minutes): the device tests, CPU-GPU agreement
+# and certification throughput per precision and compile mode.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -79,3 +79,16 @@ def digits_ckpt(tmp_path):
                     meta=dict(dataset="digits", num_classes=10, in_channels=1, image_size=8,
                               mean=spec.mean, std=spec.std, sigma=0.25))
     return path
+
+
+def _cuda_present() -> bool:
+    return torch.cuda.is_available() and torch.cuda.device_count() > 0
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> torch.device:
+    """Each device-sensitive test once per device type; the CUDA variant is skipped, with one
+    line, where no GPU exists (``make gpu-check`` runs them where one does)."""
+    if request.param == "cuda" and not _cuda_present():
+        pytest.skip("no CUDA device here: the CUDA variant runs where a GPU exists")
+    return torch.device(request.param, 0) if request.param == "cuda" else torch.device("cpu")

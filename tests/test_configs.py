@@ -124,6 +124,8 @@ def _flip(value, name):
         return value + 1
     if name == "device":
         return "cpu" if value != "cpu" else "cuda"
+    if name in ("dist_timeout", "workers"):
+        return 30 if value is None else None
     return None if value is not None else "examples"
 
 

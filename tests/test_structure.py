@@ -8,7 +8,7 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "smoothadv"
 LAYERS = [  # lowest first; a unit may import units of its own layer or below
-    {"errors", "constants", "registry", "configs"},
+    {"errors", "constants", "registry", "configs", "backends"},
     {"stats", "sequences", "noise", "records", "distributed", "rundir"},
     {"data"},
     {"models"},

@@ -101,13 +101,22 @@ def _per_example(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
-def normalize_direction(direction: torch.Tensor,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def normalize_direction(direction: torch.Tensor, generator: torch.Generator | None = None,
+                        sync_free: bool | None = None) -> torch.Tensor:
     """Divide each example [B, ...] by its ℓ2 norm; an example whose norm is 0 becomes a
-    standard normal draw, not normalised (the paper's rule)."""
+    standard normal draw, not normalised (the paper's rule).
+
+    On the CPU the draws are made only when some norm is 0 (the paper's code, draw for draw).
+    On other devices, asking whether a norm is 0 would wait for the device, so a draw for every
+    example is made and kept where the norm is 0: the same result in distribution, no sync
+    (``sync_free`` chooses explicitly)."""
     norms = _norms(direction)
     unit = direction / _per_example(norms, direction)
     zero = norms == 0
+    if unit.device.type != "cpu" if sync_free is None else sync_free:
+        draws = torch.randn(unit.shape, generator=generator, device=unit.device,
+                            dtype=unit.dtype)
+        return torch.where(_per_example(zero, unit), draws, unit)
     if zero.any():
         unit = unit.clone()
         unit[zero] = torch.randn(unit[zero].shape, generator=generator, device=unit.device,
@@ -381,7 +390,7 @@ class SmoothAdvDDN(SmoothAdvAttack):
             adv = self._adversarial(step, y)
             better = adv & (l2 < best_l2)
             best_l2 = torch.where(better, l2, best_l2)
-            best_delta[better] = delta[better]
+            best_delta = torch.where(_per_example(better, delta), delta, best_delta)
             delta = delta + size * normalize_direction(step.direction, generator)
             norm = norm * (1 - (2 * adv.to(x.dtype) - 1) * gamma)
             norm = torch.min(norm, worst_norm)

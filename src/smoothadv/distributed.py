@@ -1,11 +1,26 @@
-"""Helpers for ``torchrun``: rank, world size, process groups, sharding and merging records.
+"""Helpers for ``torchrun``: rank, world size, devices, process groups, sharding, merging
+records and summing metrics over ranks.
 
 A plain ``python -m smoothadv …`` is one process (rank 0 of 1) and touches no process group.
+
+Devices under torchrun: every process takes one GPU of its node, picked by ``LOCAL_RANK``:
+``auto`` and ``cuda`` give rank r the GPU r of the node (``LOCAL_RANK`` modulo the GPUs seen),
+``cuda:N`` the GPU N + r (so two jobs on one node can share it out: ``cuda:0`` and
+``cuda:4``), and an index past the node's GPUs is refused in one line. Alone, ``cuda`` is
+GPU 0 and ``cuda:N`` is GPU N.
+
+Timeouts: the process group is created with a timeout of :data:`DEFAULT_TIMEOUT_MINUTES`
+(``SMOOTHADV_DIST_TIMEOUT`` minutes, or the ``--dist-timeout`` of a command), not NCCL's
+10 minutes: a collective may wait for another rank's checkpoint write or its share of an
+uneven evaluation. Certification's ranks never wait in a collective at all: each writes its
+part file, and the last rank to finish merges them (:func:`finish_parts`).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -25,6 +40,7 @@ def rank() -> int:
 
 
 def local_rank() -> int:
+    """This process's rank on its node (``LOCAL_RANK``; 0 otherwise)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
@@ -32,31 +48,103 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → this rank's CUDA device when CUDA is present, else the CPU; others as given."""
+DEFAULT_TIMEOUT_MINUTES = 120.0
+
+
+def resolve_device(name: str, *, cuda_count: int | None = None,
+                   distributed: bool | None = None) -> torch.device:
+    """The device of this process for ``--device name`` (see the module docstring).
+
+    ``auto``: CUDA when present (one GPU per local rank), else the CPU. ``cuda``: GPU
+    ``LOCAL_RANK`` under torchrun, GPU 0 alone. ``cuda:N``: GPU N + ``LOCAL_RANK`` under
+    torchrun, N alone. ``cpu``: the CPU. Always returns a CUDA device with an index, so that
+    ``torch.cuda.set_device`` and DDP's ``device_ids`` take it. ``cuda_count`` and
+    ``distributed`` replace what the machine and environment say (tests).
+    """
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = count if cuda_count is None else cuda_count
+    distributed = world_size() > 1 if distributed is None else distributed
+    offset = local_rank() if distributed else 0
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank() % torch.cuda.device_count())
-        return torch.device("cpu")
+        if count == 0:
+            return torch.device("cpu")
+        return torch.device("cuda", offset % count)
     try:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but CUDA is not available")
-    return device
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise UserError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    if count == 0:
+        raise UserError(f"--device {name} asked for, but CUDA is not available")
+    index = (device.index or 0) + offset
+    if index >= count:
+        where = f" (local rank {offset})" if distributed else ""
+        raise UserError(f"--device {name}{where} needs GPU {index}, but this node has {count}")
+    return torch.device("cuda", index)
 
 
-def init_process_group(device: torch.device) -> bool:
-    """Join the torchrun process group (NCCL on CUDA, gloo on CPU); False when not distributed."""
+def timeout_minutes(value: float | None = None) -> float:
+    """The process group's timeout: ``value``, else ``SMOOTHADV_DIST_TIMEOUT``, else
+    :data:`DEFAULT_TIMEOUT_MINUTES` (minutes, > 0)."""
+    if value is None:
+        text = os.environ.get("SMOOTHADV_DIST_TIMEOUT")
+        try:
+            value = DEFAULT_TIMEOUT_MINUTES if text is None else float(text)
+        except ValueError:
+            raise UserError(f"SMOOTHADV_DIST_TIMEOUT must be minutes, got {text!r}") from None
+    if not value > 0:
+        raise UserError(f"the process-group timeout must be > 0 minutes, got {value}")
+    return float(value)
+
+
+def init_process_group(device: torch.device, timeout: float | None = None) -> bool:
+    """Join the torchrun process group (NCCL on CUDA, gloo on CPU) with a timeout of
+    :func:`timeout_minutes` (``timeout``); False when not distributed. On CUDA the process's
+    GPU becomes the current device first (NCCL needs one GPU per rank)."""
     if world_size() == 1:
         return False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        kwargs = {"timeout": datetime.timedelta(minutes=timeout_minutes(timeout))}
+        if device.type == "cuda":
+            kwargs["device_id"] = device  # binds NCCL to this GPU (eager init)
+        try:
+            dist.init_process_group(backend=backend, **kwargs)
+        except TypeError:  # torch < 2.3 has no device_id
+            kwargs.pop("device_id", None)
+            dist.init_process_group(backend=backend, **kwargs)
     return True
+
+
+def setup_device(name: str, *, precision: str = "fp32", deterministic: bool = False,
+                 timeout: float | None = None, join: bool = True) -> torch.device:
+    """What every stage does first: this process's device (:func:`resolve_device`), the
+    backend flags (:func:`smoothadv.backends.configure`), and with ``join`` the torchrun
+    process group (:func:`init_process_group`, ``timeout`` minutes)."""
+    from .backends import configure
+
+    device = resolve_device(name)
+    configure(device, precision, deterministic)
+    if join:
+        init_process_group(device, timeout)
+    return device
+
+
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """``values`` (float64, any shape) summed over every rank (a copy, unchanged alone). One
+    collective: on CUDA the tensor travels on the process's GPU."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values.clone()
+    device = (torch.device("cuda", torch.cuda.current_device())
+              if dist.get_backend() == "nccl" else torch.device("cpu"))
+    total = values.to(device, torch.float64).clone()
+    dist.all_reduce(total)
+    return total.to(values.device)
 
 
 def barrier() -> None:
@@ -80,6 +168,41 @@ def part_path(out: str | os.PathLike, rank_: int) -> Path:
     """Where rank ``rank_`` writes its rows before they are merged into ``out``."""
     out = Path(out)
     return out.with_name(f"{out.name}.part{rank_}")
+
+
+def done_marker(out: str | os.PathLike, rank_: int) -> Path:
+    """The empty file rank ``rank_`` leaves when its part of ``out`` is complete."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.done{rank_}")
+
+
+def finish_parts(out: str | os.PathLike, world: int, rank_: int, *, wait: bool,
+                 poll_seconds: float = 1.0) -> bool:
+    """Mark rank ``rank_``'s part of ``out`` complete; the rank that finds every part complete
+    merges them (:func:`merge_record_parts`). No collective: a rank that finishes early does
+    not sit in a barrier (where NCCL's watchdog would end the job). With ``wait`` (rank 0, whose
+    caller reads ``out`` next) the call returns only once ``out`` is merged, polling the files.
+    Returns whether this rank merged."""
+    out = Path(out)
+    done_marker(out, rank_).touch()
+    merged = False
+    if all(done_marker(out, r).exists() for r in range(world)):
+        lock = out.with_name(out.name + ".merge-lock")
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            fd = None
+        if fd is not None:
+            os.close(fd)
+            merge_record_parts(out, world)
+            for r in range(world):
+                done_marker(out, r).unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+            merged = True
+    while wait and (done_marker(out, rank_).exists()
+                    or out.with_name(out.name + ".merge-lock").exists()):
+        time.sleep(poll_seconds)
+    return merged
 
 
 def merge_record_parts(out: str | os.PathLike, world: int) -> None:

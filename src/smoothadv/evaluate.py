@@ -140,6 +140,12 @@ def _open_records(out: Path, columns: tuple[str, ...],
     its share that no earlier run has written."""
     world, rank = D.world_size(), D.rank()
     target = out if world == 1 else D.part_path(out, rank)
+    if world > 1:
+        if rank == 0:  # markers of an interrupted run (perhaps of another world size)
+            for stale in out.parent.glob(out.name + ".done*"):
+                stale.unlink(missing_ok=True)
+            out.with_name(out.name + ".merge-lock").unlink(missing_ok=True)
+        D.barrier()  # every rank starts together: no marker of this run is removed
     done: set[int] = set()
     if world > 1 and out.exists() and out.stat().st_size > 0:
         done = set(read_records(out)["idx"].tolist())
@@ -148,13 +154,12 @@ def _open_records(out: Path, columns: tuple[str, ...],
 
 
 def _merge(out: Path) -> None:
-    """Under torchrun: wait for every rank, and let rank 0 merge the part files."""
+    """Under torchrun: the last rank to finish merges the part files; rank 0 returns once they
+    are merged, the others at once (no rank waits in a collective: shares of uneven work end
+    at different times, hours apart on ImageNet)."""
     world = D.world_size()
     if world > 1:
-        D.barrier()
-        if D.rank() == 0:
-            D.merge_record_parts(out, world)
-        D.barrier()
+        D.finish_parts(out, world, D.rank(), wait=D.rank() == 0)
 
 
 def run_sequential_records(

@@ -1,5 +1,5 @@
-"""Arithmetic precision of the base classifier: fp32 (the authors' code, the default), bf16 and
-fp16 autocast (a departure, ``--precision``).
+"""Arithmetic precision of the base classifier: fp32 (the authors' code, the default), TF32
+matrix products on CUDA, bf16 and fp16 autocast (departures, ``--precision``).
 
 **What a certificate means under a lower precision.** Randomized smoothing certifies the base
 classifier f that is evaluated: Cohen et al.'s theorem needs nothing of f but that it is a fixed
@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from .errors import UserError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -32,6 +32,9 @@ def check_precision(precision: str, device: torch.device) -> str | None:
     precision runs but not fast (bf16 on a CPU without bf16 instructions), else None."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
+    if precision == "tf32" and device.type != "cuda":
+        raise UserError("--precision tf32 runs on CUDA only (TF32 is an NVIDIA tensor-core "
+                        "format): use fp32 or bf16 on the CPU")
     if precision == "fp16" and device.type != "cuda":
         raise UserError("--precision fp16 runs on CUDA only (CPU autocast is bf16): use "
                         "--precision bf16 on the CPU")
@@ -50,8 +53,9 @@ def native_bf16_cpu() -> bool:
 
 
 def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
-    """The autocast context of ``precision`` on ``device_type`` (a no-op for fp32)."""
-    if precision == "fp32":
+    """The autocast context of ``precision`` on ``device_type`` (a no-op for fp32 and tf32,
+    whose matrix products :func:`smoothadv.backends.configure` switches to TF32)."""
+    if precision not in DTYPES:
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=DTYPES[precision])
 
@@ -74,5 +78,5 @@ class Autocast(nn.Module):
 
 
 def at_precision(module: nn.Module, precision: str) -> nn.Module:
-    """``module`` itself at fp32, else wrapped in :class:`Autocast`."""
-    return module if precision == "fp32" else Autocast(module, precision)
+    """``module`` itself at fp32 and tf32, else wrapped in :class:`Autocast`."""
+    return Autocast(module, precision) if precision in DTYPES else module

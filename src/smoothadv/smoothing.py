@@ -213,9 +213,10 @@ class Smooth:
         counts = torch.zeros(xs.shape[0] * classes, dtype=torch.long, device=device)
         pieces = self._noise_pieces(xs, num, min(num, batch_size), gens)
         for segments in self._pack(pieces, batch_size):
-            owners = torch.tensor([j for j, _ in segments], device=device)
-            sizes = torch.tensor([t.shape[0] for _, t in segments], device=device)
-            owner_ids = torch.repeat_interleave(owners, sizes)
+            # each sample's input, filled on the device from Python ints: no host-to-device
+            # copy of a list and no size read-back, so a CUDA batch never waits for the GPU
+            owner_ids = torch.cat([torch.full((t.shape[0],), j, dtype=torch.long, device=device)
+                                   for j, t in segments])
             if len(segments) == 1:  # one input: broadcast it rather than copy it per sample
                 clean, noise = xs[segments[0][0]], segments[0][1]
             else:
@@ -229,8 +230,8 @@ class Smooth:
         if xs.dim() < 2:
             raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
         check_positive_int(batch_size, "batch_size")
-        check_image_range(xs)
-        return self.noise.prepare(xs.to(self.device))
+        check_image_range(xs)  # where the inputs are (on the CPU, as loaded: no GPU sync)
+        return self.noise.prepare(xs).to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------------- CERTIFY
 

@@ -12,6 +12,7 @@ from .common import (
     add_compile,
     add_data_args,
     add_denoise_args,
+    add_device_args,
     add_normalization_arg,
     add_out_args,
     add_precision,
@@ -64,6 +65,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
     add_precision(p)
     add_compile(p)
     add_common(p)
+    add_device_args(p)
 
 
 stage_command("attack", "empirical robustness: attack g with SmoothAdv, then PREDICT",

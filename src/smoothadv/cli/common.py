@@ -94,6 +94,19 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def add_device_args(p: argparse.ArgumentParser, distributed: bool = True) -> None:
+    """``--deterministic``, and ``--dist-timeout`` for the commands that run under torchrun."""
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic cuDNN/cuBLAS algorithms on CUDA, so that a repeated or "
+                        "resumed run gives the same bits on the same GPU model (slower; the CPU "
+                        "is deterministic already)")
+    if not distributed:
+        return
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="MINUTES",
+                   help="under torchrun: how long a rank may wait for the others in a "
+                        "collective (default: $SMOOTHADV_DIST_TIMEOUT or 120)")
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """Dataset and selection options of certify, predict and attack."""
     from ..data import list_datasets
@@ -153,14 +166,16 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
                         "the exact-σ variant of Jeong & Shin 2023)")
 
 
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # smoothadv.precision's, without importing torch
 PRECISION_HELP = (
-    "arithmetic of the base classifier: fp32 (the authors' code; default), bf16 (CPU and CUDA) "
-    "or fp16 (CUDA) autocast, a departure: the certificate is then that of the classifier "
-    "evaluated in that precision, and the record's config says so")
+    "arithmetic of the base classifier: fp32 (the authors' code; default), tf32 (CUDA: TF32 "
+    "matrix products), bf16 (CPU and CUDA) or fp16 (CUDA) autocast, departures: the certificate "
+    "is then that of the classifier evaluated in that precision, and the record's config says "
+    "so")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help=PRECISION_HELP)
 
 
@@ -201,6 +216,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     add_precision(p)
     add_compile(p)
     add_common(p)
+    add_device_args(p)
 
 
 ESTIMATOR_HELP = (

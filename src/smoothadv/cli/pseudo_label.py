@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_normalization_arg, stage_command
+from .common import add_common, add_device_args, add_normalization_arg, stage_command
 
 
 def _pseudo_args(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def _pseudo_args(p: argparse.ArgumentParser) -> None:
                              "images here carry no labels to measure it with); the run prints "
                              "the layer it used")
     add_common(p)
+    add_device_args(p, distributed=False)
 
 
 stage_command("pseudo-label", "label unlabelled images with a teacher for self-training",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_normalization_arg, add_precision, stage_command
+from .common import add_common, add_device_args, add_normalization_arg, add_precision, stage_command
 
 
 def _soft_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def _soft_args(p: argparse.ArgumentParser) -> None:
     add_normalization_arg(p)
     add_precision(p)
     add_common(p)
+    add_device_args(p, distributed=False)
 
 
 stage_command("soft-labels", "per-image vote distributions of a teacher under noise (CAT-RS's p_b)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, command, config_from_args, run_config
+from .common import add_common, add_device_args, command, config_from_args, run_config
 
 OPTION_GROUP = "method options"
 
@@ -95,7 +95,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "the same command after an interruption continues the run")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a run of another configuration in OUT and start this one")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (0)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data loader processes (default: 0 on the CPU; on CUDA min(8, CPU cores "
+                        "per local rank), with pinned memory)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels-last memory format for conv nets (default: on; measured "
                         "faster on CPU)")
@@ -103,10 +105,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training steps and the attack's passes (--compile) "
                         "or not (--no-compile); default: compile conv nets for runs of at least "
                         "500 optimizer steps; eager on failure")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="autocast of the training steps and their attacks: fp32 (the authors'; "
-                        "default), bf16 (CPU and CUDA) or fp16 (CUDA, with a gradient scaler); "
-                        "noise is added in fp32 first")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+                   help="arithmetic of the training steps and their attacks: fp32 (the "
+                        "authors'; default), tf32 (CUDA: TF32 matrix products), bf16 (CPU and "
+                        "CUDA) or fp16 (CUDA, with a gradient scaler) autocast; noise is added "
+                        "in fp32 first")
     p.add_argument("--amp", action="store_true",
                    help="the older flag: bf16 autocast on CUDA only (same as --precision bf16 "
                         "there; nothing on a CPU)")
@@ -118,6 +121,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="test inputs attacked for the per-epoch attacked accuracy (500)")
     p.add_argument("--out", required=True, help="run directory")
     add_common(p)
+    add_device_args(p)
 
 
 def train_config_from_args(args: argparse.Namespace):

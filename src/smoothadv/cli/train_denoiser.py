@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, stage_command
+from .common import add_common, add_device_args, stage_command
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -42,6 +42,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="discard a run of another configuration in OUT and start this one")
     p.add_argument("--out", required=True, help="run directory")
     add_common(p)
+    add_device_args(p, distributed=False)
 
 
 stage_command("train-denoiser", "train a DnCNN denoiser so that any classifier can be certified",

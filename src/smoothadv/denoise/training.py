@@ -66,6 +66,7 @@ class DenoiserConfig(StageConfig):
     resume: bool = setting(False, result=False)  # continue a run that records no config
     overwrite: bool = setting(False, result=False)  # discard a run of another configuration
     device: str = setting("auto", result=False)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
@@ -111,7 +112,7 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
     """Train as configured; returns the checkpoint's path."""
     from .compose import compose, load_classifier
 
-    device = D.resolve_device(cfg.device)
+    device = D.setup_device(cfg.device, deterministic=cfg.deterministic, join=False)
     folder = RunFolder(cfg.out, CHECKPOINT, LOG_COLUMNS)
     same_run = folder.claim(cfg, overwrite=cfg.overwrite, resume=cfg.resume)
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
@@ -151,24 +152,25 @@ def train_denoiser(cfg: DenoiserConfig) -> Path:
         loader.generator.manual_seed(cfg.seed * 1000 + epoch)
         step = epoch * len(loader)
         denoiser.train()
-        total = count = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch
+        count = 0
         lr = opt.param_groups[0]["lr"]
         for x, y in tqdm(loader, desc=f"denoiser epoch {epoch + 1}/{cfg.epochs}",
                          disable=not cfg.progress, leave=False):
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             delta = cfg.sigma * torch.randn_like(x)
             clf = classifiers[step % len(classifiers)] if classifiers else None
             loss = denoiser_loss(cfg.objective, denoiser, clf, x, y, delta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * x.shape[0]
+            total += loss.detach().double() * x.shape[0]
             count += x.shape[0]
             step += 1
         sched.step()
         mse, noisy = test_mse(denoiser, test, cfg.sigma, device)
         folder.append((epoch + 1, f"{time.perf_counter() - t0:.2f}", f"{lr:.6g}",
-                       f"{total / count:.6f}", f"{mse:.6f}", f"{noisy:.6f}"))
+                       f"{float(total) / count:.6f}", f"{mse:.6f}", f"{noisy:.6f}"))
         atomic_torch_save({"kind": "dncnn", "config": denoiser.config(),
                            "state_dict": denoiser.state_dict(), "optimizer": opt.state_dict(),
                            "scheduler": sched.state_dict(), "epoch": epoch + 1,

@@ -137,9 +137,10 @@ class TrainingMethod:
         return f"{type(self).__name__}({args})"
 
 
-def accuracy_logs(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """``correct`` and ``count`` of logits [N, K] against targets [N]."""
-    return {"correct": float((logits.argmax(-1) == targets).sum()), "count": targets.numel()}
+def accuracy_logs(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    """``correct`` (a 0-dim tensor on the logits' device: reading it is left to whoever logs,
+    once per interval) and ``count`` (an int) of logits [N, K] against targets [N]."""
+    return {"correct": (logits.argmax(-1) == targets).sum().detach(), "count": targets.numel()}
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, **kw) -> torch.Tensor:

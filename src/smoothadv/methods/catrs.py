@@ -99,8 +99,8 @@ class CatRS(TrainingMethod):
         high = kl_to(soft.unsqueeze(1), attacked).max(dim=1).values
         full = (k == m).to(high.dtype)
         loss = (low + self.lbd * high * full).mean()
-        return loss, {"loss": loss.item(), "low": low.mean().item(),
-                      "high": (high * full).mean().item(),
+        return loss, {"loss": loss.detach(), "low": low.mean().detach(),
+                      "high": (high * full).mean().detach(),
                       **accuracy_logs(attacked.flatten(0, 1), targets)}
 
 

@@ -107,8 +107,8 @@ class Consistency(TrainingMethod):
         xent = cross_entropy(logits.flatten(0, 1), targets)
         kl, ent, reg = consistency_terms(logits, self.lbd, self.eta)
         loss = xent + reg
-        return loss, {"loss": loss.item(), "xent": xent.item(), "consistency": reg.item(),
-                      "kl": kl.item(), "entropy": ent.item(),
+        return loss, {"loss": loss.detach(), "xent": xent.detach(), "consistency": reg.detach(),
+                      "kl": kl.detach(), "entropy": ent.detach(),
                       **accuracy_logs(logits.flatten(0, 1), targets)}
 
 

@@ -73,7 +73,7 @@ class NoiseAugmentation(TrainingMethod):
             noisy, targets = x_adv + delta[:, 0], y
         logits = model(noisy)
         loss = cross_entropy(logits, targets)
-        return loss, {"loss": loss.item(), **accuracy_logs(logits, targets)}
+        return loss, {"loss": loss.detach(), **accuracy_logs(logits, targets)}
 
     def _attacked(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   delta: torch.Tensor, epoch: int, generator) -> torch.Tensor:
@@ -149,7 +149,7 @@ class Clean(TrainingMethod):
              **draws):
         logits = model(x)
         loss = cross_entropy(logits, y)
-        return loss, {"loss": loss.item(), **accuracy_logs(logits, y)}
+        return loss, {"loss": loss.detach(), **accuracy_logs(logits, y)}
 
 
 @register_method("clean", summary="standard training without noise (the classifier denoised "

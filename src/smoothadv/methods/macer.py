@@ -66,13 +66,16 @@ class Macer(TrainingMethod):
         with torch.no_grad():  # which inputs count; Φ⁻¹(1) = ∞ must not reach the gradient
             xi_all = probit(top.values[:, 0]) - probit(top.values[:, 1])
             counted = (top.indices[:, 0] == y) & torch.isfinite(xi_all) & (xi_all <= self.gamma)
-        v = top.values[counted]
-        xi = probit(v[:, 0]) - probit(v[:, 1])  # recomputed on the counted inputs only
-        rl = (self.sigma / 2) * (self.gamma - xi).sum()
+        # recomputed with gradients on the counted inputs only; the others are replaced by ½
+        # (a finite probit, and no gradient reaches them): no boolean indexing, which would
+        # wait for the GPU to say how many inputs count
+        v = torch.where(counted[:, None], top.values, torch.full_like(top.values, 0.5))
+        xi = probit(v[:, 0]) - probit(v[:, 1])
+        rl = (self.sigma / 2) * torch.where(counted, self.gamma - xi, torch.zeros_like(xi)).sum()
         lbd = self.lambda_at(epoch)
         loss = (cl + lbd * rl) / b
-        return loss, {"loss": loss.item(), "cl": cl.item() / b, "rl": rl.item() / b,
-                      "counted": int(counted.sum()),
+        return loss, {"loss": loss.detach(), "cl": cl.detach() / b, "rl": rl.detach() / b,
+                      "counted": counted.sum(),
                       **accuracy_logs(logits.flatten(0, 1), y.repeat_interleave(logits.shape[1]))}
 
 

@@ -82,7 +82,7 @@ class SmoothMix(TrainingMethod):
         correct = (p_bar.argmax(1) == y).to(kl.dtype).view(-1, 1)
         mix_term = (correct * kl).mean()
         loss = ce.mean() + self.eta * w * mix_term
-        return loss, {"loss": loss.item(), "xent": ce.mean().item(), "mixup": mix_term.item(),
+        return loss, {"loss": loss.detach(), "xent": ce.mean().detach(), "mixup": mix_term.detach(),
                       **accuracy_logs(logits.flatten(0, 1), targets)}
 
 

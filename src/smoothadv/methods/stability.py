@@ -30,7 +30,7 @@ class Stability(TrainingMethod):
         ce = cross_entropy(clean, y)
         stab = -(clean.softmax(-1) * noisy.log_softmax(-1)).sum(-1).mean()
         loss = ce + self.lbd * stab
-        return loss, {"loss": loss.item(), "xent": ce.item(), "stability": stab.item(),
+        return loss, {"loss": loss.detach(), "xent": ce.detach(), "stability": stab.detach(),
                       **accuracy_logs(noisy, y)}
 
 

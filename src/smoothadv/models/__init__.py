@@ -16,6 +16,7 @@ from .checkpoint import (
     resolve_normalization,
     save_checkpoint,
     to_channels_last,
+    to_cpu,
 )
 from .loading import load_checkpoint
 from .normalize import (
@@ -58,4 +59,5 @@ __all__ = [
     "resolve_normalization",
     "save_checkpoint",
     "to_channels_last",
+    "to_cpu",
 ]

@@ -81,8 +81,10 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
 
-    A reader never sees a half-written file, and a crash leaves the old file intact.
+    A reader never sees a half-written file, and a crash leaves the old file intact. Tensors
+    are written as CPU tensors (:func:`to_cpu`), whatever device they were on.
     """
+    obj = to_cpu(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -142,6 +144,19 @@ def save_checkpoint(
     if extra:
         ckpt.update(extra)
     atomic_torch_save(ckpt, path)
+
+
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor inside (dicts, lists, tuples) copied to the CPU and detached:
+    a checkpoint written on a GPU loads on any machine, the paper's code's ``torch.load``
+    without ``map_location`` included."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return type(obj)((k, to_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

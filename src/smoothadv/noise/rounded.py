@@ -147,9 +147,13 @@ class RoundedGaussian:
     # ------------------------------------------------------------------------- sampling
 
     def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
-             device: torch.device) -> torch.Tensor:
+             device: torch.device, sync_free: bool | None = None) -> torch.Tensor:
         """Integer noise (grid steps) of the given shape, int16, each coordinate from the
-        truncated rounded Gaussian (within the stated total-variation bound)."""
+        truncated rounded Gaussian (within the stated total-variation bound). ``sync_free``
+        (default: on any device but the CPU) draws every coordinate's low bits, so that no
+        count is read back from the device."""
+        device = torch.device(device)
+        sync_free = device.type != "cpu" if sync_free is None else sync_free
         edges, guide = self._tables(device)
         count = math.prod(shape)
         # U = top·2^(b−16) + low, top and low independent and uniform. Three 16-bit tops come
@@ -160,6 +164,14 @@ class RoundedGaussian:
         top = torch.cat((words >> 32, (words >> 16) & 0xFFFF, words & 0xFFFF))[:count]
         noise = torch.take(guide, top)
         hard = noise == SENTINEL
+        if sync_free:
+            # asking how many draws are hard would wait for the device: draw the low bits of
+            # every coordinate and keep them where needed (the same U, the same distribution;
+            # another stream than the CPU's, which draws low bits for the hard ones only)
+            low = torch.randint(0, 2**self.shift, (count,), generator=generator, device=device,
+                                dtype=torch.int64)
+            exact = torch.searchsorted(edges, (top << self.shift) | low, right=True) - self.m
+            return torch.where(hard, exact.to(torch.int16), noise).view(shape)
         if hard.any():
             low = torch.randint(0, 2**self.shift, (int(hard.sum()),), generator=generator,
                                 device=device, dtype=torch.int64)

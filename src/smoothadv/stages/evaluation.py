@@ -25,6 +25,7 @@ import torch
 
 from .. import distributed as D
 from ..attacks import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
+from ..backends import device_facts, same_stream
 from ..certification import SequentialCertifier
 from ..certification.sequential import DEFAULT_ALPHA_SPLIT
 from ..compile import compile_for_inference, should_compile
@@ -69,6 +70,8 @@ class EvalConfig(StageConfig):
     batch: int = setting(1000, result=False)
     compile: str = setting("auto", result=False)
     device: str = setting("auto", result=False)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
+    dist_timeout: float | None = setting(None, result=False)  # minutes (distributed.py)
     progress: bool = setting(True, result=False)
     overwrite: bool = setting(False, result=False)
 
@@ -286,6 +289,28 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
                         "pass --overwrite to discard them")
 
 
+def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
+    """Whether the record ``out`` now holds rows of two kinds of device (their noise streams
+    differ: CPU and CUDA, two GPU models, or a GPU without ``--deterministic``), saying so in
+    one line when a resume starts the mix. Every row stays a valid certificate; what is lost is
+    that a one-device run would repeat the file row for row. Sticky once set."""
+    if not (out.exists() and conf.exists()):
+        return False
+    try:
+        before = json.loads(conf.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    if before.get("mixed_streams"):
+        return True
+    if same_stream(before, now):
+        return False
+    say(f"{out}: its rows so far were drawn on {before.get('device_type')} "
+        f"({before.get('device_model')}), the rest on {now['device_type']} "
+        f"({now['device_model']}); each row is valid, but the file will not repeat row for row "
+        "on one device (the config records mixed_streams)")
+    return True
+
+
 # ------------------------------------------------------------------------- the runner
 
 
@@ -318,11 +343,13 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
         if not conf.parent.exists():
             say(f"creating the folder {conf.parent.resolve()} for the record file")
         conf.parent.mkdir(parents=True, exist_ok=True)
+        hardware = device_facts(device, cfg.deterministic)
+        hardware["mixed_streams"] = _mixed_streams(out, conf, hardware)
         document = config_document(
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
             checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
             randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
-            **cfg.facts(), **facts)
+            **hardware, **cfg.facts(), **facts)
         conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     if certifier is not None:
         run_sequential_records(certifier, dataset, indices, out, seed=cfg.seed,

@@ -35,6 +35,7 @@ class SoftLabelsConfig(StageConfig):
     seed: int = 0
     batch: int = setting(1000, result=False)
     device: str = setting("auto", result=False)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
@@ -44,7 +45,8 @@ class SoftLabelsConfig(StageConfig):
 
 
 def run_soft_labels(cfg: SoftLabelsConfig) -> StageResult:
-    device = D.resolve_device(cfg.device)
+    device = D.setup_device(cfg.device, precision=cfg.precision,
+                            deterministic=cfg.deterministic, join=False)
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
     labelled = create_dataset(cfg.dataset, "test", cfg.data_root)
     model, meta = load_model(cfg.teacher, cfg.input_normalization, labelled, cfg.sigma,
@@ -77,6 +79,7 @@ class PseudoLabelConfig(StageConfig):
     seed: int = 0
     batch: int = setting(256, result=False)
     device: str = setting("auto", result=False)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
@@ -87,7 +90,7 @@ class PseudoLabelConfig(StageConfig):
 
 
 def run_pseudo_label(cfg: PseudoLabelConfig) -> StageResult:
-    device = D.resolve_device(cfg.device)
+    device = D.setup_device(cfg.device, deterministic=cfg.deterministic, join=False)
     teacher, _ = load_model(cfg.teacher, cfg.input_normalization, None, None, cfg.seed, device)
     dataset = create_dataset(cfg.dataset, cfg.split, cfg.data_root)
     path = pseudo_label(teacher, dataset, cfg.out, cfg.batch, cfg.progress)

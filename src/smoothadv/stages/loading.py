@@ -73,8 +73,8 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False):
     """(smooth, dataset, meta, device) for an evaluation config (checkpoint, or denoiser and
     classifier; data set and split; σ): the checkpoint's input shape and class count are
     checked against the data set's before any work."""
-    device = D.resolve_device(cfg.device)
-    D.init_process_group(device)
+    device = D.setup_device(cfg.device, precision=cfg.precision,
+                            deterministic=cfg.deterministic, timeout=cfg.dist_timeout)
     if cfg.denoiser or cfg.classifier or cfg.class_map:
         return _load_denoised_for_eval(cfg, device, sound, round_inputs)
     if cfg.checkpoint is None:

@@ -48,7 +48,7 @@ class TrainConfig(StageConfig):
     extra_data: str | None = None
     extra_weight: float = 1.0
     channels_last: bool = True
-    precision: str = "fp32"  # autocast of the training steps: fp32, bf16 or fp16 (CUDA)
+    precision: str = "fp32"  # of the training steps: fp32, tf32 (CUDA), bf16, fp16 (CUDA)
     amp: bool = False  # the older flag: bf16 autocast on CUDA only (ignored on a CPU)
     train_subset: int | None = None
     test_subset: int | None = None
@@ -58,8 +58,10 @@ class TrainConfig(StageConfig):
     compile: str = setting("auto", result=False)  # "on", "off" or "auto" (see README)
     resume: bool = setting(False, result=False)  # continue a run that records no config
     overwrite: bool = setting(False, result=False)  # discard a run of another configuration
-    workers: int = setting(0, result=False)
+    workers: int | None = setting(None, result=False)  # None: 0 on a CPU, more on CUDA
     device: str = setting("auto", result=False)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
+    dist_timeout: float | None = setting(None, result=False)  # minutes (distributed.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:

@@ -54,15 +54,32 @@ def load_extra_data(path: str | os.PathLike) -> InMemoryDataset:
     return InMemoryDataset(images, labels, augment=images.shape[-1] == 32)
 
 
+MAX_CUDA_WORKERS = 8
+
+
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """Data-loader processes: as ``requested``; by default none on a CPU (the model needs
+    the cores) and min(8, CPU cores per local rank) on CUDA, where decoding and augmenting
+    on the main process would starve the GPU."""
+    if requested is not None:
+        if requested < 0:
+            raise UserError(f"--workers must be ≥ 0, got {requested}")
+        return requested
+    if device.type != "cuda":
+        return 0
+    per_rank = (os.cpu_count() or 1) // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    return max(0, min(MAX_CUDA_WORKERS, per_rank - 1))
+
+
 def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
-            drop_last: bool = False) -> DataLoader:
+            pin: bool, drop_last: bool = False) -> DataLoader:
     sampler = None
     if D.world_size() > 1:
         sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(
         ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
         num_workers=workers, drop_last=drop_last, persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed), pin_memory=pin,
     )
 
 
@@ -119,9 +136,12 @@ class TrainData:
     test: DataLoader
 
 
-def assemble_data(cfg: TrainConfig) -> TrainData:
-    """The data sets and loaders of ``cfg`` (subsets drawn from ``cfg.seed``; images decoded
-    once, before loader workers fork)."""
+def assemble_data(cfg: TrainConfig, device: torch.device | None = None) -> TrainData:
+    """The data sets and loaders of ``cfg`` for a run on ``device`` (the CPU when None):
+    subsets drawn from ``cfg.seed``; images decoded once, before loader workers fork; pinned
+    host memory for CUDA, so that batches are copied without blocking."""
+    device = torch.device("cpu") if device is None else device
+    workers, pin = loader_workers(cfg.workers, device), device.type == "cuda"
     spec = get_dataset_spec(cfg.dataset)
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
     test = create_dataset(cfg.dataset, "test", cfg.data_root)
@@ -140,11 +160,12 @@ def assemble_data(cfg: TrainConfig) -> TrainData:
         table = load_soft_targets(cfg.soft_targets, len(train), num_classes)
         train_source = SoftTargets(train_set, table)
     # loaders live for the whole run (workers persist); each epoch reseeds their shuffling
-    labelled = _loader(train_source, cfg.batch, True, cfg.workers, cfg.seed)
+    labelled = _loader(train_source, cfg.batch, True, workers, cfg.seed, pin)
     extra = (None if extra_set is None else
-             _loader(extra_set, cfg.batch, True, cfg.workers, cfg.seed + 1))
+             _loader(extra_set, cfg.batch, True, workers, cfg.seed + 1, pin))
     test_loader = DataLoader(test_set, batch_size=cfg.batch, shuffle=False,
-                             num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+                             num_workers=workers, persistent_workers=workers > 0,
+                             pin_memory=pin)
     image_size = spec.image_size or int(train[0][0].shape[-1])
     return TrainData(spec, train, train_set, test_set, num_classes, image_size, labelled,
                      extra, test_loader)

@@ -15,8 +15,10 @@ so that each lr lasts one epoch longer: 0–50, 51–100, …).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from .. import distributed as D
+from ..backends import device_facts
 from ..configs import config_document
 from ..methods import TrainingMethod, create_method
 from ..models import (
@@ -42,12 +45,13 @@ from ..models import (
 )
 from ..precision import autocast, check_precision
 from ..rundir import RunFolder
-from ..smoothing import Smooth, make_generator
+from ..smoothing import Smooth, input_seed, make_generator
 from .config import TrainConfig
 from .data import assemble_data
 
 COMPILE_MIN_STEPS = 500
 CHECKPOINT_NAME = "checkpoint.pth.tar"
+LOG_SECONDS = 1.0  # the progress bar reads the running loss from the device at most this often
 
 LOG_COLUMNS = ("epoch", "seconds", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                "test_adv_acc", "epsilon")
@@ -86,7 +90,7 @@ def fit_batch(
     soft_targets: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
-) -> tuple[float, float, int]:
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
     ``model`` is what is trained (maybe DDP-wrapped or compiled); ``smooth.base_classifier``
@@ -94,9 +98,12 @@ def fit_batch(
     method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
     ``generator`` (the default generator when None), computes ``method.loss`` and takes one
     step (through ``scaler`` under fp16 autocast). ``soft_targets`` [B, K] are split alongside
-    (CAT-RS). Returns (summed loss, number correct, number of trained samples).
+    (CAT-RS). Returns (summed loss, number correct) as 0-dim float64 tensors on the batch's
+    device — nothing is read back to the host, so a CUDA step never waits for the GPU — and
+    the number of trained samples.
     """
-    loss_sum = correct = 0.0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.float64, device=x.device)
     count = 0
     tensors = (x, y) if soft_targets is None else (x, y, soft_targets)
     draws_per_image = method.draws_at(epoch)
@@ -118,8 +125,10 @@ def fit_batch(
             scaler.scale(weight * loss).backward()
             scaler.step(optimizer)
             scaler.update()
-        loss_sum += logs["loss"] * logs["count"]
-        correct += logs["correct"]
+        # a method's logs are 0-dim tensors (floats from a method written elsewhere work too)
+        loss_sum += torch.as_tensor(logs["loss"], dtype=torch.float64,
+                                    device=x.device) * logs["count"]
+        correct += torch.as_tensor(logs["correct"], dtype=torch.float64, device=x.device)
         count += logs["count"]
     return loss_sum, correct, count
 
@@ -130,13 +139,14 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.device = D.resolve_device(cfg.device)
-        self.distributed = D.init_process_group(self.device)
+        self.device = D.setup_device(cfg.device, precision=cfg.precision,
+                                     deterministic=cfg.deterministic, join=False)
+        self.distributed = D.init_process_group(self.device, cfg.dist_timeout)
         self.out = Path(cfg.out)
         self.folder = RunFolder(self.out, CHECKPOINT_NAME, LOG_COLUMNS)
         same_run = self.folder.claim(cfg, overwrite=cfg.overwrite, resume=cfg.resume,
                                      main=D.is_main())
-        data = assemble_data(cfg)
+        data = assemble_data(cfg, self.device)
         self.data = data
         self.spec, self.num_classes = data.spec, data.num_classes
         self.train_set, self.test_set = data.train_set, data.test_set
@@ -183,7 +193,12 @@ class Trainer:
             self.step_model, failure = compile_for_training(self.ddp)
             if failure is None:
                 attacked, _ = compile_for_training(model)
+            else:
+                self.compiled = False
         self.smooth = Smooth(attacked, self.num_classes, cfg.sigma)
+        # compiled code fails lazily, at its first step (an inductor or Triton error): until
+        # one step has run, each batch is guarded and falls back to eager (see _fit_guarded)
+        self.compile_proven = not self.compiled
 
     def _compile_decision(self) -> bool:
         """``compile``: on, off, or auto = on for conv nets whose run has at least
@@ -235,28 +250,77 @@ class Trainer:
         seed = cfg.seed * 1000 + epoch
         _seed_everything(seed + 7919 * D.rank())
         sources = self._batches(epoch, seed)
-        total_loss = total_correct = total = 0.0
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        total_correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        total = 0
         total_batches = len(self.labelled)
         if self.extra is not None:
             total_batches += min(len(self.labelled), len(self.extra))
+        show = cfg.progress and D.is_main()
         bar = tqdm(sources, total=total_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch",
-                   disable=not cfg.progress or not D.is_main(), dynamic_ncols=True,
-                   mininterval=0.5)
+                   unit="batch", disable=not show, dynamic_ncols=True, mininterval=0.5)
+        shown = time.perf_counter()
         for kind, batch in bar:
-            x, y = self._to_device(batch[0]), batch[1].to(self.device)
-            soft = batch[2].to(self.device, x.dtype) if len(batch) > 2 else None
+            x = self._to_device(batch[0])
+            y = batch[1].to(self.device, non_blocking=True)
+            soft = (batch[2].to(self.device, x.dtype, non_blocking=True) if len(batch) > 2
+                    else None)
             weight = cfg.extra_weight if kind == "extra" else 1.0
-            loss_sum, correct, count = fit_batch(self.step_model, self.optimizer, self.method,
-                                                 self.smooth, x, y, epoch, weight,
-                                                 self._autocast, soft_targets=soft,
-                                                 scaler=self.scaler)
+            loss_sum, correct, count = self._fit_guarded(x, y, epoch, weight, soft)
             total_loss += loss_sum
             total_correct += correct
             total += count
-            bar.set_postfix(loss=f"{total_loss / max(total, 1):.3f}",
-                            acc=f"{total_correct / max(total, 1):.3f}", refresh=False)
-        return total_loss / max(total, 1), total_correct / max(total, 1)
+            if show and time.perf_counter() - shown >= LOG_SECONDS:
+                # the one read-back of the running sums per interval (a host-device sync)
+                shown = time.perf_counter()
+                loss_now, correct_now = torch.stack([total_loss, total_correct]).tolist()
+                bar.set_postfix(loss=f"{loss_now / max(total, 1):.3f}",
+                                acc=f"{correct_now / max(total, 1):.3f}", refresh=False)
+        # every rank's samples count: the logged figures are over the whole epoch's data
+        sums = D.sum_over_ranks(torch.stack([total_loss, total_correct,
+                                             torch.tensor(float(total), dtype=torch.float64,
+                                                          device=self.device)]))
+        loss_all, correct_all, count_all = sums.tolist()
+        return loss_all / max(count_all, 1), correct_all / max(count_all, 1)
+
+    def _fit_guarded(self, x: torch.Tensor, y: torch.Tensor, epoch: int, weight: float,
+                     soft: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """:func:`fit_batch` on this batch; until a compiled step has succeeded once, a failure
+        of the compiled model (inductor, Triton, an unsupported operator: they surface at the
+        first forward or backward) restores the weights, optimizer, scaler and random state
+        from before the batch, says so in one line, and redoes the batch eagerly — the run then
+        equals an eager run from that batch on."""
+        def step():
+            return fit_batch(self.step_model, self.optimizer, self.method, self.smooth, x, y,
+                             epoch, weight, self._autocast, soft_targets=soft,
+                             scaler=self.scaler)
+
+        if self.compile_proven:
+            return step()
+        saved = (copy.deepcopy(self.model.state_dict()),
+                 copy.deepcopy(self.optimizer.state_dict()),
+                 self.scaler.state_dict() if self.scaler is not None else None,
+                 torch.get_rng_state(),
+                 torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+        try:
+            result = step()
+        except Exception as err:  # noqa: BLE001 — any failure of compiled code: go eager
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            print(f"smoothadv: the compiled training step failed ({type(err).__name__}: "
+                  f"{first}); training eagerly", file=sys.stderr)
+            self.model.load_state_dict(saved[0])
+            self.optimizer.load_state_dict(saved[1])
+            if self.scaler is not None:
+                self.scaler.load_state_dict(saved[2])
+            torch.set_rng_state(saved[3])
+            if saved[4] is not None:
+                torch.cuda.set_rng_state_all(saved[4])
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step_model, self.smooth.base_classifier = self.ddp, self.model
+            self.compiled = False
+            result = step()
+        self.compile_proven = True
+        return result
 
     def _batches(self, epoch: int, seed: int):
         """This epoch's batches, read lazily: ("labelled", (x, y)), alternating with
@@ -282,34 +346,44 @@ class Trainer:
     def evaluate(self, epoch: int) -> tuple[float, float, float]:
         """(loss, accuracy) of f under noise σ on the test split, and, for SmoothAdv, the
         accuracy of f on x′ + δ with x′ attacked at this epoch's ε (first ``eval_adv_max``
-        test inputs; NaN otherwise). Rank 0 evaluates alone."""
+        test inputs; NaN otherwise).
+
+        Shared by the ranks: rank r evaluates the test batches r, r + W, … and the sums meet in
+        one all-reduce, so no rank idles while another evaluates. Test batch i draws its noise
+        from its own generator (seeded from the run's seed and i), so the figures do not depend
+        on the number of ranks. Sums stay on the device until that one read-back."""
         cfg = self.cfg
         model = self.model
         model.eval()
-        g = make_generator(cfg.seed + 17, self.device)
-        loss_sum = correct = total = 0.0
-        adv_correct = adv_total = 0.0
+        sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         eps = self.method.epsilon_at(epoch)
         attack = self.method.attack
-        for x, y in self.test_loader:
-            x, y = self._to_device(x), y.to(self.device)
+        seen = 0  # test inputs before this batch (the adversarial share is the first ones)
+        world, rank = D.world_size(), D.rank()
+        for i, (x, y) in enumerate(self.test_loader):
+            start, seen = seen, seen + y.shape[0]
+            if i % world != rank:
+                continue
+            g = make_generator(input_seed(cfg.seed + 17, i), self.device)
+            x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
             with self._autocast():
                 logits = model(noisy).float()
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += float((logits.argmax(1) == y).sum())
-            total += y.shape[0]
-            if attack is not None and eps > 0 and adv_total < cfg.eval_adv_max:
-                keep = int(min(y.shape[0], cfg.eval_adv_max - adv_total))
+            sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            sums[1] += (logits.argmax(1) == y).sum()
+            sums[2] += y.shape[0]
+            if attack is not None and eps > 0 and start < cfg.eval_adv_max:
+                keep = int(min(y.shape[0], cfg.eval_adv_max - start))
                 xk, yk = x[:keep], y[:keep]
                 noise = self.smooth.sample_noise(xk, self.method.draws_at(epoch), g)
                 x_adv = attack(self.smooth, xk, yk, noise=noise, generator=g, epsilon=eps)
                 with self._autocast():
                     logits = model(x_adv + noise[:, 0]).float()
-                adv_correct += float((logits.argmax(1) == yk).sum())
-                adv_total += keep
+                sums[3] += (logits.argmax(1) == yk).sum()
+                sums[4] += keep
+        loss_sum, correct, total, adv_correct, adv_total = D.sum_over_ranks(sums).tolist()
         adv_acc = adv_correct / adv_total if adv_total else float("nan")
-        return loss_sum / total, correct / total, adv_acc
+        return loss_sum / max(total, 1), correct / max(total, 1), adv_acc
 
     # ----------------------------------------------------------------------- whole run
 
@@ -326,11 +400,16 @@ class Trainer:
     def document(self) -> dict[str, Any]:
         """The run's ``config.json``: the config and what the run resolved."""
         return config_document(self.cfg, arch=self.arch, device=str(self.device),
-                               world_size=D.world_size(), input_layer=self.normalization.kind,
-                               fresh_weights=self.fresh)
+                               world_size=D.world_size(),
+                               global_batch=self.cfg.batch * D.world_size(),
+                               input_layer=self.normalization.kind, fresh_weights=self.fresh,
+                               **device_facts(self.device, self.cfg.deterministic))
 
     def run(self) -> Path:
-        """Train from ``start_epoch`` to ``epochs``; rank 0 logs and checkpoints each epoch."""
+        """Train from ``start_epoch`` to ``epochs``; every rank trains and evaluates its share,
+        rank 0 logs and checkpoints each epoch. The other ranks go on to the next epoch meanwhile
+        (its first gradient all-reduce waits for rank 0); all meet once more at the end, so that
+        every rank returns with the last checkpoint written."""
         cfg = self.cfg
         main = D.is_main()
         if main:
@@ -340,8 +419,8 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch(epoch)
             self.scheduler.step()
+            test_loss, test_acc, adv_acc = self.evaluate(epoch)
             if main:
-                test_loss, test_acc, adv_acc = self.evaluate(epoch)
                 seconds = time.perf_counter() - t0
                 self.folder.append((epoch + 1, f"{seconds:.2f}", f"{lr:.6g}", f"{train_loss:.4f}",
                                     f"{train_acc:.4f}", f"{test_loss:.4f}", f"{test_acc:.4f}",
@@ -359,7 +438,7 @@ class Trainer:
                                f"{train_acc:.3f} | test (noise σ={cfg.sigma:g}) loss "
                                f"{test_loss:.3f} acc {test_acc:.3f}"
                                + ("" if math.isnan(adv_acc) else f" | attacked {adv_acc:.3f}"))
-            D.barrier()
+        D.barrier()
         return self.checkpoint_path
 
 
