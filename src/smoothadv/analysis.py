@@ -136,6 +136,32 @@ def record_precision(path: str | os.PathLike) -> str:
     return str(inner.get("precision") or document.get("precision") or "fp32")
 
 
+NORM_LABELS = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
+
+
+def record_norm(path: str | os.PathLike) -> str:
+    """The norm of a record file's radii: its config's ``norm``; l2 for files that name none
+    (the paper's logs, records from before ℓ1 certificates)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.with_name(path.name + ".config.json").read_text())
+    except (OSError, ValueError):
+        return "l2"
+    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
+    return str(inner.get("norm") or document.get("norm") or "l2")
+
+
+def common_norm(paths) -> str:
+    """The one norm of ``paths``' radii; refuses, in one line, records of different norms in
+    one table or curve (their radii measure different balls)."""
+    norms = {str(p): record_norm(p) for p in paths}
+    if len(set(norms.values())) > 1:
+        shown = ", ".join(f"{p} {NORM_LABELS.get(n, n)}" for p, n in norms.items())
+        raise UserError(f"these records certify radii of different norms ({shown}): put each "
+                        "norm in its own table")
+    return next(iter(norms.values()), "l2")
+
+
 def sigma_from_path(path: str | os.PathLike) -> float | None:
     """σ of a record file: from its ``.config.json`` beside it, else from ``sigma_0.25`` or
     ``noise_0.25`` in its path (the paper's layout)."""
@@ -448,8 +474,10 @@ def plot_curves(
     envelope_cells: Sequence[EnvelopeCell] | None = None,
     title: str | None = None,
     max_radius: float | None = None,
+    norm: str = "l2",
 ) -> Path:
-    """Certified accuracy against radius, one curve per file (and the envelope, if given).
+    """Certified accuracy against radius, one curve per file (and the envelope, if given);
+    the x axis names the radii's ``norm``.
 
     Curves are exact step functions computed from the records (not only at the table's
     radii). Writes PNG or PDF by the file's suffix, with the non-interactive Agg backend.
@@ -476,7 +504,7 @@ def plot_curves(
     if envelope_cells:
         ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],
                 "k--o", markersize=3, label="envelope", linewidth=1.2)
-    ax.set_xlabel("ℓ2 radius (pixel space, images in [0,1])")
+    ax.set_xlabel(f"{NORM_LABELS.get(norm, norm)} radius (pixel space, images in [0,1])")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, top)

@@ -38,10 +38,13 @@ HASH_LENGTH = 16  # hex digits of the SHA-256 kept: 64 bits, collision-free for 
 
 
 def setting(default: Any = dataclasses.MISSING, *, result: bool = True,
-            default_factory: Any = dataclasses.MISSING) -> Any:
+            default_factory: Any = dataclasses.MISSING, added: bool = False) -> Any:
     """A config field; ``result=False`` marks one that does not change what the stage
-    computes (it is then left out of the content hash)."""
-    kwargs: dict[str, Any] = {"metadata": {"result": result}}
+    computes (it is then left out of the content hash). ``added=True`` marks a result field
+    added to a stage after runs of it existed, whose default is what those runs computed: it
+    enters the hash only when set to another value, so every earlier run folder and record
+    file keeps its hash (the default of such a field must never change)."""
+    kwargs: dict[str, Any] = {"metadata": {"result": result, "added": added}}
     if default_factory is not dataclasses.MISSING:
         kwargs["default_factory"] = default_factory
     else:
@@ -174,9 +177,13 @@ class StageConfig:
         return [f.name for f in dataclasses.fields(cls) if f.metadata.get("result", True)]
 
     def identity(self) -> dict[str, Any]:
-        """The stage name and every result field: what the content hash is taken of."""
+        """The stage name and every result field (an ``added`` field only where it differs
+        from its default): what the content hash is taken of."""
+        omitted = {f.name for f in dataclasses.fields(self) if f.metadata.get("added")
+                   and getattr(self, f.name) == f.default}
         return {"stage": self.stage,
-                **{k: _canonical(getattr(self, k)) for k in self.result_fields()}}
+                **{k: _canonical(getattr(self, k)) for k in self.result_fields()
+                   if k not in omitted}}
 
     def content_hash(self) -> str:
         """A stable name of the run: the first 16 hex digits of the SHA-256 of

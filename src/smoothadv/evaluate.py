@@ -67,6 +67,7 @@ def run_records(
     on_attacked: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None,
     group: int | None = None,
     randomized: bool = False,
+    certify_options: dict | None = None,
 ) -> Path:
     """Write certification (``kind='certify'``), prediction (``'predict'``) or empirical
     robustness (``'attack'``) records; returns the record file's path.
@@ -76,8 +77,12 @@ def run_records(
     ``cleanPredict`` (g on the clean input) and ``l2`` (‖x_adv − x‖₂). ``on_attacked`` sees
     every (idxs, x, x_adv). Resumes: rows already in ``out`` (or this rank's part file) are
     skipped. ``group`` inputs are processed together (default: chosen from n0, n, batch).
-    ``randomized`` certifies with the randomized Clopper–Pearson bound.
+    ``randomized`` certifies with the randomized Clopper–Pearson bound; ``certify_options``
+    (``two_sided``, ``box``) go to :meth:`Smooth.certify_many`, and ``derandomized`` certifies
+    with :meth:`Smooth.certify_derandomized` instead.
     """
+    certify_options = dict(certify_options or {})
+    derandomized = certify_options.pop("derandomized", False)
     if kind not in ("certify", "predict", "attack"):
         raise ValueError(f"unknown record kind {kind!r}")
     if (kind == "attack") != (attack is not None):
@@ -96,14 +101,17 @@ def run_records(
         for start in range(0, len(todo), group):
             chunk = todo[start : start + group]
             items = [dataset[i] for i in chunk]
-            xs = torch.stack([x for x, _ in items]).to(device)
+            xs = torch.stack([x for x, _ in items])  # as loaded (certify moves it itself)
             ys = torch.tensor([y for _, y in items])
             seeds = [input_seed(seed, i) for i in chunk]
             t0 = time.perf_counter()
-            if kind == "certify":
+            if kind == "certify" and derandomized:
+                results = smooth.certify_derandomized(xs, batch_size)
+            elif kind == "certify":
                 results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
-                                              randomized=randomized)
+                                              randomized=randomized, **certify_options)
             else:
+                xs = xs.to(device, non_blocking=True)
                 x_eval = xs
                 if attack is not None:
                     x_eval = attack(xs, ys.to(device), chunk).detach()

@@ -21,12 +21,12 @@ import torch.nn as nn
 
 from .data import check_image_range
 from .errors import UserError, check_alpha, check_positive_int, check_sigma
-from .noise import create_noise
+from .noise import LEVELS, NOISE_CHOICES, box_l1_radius, check_norm, create_noise
 from .stats import (
     binomial_test_pvalue,
-    certified_radius,
     lower_confidence_bound,
     randomized_lower_confidence_bound,
+    upper_confidence_bound,
 )
 
 ABSTAIN = -1
@@ -47,8 +47,10 @@ class Certificate(_Answer):
     """CERTIFY's answer for one input.
 
     With probability at least 1 − α over the noise, if ``prediction`` ≠ ABSTAIN then g
-    predicts ``prediction`` everywhere on the ℓ2 ball of radius ``radius`` around the input.
-    ``p_lower`` is the Clopper–Pearson lower bound on p_A from ``n_a`` of ``n`` samples.
+    predicts ``prediction`` everywhere on the ball of radius ``radius`` around the input, in
+    the smoothed classifier's norm (ℓ2 unless it says otherwise). ``p_lower`` is the
+    Clopper–Pearson lower bound on p_A from ``n_a`` of ``n`` samples (the exact p_A of a
+    deterministic certificate, which holds with certainty).
     """
 
     prediction: int
@@ -116,19 +118,42 @@ class Smooth:
             (:class:`~smoothadv.noise.RoundedGaussian`: inputs on the 8-bit grid,
             integer noise, certificates that hold in floating point). The soft classifier G
             (attacks, training) always uses float Gaussian noise.
+        noise: the noise family of PREDICT and CERTIFY: ``gaussian`` (σ the standard
+            deviation), or for ℓ1 certificates ``uniform``, ``laplace`` or ``splitting`` (σ the
+            per-coordinate standard deviation; :mod:`smoothadv.noise`).
+        norm: the norm of the certified radius: ``l2`` (Gaussian only), ``l1`` or ``linf``.
     """
 
     def __init__(self, base_classifier: nn.Module, num_classes: int, sigma: float,
-                 sound: bool = False) -> None:
+                 sound: bool = False, noise: str = "gaussian", norm: str = "l2") -> None:
         self.base_classifier = base_classifier
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.sigma = check_sigma(sigma)
         self.sound = bool(sound)
-        self.noise = create_noise("rounded_gaussian" if self.sound else "gaussian", self.sigma)
+        if noise not in NOISE_CHOICES:
+            raise UserError(f"unknown noise {noise!r}; choose {', '.join(NOISE_CHOICES)}")
+        if self.sound and noise != "gaussian":
+            raise UserError(f"--sound is the rounded Gaussian sampler; it does not take "
+                            f"--noise {noise}")
+        self.noise = create_noise("rounded_gaussian" if self.sound else noise, self.sigma)
+        self.norm = check_norm(norm)
+        if self.norm not in self.noise.norms:
+            self.noise.radius(0.9, self.norm, 1)  # the noise's one-line refusal
 
     def __repr__(self) -> str:
-        return (f"Smooth(num_classes={self.num_classes}, sigma={self.sigma}"
-                + (", sound=True)" if self.sound else ")"))
+        extra = (", sound=True" if self.sound else "") + (
+            f", noise={self.noise.kind!r}, norm={self.norm!r}" if self.norm != "l2" or
+            self.noise.kind not in ("gaussian", "sound") else "")
+        return f"Smooth(num_classes={self.num_classes}, sigma={self.sigma}{extra})"
+
+    def radius_of(self, p_lower, dims: int | None = None) -> np.ndarray:
+        """The certified radius (this smoother's noise and norm) of lower bounds p̲_A; 0 where
+        p̲_A ≤ ½. ``dims`` (coordinates of an input) is needed for ℓ∞."""
+        return self.noise.radius(p_lower, self.norm, dims)
+
+    def p_needed(self, radius, dims: int | None = None) -> np.ndarray:
+        """The smallest p̲_A whose radius reaches ``radius`` (a value above 1: never)."""
+        return self.noise.p_needed(radius, self.norm, dims)
 
     def effective_alpha(self, alpha: float, samples: int, dims: int) -> float:
         """α left for the statistical test once the sampler's own error bound over ``samples``
@@ -244,6 +269,8 @@ class Smooth:
         batch_size: int,
         seeds: Sequence[int] | None = None,
         randomized: bool = False,
+        two_sided: bool = False,
+        box: bool = False,
     ) -> list[Certificate]:
         """CERTIFY (Cohen et al., Algorithm 2) for each of K inputs xs [K,C,H,W] in [0,1].
 
@@ -255,6 +282,12 @@ class Smooth:
 
         ``randomized``: the randomized Clopper–Pearson bound instead (exact coverage 1 − α,
         never below the ordinary bound), with W ~ U[0,1] drawn once per input from its seed.
+
+        The radius is that of the noise and norm (:mod:`smoothadv.noise.radii`). Uniform and
+        splitting noise also take ``two_sided``: p̲_A at α/2 and, Bonferroni, an upper bound on
+        every other class at α/(2(K − 1)); the radius is the larger of 2λ(p̲_A − ½) and
+        λ(p̲_A − max p̄_c), both valid on that joint event. ``box``: the box-constrained ℓ1
+        radius (:func:`~smoothadv.noise.box_l1_radius`) of the same bounds, post hoc.
         """
         check_positive_int(n0, "n0")
         check_positive_int(n, "n")
@@ -262,17 +295,39 @@ class Smooth:
         xs = self._prepare(xs, batch_size)
         alpha = self.effective_alpha(alpha, n0 + n, xs[0].numel())
         gens = self._generators(xs.shape[0], seeds)
+        if (two_sided or box) and self.noise.kind not in ("uniform", "splitting"):
+            raise UserError("--two-sided and --box are certificates of uniform and splitting "
+                            "noise")
+        if box and self.norm != "l1":
+            raise UserError("--box is an ℓ1 certificate: give --norm l1")
         with eval_mode(self.base_classifier), torch.inference_mode():
             selection = self._counts(xs, n0, batch_size, gens).argmax(dim=1)
             counts = self._counts(xs, n, batch_size, gens)
             n_a = counts.gather(1, selection[:, None]).squeeze(1)
         c_hat, n_a = selection.cpu().numpy(), n_a.cpu().numpy()
+        dims = xs[0].numel()
+        level = alpha / 2 if two_sided else alpha
         if randomized:
             w = randomization(seeds, len(n_a))
-            p_lower = randomized_lower_confidence_bound(n_a, n, alpha, w)
+            p_lower = randomized_lower_confidence_bound(n_a, n, level, w)
         else:
-            p_lower = lower_confidence_bound(n_a, n, alpha)
-        radius = certified_radius(p_lower, self.sigma)
+            p_lower = lower_confidence_bound(n_a, n, level)
+        radius = self.radius_of(p_lower, dims)
+        budgets = np.maximum(p_lower - 0.5, 0.0)  # total variation the one-sided radius spends
+        if two_sided:
+            others = counts.cpu().numpy().copy()
+            others[np.arange(len(c_hat)), c_hat] = -1
+            top_other = others.max(axis=1).clip(min=0)
+            p_upper_b = np.minimum(upper_confidence_bound(
+                top_other, n, alpha / (2 * max(self.num_classes - 1, 1))), 1 - p_lower)
+            radius = np.maximum(radius, self.noise.two_sided_radius(p_lower, p_upper_b,
+                                                                    self.norm, dims))
+            budgets = np.maximum(budgets, (p_lower - p_upper_b) / 2)
+        if box:
+            images = xs.float().cpu().numpy()
+            radius = np.array([max(r, box_l1_radius(b, self.noise.lam, img))
+                               if p >= 0.5 else 0.0
+                               for r, b, img, p in zip(radius, budgets, images, p_lower)])
         return [
             Certificate(
                 prediction=int(c) if p >= 0.5 else ABSTAIN,
@@ -283,6 +338,39 @@ class Smooth:
             )
             for c, a, p, r in zip(c_hat, n_a, p_lower, radius)
         ]
+
+    def certify_derandomized(self, xs: torch.Tensor, batch_size: int) -> list[Certificate]:
+        """Levine & Feizi's deterministic ℓ1 certificate for splitting noise
+        (:mod:`smoothadv.noise.splitting`): every one of the K = 2λ·255 offsets evaluated once
+        per input xs [k,C,H,W] (on the 8-bit grid), exact counts n_c, no α. Predicts the top
+        class A when n_A exceeds every other count n_B, with radius (n_A − n_B)/510 =
+        λ(p_A − p_B) (ℓ1; over d for ℓ∞), for perturbed images on the grid; abstains on a tie.
+        ``p_lower`` is the exact p_A = n_A/K and ``n`` is K."""
+        if self.noise.kind != "splitting":
+            raise UserError("the deterministic certificate is for --noise splitting")
+        check_positive_int(batch_size, "batch_size")
+        if xs.dim() < 2:
+            raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
+        check_image_range(xs)
+        K, dims = self.noise.offsets_count, xs[0].numel()
+        scale = 1.0 if self.norm == "l1" else 1.0 / dims
+        out = []
+        with eval_mode(self.base_classifier), torch.inference_mode():
+            for x in xs:
+                inputs = self.noise.offset_inputs(x.cpu()).to(self.device, non_blocking=True)
+                counts = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
+                for start in range(0, K, batch_size):
+                    preds = self.base_classifier(inputs[start:start + batch_size]).argmax(1)
+                    counts += torch.bincount(preds, minlength=self.num_classes)
+                top = counts.topk(min(2, self.num_classes)).values.cpu().tolist()
+                c_a = int(counts.argmax())
+                n_a, n_b = int(top[0]), int(top[1]) if len(top) > 1 else 0
+                certified = n_a > n_b
+                out.append(Certificate(
+                    prediction=c_a if certified else ABSTAIN,
+                    radius=(n_a - n_b) / (2 * LEVELS) * scale if certified else 0.0,
+                    p_lower=n_a / K, n_a=n_a, n=K))
+        return out
 
     def certify(
         self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import norm
 
 from ..data import check_image_range
 from ..errors import UserError, check_alpha, check_positive_int
@@ -145,8 +144,10 @@ class SequentialCertifier:
                  budget: int = 100_000, sequence: str | ConfidenceSequence = "betting",
                  labelled: bool = True, n0: int = 100, batch_size: int = 1000,
                  anytime_tol: float | None = None, min_piece: int = MIN_PIECE,
-                 prior: str = "radii", alpha_split: float = DEFAULT_ALPHA_SPLIT) -> None:
+                 prior: str = "radii", alpha_split: float = DEFAULT_ALPHA_SPLIT,
+                 dims: int | None = None) -> None:
         self.smooth = smooth
+        self.dims = dims  # coordinates of an input: needed for ℓ∞ radii
         self.radii = np.array([float(r) for r in radii], dtype=np.float64)
         if np.any(self.radii < 0) or not np.all(np.isfinite(self.radii)):
             raise UserError("radii must be finite and non-negative")
@@ -160,7 +161,8 @@ class SequentialCertifier:
         self.alpha_split = float(alpha_split)
         self.alpha_seq, self.alpha_end = self._split(self.alpha)
         self.budget = check_positive_int(budget, "budget")
-        self.thresholds = norm.cdf(self.radii / smooth.sigma)
+        # the p_A each radius needs, in the smoother's noise and norm (above 1: unreachable)
+        self.thresholds = np.minimum(smooth.p_needed(self.radii, dims), 1.0)
         if prior not in PRIORS:
             raise UserError(f"unknown prior {prior!r}; choose {' or '.join(PRIORS)}")
         self.prior = prior
@@ -208,8 +210,7 @@ class SequentialCertifier:
             self.sequence = self._make_sequence(self.alpha_seq)
 
     def _radius(self, p: np.ndarray) -> np.ndarray:
-        p = np.asarray(p, dtype=np.float64)
-        return np.where(p > 0.5, self.smooth.sigma * norm.ppf(np.clip(p, 0.5, 1.0)), 0.0)
+        return np.asarray(self.smooth.radius_of(np.asarray(p, dtype=np.float64), self.dims))
 
     # ----------------------------------------------------------------------- running
 

@@ -16,6 +16,19 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
                    help="fixed-n: the randomized Clopper–Pearson lower bound (exact coverage "
                         "1-α, never below the ordinary bound; W ~ U[0,1] drawn from each "
                         "input's seed)")
+    l1 = p.add_argument_group("ℓ1 certificates", "with --noise uniform, laplace or splitting "
+                              "and --norm l1 (docs/certification.md)")
+    l1.add_argument("--two-sided", action="store_true",
+                    help="uniform/splitting: also λ(p_A − p_B) from an upper bound on every other "
+                         "class (α split in halves, Bonferroni over the classes); the larger "
+                         "radius is kept")
+    l1.add_argument("--box", action="store_true",
+                    help="uniform/splitting: the box-constrained ℓ1 radius (after Voráček & "
+                         "Hein 2023): perturbations that keep the image in [0,1]^d, post hoc")
+    l1.add_argument("--derandomized", action="store_true",
+                    help="splitting: Levine & Feizi's deterministic certificate on 8-bit inputs "
+                         "(every offset evaluated once, exact counts, no α; 2λ·255 forward "
+                         "passes per input; --n, --n0, --alpha unused)")
     g = p.add_argument_group(
         "sequential certification",
         "decide robustness at the given radii with as few samples as each input needs, at the "

@@ -209,8 +209,17 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                         "integer rounded-Gaussian noise, certificates that hold for the "
                         "float computation (see docs/certification.md)")
     p.add_argument("--round-inputs", action="store_true",
-                   help="with --sound: round inputs that are off the 8-bit grid to it (the "
-                        "record's config says so); without it such inputs are refused")
+                   help="with --sound or --derandomized: round inputs that are off the 8-bit "
+                        "grid to it (the record's config says so); without it such inputs are "
+                        "refused")
+    p.add_argument("--noise", default="gaussian",
+                   choices=["gaussian", "uniform", "laplace", "splitting"],
+                   help="noise of the smoothed classifier: gaussian (default), or for ℓ1 "
+                        "certificates uniform (cube [-λ,λ], λ = √3σ), laplace (scale σ/√2) or "
+                        "splitting (Levine & Feizi); σ is the per-coordinate standard deviation")
+    p.add_argument("--norm", default="l2", choices=["l2", "l1", "linf"],
+                   help="norm of the certified radius: l2 (Gaussian; default), l1, or linf "
+                        "(Gaussian: the ℓ2 radius over √d; others: the ℓ1 radius over d)")
     add_normalization_arg(p)
     add_denoise_args(p)
     add_precision(p)

@@ -44,7 +44,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{n}: {method_spec(n).summary}" for n in list_methods())
                    + " (default gaussian; each method's options below, with its authors' "
                      "CIFAR-10 defaults)")
-    p.add_argument("--sigma", type=float, default=0.25, help="training noise σ (0.25)")
+    p.add_argument("--sigma", type=float, default=0.25,
+                   help="training noise σ, the per-coordinate standard deviation (0.25)")
+    p.add_argument("--noise", default="gaussian",
+                   choices=["gaussian", "uniform", "laplace", "splitting"],
+                   help="training noise: gaussian (default) or, for ℓ1 models, uniform, laplace "
+                        "or splitting (methods gaussian — then noise augmentation — stability "
+                        "and clean take any; the others refuse all but gaussian)")
     p.add_argument("--epochs", type=int, default=90, help="epochs (90)")
     p.add_argument("--batch", type=int, default=256,
                    help="batch size per process (256; under torchrun the global batch is "

@@ -116,7 +116,8 @@ SMOOTHADV_OPTIONS = (
 
 
 @register_method("gaussian", options=GAUSSIAN_OPTIONS,
-                 summary="Gaussian data augmentation (Cohen et al. 2019)")
+                 summary="noise augmentation: Gaussian (Cohen et al. 2019) or the run's --noise",
+                 noises=("gaussian", "uniform", "laplace", "splitting"))
 def gaussian(*, sigma: float, num_noise: int, multi_noise: bool) -> NoiseAugmentation:
     """Gaussian data augmentation (Cohen et al.): train f on x + δ."""
     return NoiseAugmentation(sigma=sigma, num_noise=num_noise, multi_noise=multi_noise)
@@ -153,7 +154,7 @@ class Clean(TrainingMethod):
 
 
 @register_method("clean", summary="standard training without noise (the classifier denoised "
-                 "smoothing starts from)")
+                 "smoothing starts from)", noises=("gaussian", "uniform", "laplace", "splitting"))
 def clean(*, sigma: float) -> Clean:
     """Standard training on clean inputs (σ is only recorded)."""
     return Clean(sigma=sigma, num_noise=1)

@@ -91,6 +91,14 @@ class MethodSpec:
     options: tuple[Option, ...]
     needs: tuple[str, ...] = ()
     summary: str = ""
+    noises: tuple[str, ...] = ("gaussian",)  # the noise families it is defined for
+
+    def check_noise(self, noise: str) -> None:
+        """Refuse, in one line, a noise family the method is not defined for."""
+        if noise not in self.noises:
+            raise UserError(f"method {self.name} is defined for {' and '.join(self.noises)} "
+                            f"noise, not {noise}: train ℓ1 models with gaussian (noise "
+                            "augmentation) or stability")
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -121,14 +129,16 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(name: str, *, options: tuple[Option, ...] = (), needs: tuple[str, ...] = (),
-                    summary: str = "") -> Callable[[Callable[..., TrainingMethod]],
-                                                   Callable[..., TrainingMethod]]:
+                    summary: str = "", noises: tuple[str, ...] = ("gaussian",),
+                    ) -> Callable[[Callable[..., TrainingMethod]], Callable[..., TrainingMethod]]:
     """Decorator: register ``build(*, sigma, **options) -> TrainingMethod`` as method
-    ``name`` with its declared options (each given to ``build`` resolved)."""
+    ``name`` with its declared options (each given to ``build`` resolved) and the noise
+    families it is defined for (``noises``: the training draws come from that noise)."""
 
     def wrap(build: Callable[..., TrainingMethod]) -> Callable[..., TrainingMethod]:
         METHODS.add(name, MethodSpec(name, build, tuple(options), tuple(needs),
-                                     summary or (build.__doc__ or "").strip().split("\n")[0]))
+                                     summary or (build.__doc__ or "").strip().split("\n")[0],
+                                     tuple(noises)))
         return build
 
     return wrap

@@ -3,11 +3,15 @@ smoothing engine. Fixed-n and sequential certification consume any of them alike
 
 - ``gaussian``: float δ = σ·N(0, I) (:mod:`.gaussian`), the standard implementation;
 - ``rounded_gaussian``: the sound sampler on the 8-bit grid (:mod:`.rounded`), whose
-  certificates hold for the float computation.
+  certificates hold for the float computation;
+- ``uniform`` and ``laplace`` (:mod:`.additive`) and ``splitting`` (:mod:`.splitting`) for ℓ1
+  certificates, with their radii in :mod:`.radii`.
 
 A source has ``kind``, ``draw(shape, generator, device)``, ``prepare(x)``,
 ``apply(clean, noise)`` and ``alpha_spent(samples, dims)`` (the error its sampler may add,
-taken from α). Uniform and Laplace noise for ℓ1/ℓ∞ certificates would register here.
+taken from α), ``training_noise(x, m, generator)`` (draws ε with x + σ·ε the noisy inputs, for
+training), ``facts()`` (what a record keeps: λ) and the radius functions of :mod:`.radii`
+(``radius``, ``p_needed``, ``norms``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..registry import Registry
+from .additive import LaplaceNoise, UniformNoise
 from .gaussian import GaussianNoise
+from .radii import NORMS, box_l1_radius, check_norm
 from .rounded import LEVELS, GridRounded, RoundedGaussian, round_to_grid
+from .splitting import SplittingNoise, splitting_lambda
 
 NOISES: Registry[Callable[[float], object]] = Registry("noise")
 NOISES.add("gaussian", GaussianNoise)
 NOISES.add("rounded_gaussian", RoundedGaussian)
+NOISES.add("uniform", UniformNoise)
+NOISES.add("laplace", LaplaceNoise)
+NOISES.add("splitting", SplittingNoise)
+NOISE_CHOICES = ("gaussian", "uniform", "laplace", "splitting")  # what --noise takes
 
 
 def create_noise(kind: str, sigma: float):
@@ -32,5 +43,6 @@ def list_noises() -> list[str]:
     return NOISES.names()
 
 
-__all__ = ["LEVELS", "NOISES", "GaussianNoise", "GridRounded", "RoundedGaussian",
-           "create_noise", "list_noises", "round_to_grid"]
+__all__ = ["LEVELS", "NOISES", "NOISE_CHOICES", "NORMS", "GaussianNoise", "GridRounded",
+           "LaplaceNoise", "RoundedGaussian", "SplittingNoise", "UniformNoise", "box_l1_radius",
+           "check_norm", "create_noise", "list_noises", "round_to_grid", "splitting_lambda"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from .radii import GaussianRadii
 
-class GaussianNoise:
+
+class GaussianNoise(GaussianRadii):
     """The standard noise model: δ = σ·N(0, I) in float, added to the float input.
 
     (Float arithmetic makes this only approximately the Gaussian of the theorem; see
@@ -34,3 +36,12 @@ class GaussianNoise:
 
     def alpha_spent(self, samples: int, dims: int) -> float:
         return 0.0
+
+    def facts(self) -> dict:
+        return {}
+
+    def training_noise(self, x: torch.Tensor, num: int,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard-normal draws [B, num, C, H, W] (methods scale them by σ)."""
+        return torch.randn((x.shape[0], num, *x.shape[1:]), generator=generator,
+                           device=x.device, dtype=x.dtype)

@@ -49,6 +49,7 @@ import torch
 import torch.utils.data
 
 from ..errors import UserError
+from .radii import GaussianRadii
 
 LEVELS = 255  # grid steps per unit: the 8-bit grid {0, 1/255, …, 1}
 BITS = 62  # bits of each uniform integer (b ≥ 48)
@@ -95,7 +96,7 @@ def exact_probabilities(sigma: float, ks: np.ndarray, prec: int = 200) -> np.nda
                          for k in ks])
 
 
-class RoundedGaussian:
+class RoundedGaussian(GaussianRadii):
     """The sound noise model: rounded Gaussian noise on the 8-bit grid, sampled with integers.
 
     ``draw`` returns integer noise (grid steps, int16) and ``apply`` builds the model input
@@ -138,6 +139,9 @@ class RoundedGaussian:
         if key not in self._device_cache:
             self._device_cache[key] = (self.edges.to(device), self.guide.to(device))
         return self._device_cache[key]
+
+    def facts(self) -> dict:
+        return {}
 
     def alpha_spent(self, samples: int, dims: int) -> float:
         """The probability bound N·d·δ by which N sampled noise vectors of d coordinates may

@@ -33,6 +33,7 @@ from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
 from ..evaluate import run_records, run_sequential_records, select_indices
 from ..examples import ExampleSaver
+from ..noise import NOISE_CHOICES, check_norm
 from ..precision import PRECISIONS, at_precision, check_precision
 from ..records import read_records
 from ..sequences import list_sequences
@@ -63,7 +64,10 @@ class EvalConfig(StageConfig):
     input_normalization: str | None = None
     precision: str = "fp32"  # fp32 (the authors'), bf16 or fp16 autocast (a departure)
     sound: bool = False  # integer rounded-Gaussian noise on the 8-bit grid
-    round_inputs: bool = False  # with sound: inputs rounded to the grid
+    round_inputs: bool = False  # with sound or derandomized: inputs rounded to the grid
+    # ℓ1 certificates (added after the first records: hashed only when not the default)
+    noise: str = setting("gaussian", added=True)  # gaussian, uniform, laplace, splitting
+    norm: str = setting("l2", added=True)  # l2 (Gaussian), l1, linf
     seed: int = 0
     out: str = setting("", result=False)
     # how, not what: rows do not depend on these
@@ -92,8 +96,17 @@ class EvalConfig(StageConfig):
             raise UserError(f"--split must be train or test, got {self.split!r}")
         if self.compile not in ("auto", "on", "off"):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
-        if self.round_inputs and not self.sound:
-            raise UserError("--round-inputs goes with --sound")
+        if self.round_inputs and not (self.sound or getattr(self, "derandomized", False)):
+            raise UserError("--round-inputs goes with --sound or --derandomized")
+        if self.noise not in NOISE_CHOICES:
+            raise UserError(f"unknown noise {self.noise!r}; choose {', '.join(NOISE_CHOICES)}")
+        check_norm(self.norm)
+        if self.norm == "l2" and self.noise != "gaussian":
+            raise UserError(f"{self.noise} noise certifies ℓ1 (and ℓ∞ through it), not ℓ2: "
+                            "give --norm l1 (or linf), or --noise gaussian")
+        if self.sound and self.noise != "gaussian":
+            raise UserError(f"--sound is the rounded Gaussian sampler; it does not take "
+                            f"--noise {self.noise}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose "
                             f"{', '.join(PRECISIONS)}")
@@ -101,7 +114,8 @@ class EvalConfig(StageConfig):
     # ------------------------------------------------------------------ per stage
 
     def load(self):
-        return load_for_eval(self, sound=self.sound, round_inputs=self.round_inputs)
+        return load_for_eval(self, sound=self.sound, round_inputs=self.round_inputs,
+                             noise=self.noise, norm=self.norm)
 
     def samples_per_input(self) -> int:
         return self.n
@@ -125,10 +139,28 @@ class CertifyConfig(EvalConfig):
     labelled: bool = False
     alpha_split: float | None = None  # None: DEFAULT_ALPHA_SPLIT
     anytime_tol: float | None = None
+    two_sided: bool = setting(False, added=True)  # uniform/splitting: λ(p̲_A − p̄_B) too
+    box: bool = setting(False, added=True)  # the box-constrained ℓ1 radius (post hoc)
+    derandomized: bool = setting(False, added=True)  # Levine & Feizi: exact, no α
 
     def validate(self) -> None:
         super().validate()
         check_positive_int(self.n0, "--n0")
+        if (self.two_sided or self.box) and self.noise not in ("uniform", "splitting"):
+            raise UserError("--two-sided and --box are certificates of uniform and splitting "
+                            "noise (give --noise uniform or splitting)")
+        if self.box and self.norm != "l1":
+            raise UserError("--box is an ℓ1 certificate: give --norm l1")
+        if self.derandomized:
+            if self.noise != "splitting":
+                raise UserError("--derandomized is Levine & Feizi's certificate for --noise "
+                                "splitting")
+            if self.box or self.two_sided or self.sequential or self.randomized_cp:
+                raise UserError("--derandomized counts every offset exactly: it takes none of "
+                                "--box, --two-sided, --sequential, --randomized-cp")
+        if self.sequential and (self.two_sided or self.box):
+            raise UserError("--sequential tests p_A alone: it does not take --two-sided or "
+                            "--box")
         if not self.sequential:
             if (self.radii is not None or self.anytime_tol is not None or self.labelled
                     or self.alpha_split is not None):
@@ -182,6 +214,9 @@ class AttackConfig(EvalConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.noise != "gaussian" or self.norm != "l2":
+            raise UserError("the attacks are ℓ2 attacks on the Gaussian-smoothed classifier: "
+                            "attack takes neither --noise nor --norm")
         check_epsilon(self.epsilon)
         check_positive_int(self.steps, "--steps")
         check_positive_int(self.num_noise, "--m-test")
@@ -289,6 +324,13 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
                         "pass --overwrite to discard them")
 
 
+def _certify_options(cfg: EvalConfig) -> dict[str, bool]:
+    """The ℓ1 certificate options of a certify config (none for predict)."""
+    if not isinstance(cfg, CertifyConfig):
+        return {}
+    return {"two_sided": cfg.two_sided, "box": cfg.box, "derandomized": cfg.derandomized}
+
+
 def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
     """Whether the record ``out`` now holds rows of two kinds of device (their noise streams
     differ: CPU and CUDA, two GPU models, or a GPU without ``--deterministic``), saying so in
@@ -324,6 +366,12 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     indices = select_indices(len(dataset), cfg.skip, cfg.max)[cfg.shard::cfg.shards]
     if indices:  # refuse what fails on the first input before any file is written
         smooth.noise.prepare(dataset[indices[0]][0])
+        if getattr(cfg, "derandomized", False):
+            smooth.noise.offset_inputs(dataset[indices[0]][0])
+    if cfg.deterministic and cfg.noise == "splitting" and not getattr(cfg, "derandomized",
+                                                                       False):
+        say("--deterministic fixes cuDNN's algorithms; Levine & Feizi's deterministic ℓ1 "
+            "certificate is --derandomized")
     facts: dict[str, Any] = {}
     certifier = None
     if isinstance(cfg, CertifyConfig) and cfg.sequential:
@@ -349,6 +397,7 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
             checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
             randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
+            norm=smooth.norm, **smooth.noise.facts(),
             **hardware, **cfg.facts(), **facts)
         conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     if certifier is not None:
@@ -360,7 +409,7 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
         run_records(cfg.stage, smooth, dataset, indices, out,
                     n0=getattr(cfg, "n0", 100), n=cfg.n, alpha=cfg.alpha,
                     batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
-                    randomized=randomized, **hooks)
+                    randomized=randomized, certify_options=_certify_options(cfg), **hooks)
         if finish is not None:
             finish()
     text = ""
@@ -383,7 +432,8 @@ def _sequential_certifier(smooth: Smooth, cfg: CertifyConfig, dataset,
     certifier = SequentialCertifier(
         smooth, radii, cfg.alpha, budget=cfg.budget, sequence=cfg.sequence,
         labelled=cfg.labelled, n0=cfg.n0, batch_size=cfg.batch, anytime_tol=cfg.anytime_tol,
-        alpha_split=DEFAULT_ALPHA_SPLIT if cfg.alpha_split is None else cfg.alpha_split)
+        alpha_split=DEFAULT_ALPHA_SPLIT if cfg.alpha_split is None else cfg.alpha_split,
+        dims=dataset[indices[0]][0].numel() if indices else None)
     if indices:  # the sound sampler's share of α is set aside now, so the config records
         certifier.check_sampler(dataset[indices[0]][0].numel())  # the split actually used
     unreachable = [r for r in radii if r > certifier.radius_cap]

@@ -69,14 +69,15 @@ def load_denoised(cfg, device):
     return compose(classifier, denoiser), classifier.num_classes, meta
 
 
-def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False):
+def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False,
+                  noise: str = "gaussian", norm: str = "l2"):
     """(smooth, dataset, meta, device) for an evaluation config (checkpoint, or denoiser and
     classifier; data set and split; σ): the checkpoint's input shape and class count are
     checked against the data set's before any work."""
     device = D.setup_device(cfg.device, precision=cfg.precision,
                             deterministic=cfg.deterministic, timeout=cfg.dist_timeout)
     if cfg.denoiser or cfg.classifier or cfg.class_map:
-        return _load_denoised_for_eval(cfg, device, sound, round_inputs)
+        return _load_denoised_for_eval(cfg, device, sound, round_inputs, noise, norm)
     if cfg.checkpoint is None:
         raise UserError("give a checkpoint (or --classifier)")
     ckpt = read_checkpoint(cfg.checkpoint)
@@ -98,11 +99,12 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False):
                              cfg.seed, device)
     if round_inputs:
         dataset = GridRounded(dataset)
-    smooth = Smooth(model, meta["num_classes"], sigma, sound=sound)
+    smooth = Smooth(model, meta["num_classes"], sigma, sound=sound, noise=noise, norm=norm)
     return smooth, dataset, meta, device
 
 
-def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool):
+def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool,
+                            noise: str = "gaussian", norm: str = "l2"):
     if cfg.dataset is None:
         raise UserError("denoised smoothing needs --dataset")
     spec = get_dataset_spec(cfg.dataset)
@@ -121,5 +123,5 @@ def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool):
                             + str(err).strip().splitlines()[0]) from None
     if round_inputs:
         raise UserError("--round-inputs is not available with denoised smoothing")
-    smooth = Smooth(base, num_classes, cfg.sigma, sound=sound)
+    smooth = Smooth(base, num_classes, cfg.sigma, sound=sound, noise=noise, norm=norm)
     return smooth, dataset, meta, device

@@ -69,6 +69,7 @@ def run_analyze(cfg: AnalyzeConfig) -> StageResult:
     radii = list(cfg.radii)
     if "certify" in groups:
         cert_files, cert_labels = groups["certify"]
+        norm = A.common_norm(cert_files)
         summaries = A.load_summaries(cert_files, radii, cert_labels if cfg.labels else None,
                                      cfg.alpha, cfg.confidence, warn=_warn,
                                      as_written=cfg.as_written)
@@ -80,7 +81,8 @@ def run_analyze(cfg: AnalyzeConfig) -> StageResult:
         else:
             out.append(A.render(A.summary_table(summaries), cfg.format))
         if cfg.plot:
-            path = A.plot_curves(summaries, cfg.plot, cells, max_radius=cfg.max_radius)
+            path = A.plot_curves(summaries, cfg.plot, cells, max_radius=cfg.max_radius,
+                                 norm=norm)
             _warn(f"plot written to {path}")
     if "predict" in groups:
         pred_files, pred_labels = groups["predict"]
@@ -119,6 +121,7 @@ class CompareConfig(StageConfig):
 
 
 def run_compare(cfg: CompareConfig) -> StageResult:
+    A.common_norm((*cfg.ours, cfg.reference))
     precisions = {p: A.record_precision(p) for p in (*cfg.ours, cfg.reference)}
     if len(set(precisions.values())) > 1 and not cfg.allow_mixed:
         shown = ", ".join(f"{p} {v}" for p, v in precisions.items())

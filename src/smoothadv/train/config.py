@@ -15,6 +15,7 @@ from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError, check_positive_int, check_sigma
 from ..methods import method_spec
 from ..models import list_normalizations
+from ..noise import NOISE_CHOICES
 from ..precision import PRECISIONS
 
 
@@ -31,6 +32,8 @@ class TrainConfig(StageConfig):
     data_root: str | None = None
     method: str = "gaussian"
     sigma: float = 0.25
+    # the training noise (gaussian, uniform, laplace, splitting): hashed only when not gaussian
+    noise: str = setting("gaussian", added=True)
     options: dict[str, Any] = setting(default_factory=dict)  # the method's, resolved
     epochs: int = 90
     batch: int = 256
@@ -67,6 +70,9 @@ class TrainConfig(StageConfig):
     def validate(self) -> None:
         check_sigma(self.sigma)
         spec = method_spec(self.method)
+        if self.noise not in NOISE_CHOICES:
+            raise UserError(f"unknown noise {self.noise!r}; choose {', '.join(NOISE_CHOICES)}")
+        spec.check_noise(self.noise)
         options = spec.resolve(self.sigma, self.options)
         object.__setattr__(self, "options", options)
         for need in spec.needs:

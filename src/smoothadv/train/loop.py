@@ -43,6 +43,7 @@ from ..models import (
     save_checkpoint,
     to_channels_last,
 )
+from ..noise import create_noise
 from ..precision import autocast, check_precision
 from ..rundir import RunFolder
 from ..smoothing import Smooth, input_seed, make_generator
@@ -90,6 +91,7 @@ def fit_batch(
     soft_targets: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    noise_source=None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
@@ -98,7 +100,9 @@ def fit_batch(
     method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
     ``generator`` (the default generator when None), computes ``method.loss`` and takes one
     step (through ``scaler`` under fp16 autocast). ``soft_targets`` [B, K] are split alongside
-    (CAT-RS). Returns (summed loss, number correct) as 0-dim float64 tensors on the batch's
+    (CAT-RS). ``noise_source`` (a :mod:`smoothadv.noise` source; Gaussian when None) draws
+    the noise instead: ε with x + σ·ε its noisy inputs (uniform, Laplace, splitting).
+    Returns (summed loss, number correct) as 0-dim float64 tensors on the batch's
     device — nothing is read back to the host, so a CUDA step never waits for the GPU — and
     the number of trained samples.
     """
@@ -110,8 +114,11 @@ def fit_batch(
     for part in method.minibatches(*tensors):
         xb, yb = part[0], part[1]
         draws = {"soft_targets": part[2]} if soft_targets is not None else {}
-        noise = torch.randn((xb.shape[0], draws_per_image, *xb.shape[1:]), generator=generator,
-                            device=xb.device, dtype=xb.dtype)
+        if noise_source is None or noise_source.kind == "gaussian":
+            noise = torch.randn((xb.shape[0], draws_per_image, *xb.shape[1:]),
+                                generator=generator, device=xb.device, dtype=xb.dtype)
+        else:
+            noise = noise_source.training_noise(xb, draws_per_image, generator)
         model.train()
         with autocast():
             loss, logs = method.loss(model, xb, yb, noise, epoch,
@@ -172,6 +179,7 @@ class Trainer:
                                          weight_decay=cfg.weight_decay)
         self.scheduler = _scheduler(self.optimizer, cfg)
         self.method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
+        self.noise = create_noise(cfg.noise, cfg.sigma)
         # --amp, the older flag, is bf16 on CUDA and nothing on a CPU
         self.precision = ("bf16" if cfg.amp and self.device.type == "cuda" else cfg.precision)
         notice = check_precision(self.precision, self.device)
@@ -293,7 +301,7 @@ class Trainer:
         def step():
             return fit_batch(self.step_model, self.optimizer, self.method, self.smooth, x, y,
                              epoch, weight, self._autocast, soft_targets=soft,
-                             scaler=self.scaler)
+                             scaler=self.scaler, noise_source=self.noise)
 
         if self.compile_proven:
             return step()
@@ -366,7 +374,10 @@ class Trainer:
                 continue
             g = make_generator(input_seed(cfg.seed + 17, i), self.device)
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
-            noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
+            if self.noise.kind == "gaussian":
+                noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
+            else:  # the run's noise (uniform, Laplace, splitting)
+                noisy = x + cfg.sigma * self.noise.training_noise(x, 1, g)[:, 0]
             with self._autocast():
                 logits = model(noisy).float()
             sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
