@@ -69,7 +69,8 @@ VALID = {
     "lr_gamma": [0.1, 0.5], "extra_weight": [0.5, 1.0], "lr_delay": [0, 1], "options": [{}],
     "lr_milestones": [None, (10, 20)], "max_radius": [None, 1.5], "shard": [0],
     "shards": [1], "precision": ["fp32", "bf16"], "amp": [False],
-    "class_map": [None, "imagenet-cifar10"],
+    "class_map": [None, "imagenet-cifar10"], "noise": ["gaussian"], "norm": ["l2"],
+    "two_sided": [False], "box": [False], "derandomized": [False],
 }
 
 

@@ -310,3 +310,30 @@ def test_training_draws_have_the_noise_and_sigma():
     eps = split.training_noise(x, 3, g)
     noisy = x.unsqueeze(1) + 0.5 * eps
     assert noisy.min() >= -1e-6 and noisy.max() <= 1 + 1e-6  # bin centres stay in [0,1]
+
+
+def test_rebox_a_record_after_the_fact(tmp_path):
+    """The box radius computed from a written record equals the one computed from the
+    counts, up to the radius's rounding, and never falls below the plain radius."""
+    from smoothadv.certification import rebox_record
+    from smoothadv.evaluate import run_records
+    from smoothadv.records import read_records
+
+    class Confident(nn.Module):  # class 1 almost everywhere: p_A near 1, radius near λ
+        def forward(self, x):
+            v = x.flatten(1).mean(1) + 2.0
+            return torch.stack([-v, v], dim=1)
+
+    sigma = 1.0  # 2λ = 3.46: the plain radius can exceed every pixel's room in the box
+    images = [(torch.full((1, SIDE, SIDE), v), 1) for v in (0.5, 0.2, 0.9)]
+    smooth = Smooth(Confident(), 2, sigma, noise="uniform", norm="l1")
+    plain = run_records("certify", smooth, images, [0, 1, 2], tmp_path / "plain.tsv", n0=50,
+                        n=2000, alpha=0.001, batch_size=1000, seed=0, progress=False)
+    boxed = rebox_record(plain, images, sigma, "uniform", tmp_path / "box.tsv")
+    a, b = read_records(plain), read_records(boxed)
+    assert list(a["idx"]) == list(b["idx"])
+    assert all(b["radius"] >= a["radius"]) and b["radius"][0] > a["radius"][0]
+    direct = smooth.certify_many(torch.stack([x for x, _ in images]), 50, 2000, 0.001, 1000,
+                                 seeds=None, box=True)
+    assert all(c.prediction == 1 for c in direct)
+    assert b["radius"][0] <= box_l1_radius(0.5, smooth.noise.lam, images[0][0].numpy())

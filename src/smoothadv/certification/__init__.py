@@ -6,6 +6,7 @@ per-input noise streams (one generator per input, seeded from the run seed and t
 index). Noise sources (float and sound rounded Gaussian) live in :mod:`smoothadv.noise`.
 """
 
+from .box import rebox_record
 from .sequential import SequentialCertifier, SequentialResult, piece_size
 
-__all__ = ["SequentialCertifier", "SequentialResult", "piece_size"]
+__all__ = ["SequentialCertifier", "SequentialResult", "piece_size", "rebox_record"]

@@ -28,6 +28,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
                         "certified alone, behind an MSE DnCNN and behind Stab+MSE, beside a "
                         "Gaussian-trained model (Salman et al. 2020's pattern; σ 0.25 0.5 by "
                         "default)")
+    p.add_argument("--norm", choices=["l2", "l1"], default="l2",
+                   help="l1: ℓ1 certificates instead (Gaussian, uniform-noise and uniform "
+                        "stability training; uniform and box-constrained certificates beside the "
+                        "Gaussian model's ℓ2 radius; σ 0.5 1.0 by default)")
     p.add_argument("--quick", action="store_true",
                    help="n = 10,000 and half the epochs: about a fifth of the full run's "
                         "time")
@@ -39,12 +43,17 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
          _demo_args)
 def run_demo_cmd(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo, run_denoised_demo
-    from ..errors import check_sigma
+    from ..demo_l1 import run_l1_demo
+    from ..errors import UserError, check_sigma
 
-    sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.25])
+    if args.norm == "l1" and args.denoised:
+        raise UserError("--norm l1 and --denoised are two demos: give one")
+    l1 = args.norm == "l1"
+    sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.5, 1.0] if l1 else [0.25])
     for sigma in sigmas:
         check_sigma(sigma)
-    (run_denoised_demo if args.denoised else run_demo)(DemoConfig(
+    runner = run_l1_demo if l1 else run_denoised_demo if args.denoised else run_demo
+    runner(DemoConfig(
         out=args.out, sigmas=tuple(sigmas), epochs=args.epochs, epsilon=args.epsilon,
         steps=args.steps, m_train=args.m_train, quick=args.quick, n=args.n, batch=args.batch,
         seed=args.seed, methods=tuple(args.methods), device=args.device,

@@ -61,8 +61,9 @@ def all_recipes() -> tuple[dict, ...]:
     """The paper's models (:func:`catalogue`) and the training-method baselines
     (:func:`smoothadv.recipes.baselines.baselines`)."""
     from .baselines import baselines
+    from .l1 import l1_recipes
 
-    return catalogue() + baselines()
+    return catalogue() + baselines() + l1_recipes()
 
 
 def list_recipes(dataset: str | None = None, group: str | None = None,
@@ -118,7 +119,10 @@ def protocol_n(entry: dict, scale: str) -> int:
 
 
 def certify_radii(entry: dict) -> list[float]:
-    """The radii of the paper's table for the recipe's data set, 0 first."""
+    """The radii of the paper's table for the recipe's data set, 0 first (ℓ1 recipes: Yang et
+    al.'s ℓ1 radii)."""
+    if entry.get("norm") == "l1":
+        return [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
     if entry["dataset"] == "cifar10":
         return [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25]
     return [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
@@ -139,6 +143,7 @@ def certify_stages(entry: dict, checkpoint: str | Path, out: str | Path, scale: 
         "checkpoint": str(checkpoint), "dataset": entry["dataset"], "data_root": data_root,
         "sigma": entry["sigma"], "alpha": entry["certification"]["alpha"],
         "input_normalization": entry["normalization"], "out": str(record), "progress": False,
+        "noise": entry.get("noise", "gaussian"), "norm": entry.get("norm", "l2"),
         **_protocol(entry, scale), **(overrides or {})})
     stages = [Stage("certify", certify),
               Stage("analyze", AnalyzeConfig(paths=(str(record),), radii=tuple(radii)))]
@@ -235,7 +240,7 @@ def recipe_stages(entry: dict, out: str | Path, scale: str = "full",
                  lr_delay=entry.get("lr_delay", 0),
                  weight_decay=entry.get("weight_decay", 1e-4),
                  lr_milestones=tuple(milestones) if milestones else None,
-                 method=entry["method"], **subset)
+                 method=entry["method"], noise=entry.get("noise", "gaussian"), **subset)
     stages: list[Stage] = []
     if entry["pretraining"]:
         if pretrained is None:  # the pre-training the paper did, for `recipe show`
