@@ -337,3 +337,18 @@ def test_rebox_a_record_after_the_fact(tmp_path):
                                  seeds=None, box=True)
     assert all(c.prediction == 1 for c in direct)
     assert b["radius"][0] <= box_l1_radius(0.5, smooth.noise.lam, images[0][0].numpy())
+
+
+def test_sequential_certification_with_uniform_and_laplace_noise():
+    """The sequential certifier's thresholds are the p_A each ℓ1 radius needs: radii inside
+    the true distance are certified, one beyond the noise's reach (> λ) never is."""
+    from smoothadv.certification import SequentialCertifier
+
+    distance = 0.35
+    for kind, dims in (("uniform", None), ("laplace", None)):
+        smooth = Smooth(PixelThreshold(0.3), 2, 0.5, noise=kind, norm="l1")
+        cert = SequentialCertifier(smooth, [0.1, 0.3, 2.0], alpha=0.001, budget=50_000,
+                                   dims=dims)
+        (_, res), = list(cert.run([(0, _image(0.3 + distance), 1, 5)]))
+        assert res.prediction == 1 and 0.3 <= res.radius <= distance
+        assert res.decision_text.startswith("C,C,") and res.decision_text[-1] != "C"
