@@ -34,3 +34,20 @@ def test_demo_with_every_method(tmp_path, capsys):
     assert (out / "catrs_soft_targets.pt").exists()  # the σ = 0.25 teacher's p_b
     assert (out / "gaussian_sigma0.25" / "checkpoint.pth.tar").exists()
     assert main(["demo", "--out", str(out), "--methods", "nope"]) == 2
+
+
+def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):
+    from smoothadv.analysis import record_norm
+
+    assert main(["demo", "--norm", "l1", "--epochs", "2", "--n", "300", "--sigmas", "1.0",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Uniform, uniform + box σ=1" in out and "Gaussian, ℓ2 radius σ=1" in out
+    assert (tmp_path / "l1_curves.png").stat().st_size > 0
+    assert "ℓ1" in (tmp_path / "l1_report.md").read_text()
+    plain = tmp_path / "gaussian_uniform_sigma1" / "certify_l1.tsv"
+    boxed = plain.with_name("certify_l1_box.tsv")
+    assert record_norm(plain) == record_norm(boxed) == "l1"
+    a, b = read_records(plain), read_records(boxed)
+    assert len(a) == 449 and all(b["radius"] >= a["radius"])
+    assert (a["predict"] == b["predict"]).all()

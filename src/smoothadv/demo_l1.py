@@ -1,8 +1,10 @@
 """``smoothadv demo --norm l1``: ℓ1 certificates on scikit-learn's digits.
 
-At each σ (the per-coordinate standard deviation of the noise, 0.5 by default) three digits
-MLPs get the demo's training budget: Gaussian augmentation, uniform-noise augmentation and
-stability training with uniform noise (Yang et al. 2020's best ℓ1 setting). All are certified
+At each σ (the per-coordinate standard deviation of the noise; 0.5 and 1.0 by default) two
+digits MLPs get the demo's training budget: Gaussian augmentation and uniform-noise
+augmentation (Yang et al. 2020's ℓ1 noise). Stability training with uniform noise, their best
+CIFAR-10 setting, is left out: at its authors' λ = 2 it collapses to one class on this MLP
+without BatchNorm, as it does with Gaussian noise (docs/certification.md). Both are certified
 at ℓ1 on the whole test split: the Gaussian model through its ℓ2 radius (an ℓ1 ball of radius R
 lies inside the ℓ2 ball of radius R), the uniform models with the uniform radius 2λ(p̲_A − ½)
 (λ = √3σ) and, post hoc from the same counts (:func:`~smoothadv.certification.rebox_record`),
@@ -31,7 +33,6 @@ L1_RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 L1_MODELS = (
     ("Gaussian", "gaussian", "gaussian", (("ℓ2 radius", "gaussian", {}),)),
     ("Uniform", "gaussian", "uniform", (("uniform", "uniform", {}),)),
-    ("Uniform stability", "stability", "uniform", (("uniform", "uniform", {}),)),
 )
 
 

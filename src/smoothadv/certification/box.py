@@ -14,7 +14,14 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ..noise import box_l1_radius, create_noise
-from ..records import CERTIFY_COLUMNS, RecordWriter, format_radius, format_time, read_records
+from ..records import (
+    CERTIFY_COLUMNS,
+    RADIUS_DECIMALS,
+    RecordWriter,
+    format_radius,
+    format_time,
+    read_records,
+)
 
 
 def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, noise: str,
@@ -33,12 +40,16 @@ def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, nois
         for i in range(len(rows)):
             row = {c: rows[c][i] for c in CERTIFY_COLUMNS}
             radius = float(row["radius"])
+            # the written text (RADIUS_DECIMALS digits) read back: kept as it is unless the
+            # box radius is larger (re-flooring the parsed float could lose a unit)
+            text = f"{radius:.{RADIUS_DECIMALS}f}"
             if int(row["predict"]) >= 0 and radius > 0:
                 image = dataset[int(row["idx"])][0].numpy()
-                radius = max(radius, box_l1_radius(radius / (2 * source.lam), source.lam, image))
-            writer.write(int(row["idx"]), int(row["label"]), int(row["predict"]),
-                         format_radius(radius), int(row["correct"]),
-                         format_time(float(row["time"])))
+                boxed = box_l1_radius(radius / (2 * source.lam), source.lam, image)
+                if boxed > radius:
+                    text = max(text, format_radius(boxed), key=float)
+            writer.write(int(row["idx"]), int(row["label"]), int(row["predict"]), text,
+                         int(row["correct"]), format_time(float(row["time"])))
     finally:
         writer.close()
     return out

@@ -29,9 +29,9 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
                         "Gaussian-trained model (Salman et al. 2020's pattern; σ 0.25 0.5 by "
                         "default)")
     p.add_argument("--norm", choices=["l2", "l1"], default="l2",
-                   help="l1: ℓ1 certificates instead (Gaussian, uniform-noise and uniform "
-                        "stability training; uniform and box-constrained certificates beside the "
-                        "Gaussian model's ℓ2 radius; σ 0.5 1.0 by default)")
+                   help="l1: ℓ1 certificates instead (Gaussian and uniform-noise training; "
+                        "uniform and box-constrained certificates beside the Gaussian model's ℓ2 "
+                        "radius; σ 0.5 1.0 by default)")
     p.add_argument("--quick", action="store_true",
                    help="n = 10,000 and half the epochs: about a fifth of the full run's "
                         "time")
