@@ -124,31 +124,31 @@ def config_value(path: str | os.PathLike, key: str) -> float | None:
         return None
 
 
-def record_precision(path: str | os.PathLike) -> str:
-    """The precision a record file was computed at: its config's ``precision``; fp32 for files
-    that name none (the paper's logs, older records)."""
+def _record_setting(path: str | os.PathLike, key: str, default: str) -> str:
+    """``key`` of a record file's config (its ``.config.json``: the config's own field, else
+    the document's resolved one), or ``default`` for files that name none (the paper's logs,
+    older records)."""
     path = Path(path)
     try:
         document = json.loads(path.with_name(path.name + ".config.json").read_text())
     except (OSError, ValueError):
-        return "fp32"
+        return default
     inner = document.get("config") if isinstance(document.get("config"), dict) else {}
-    return str(inner.get("precision") or document.get("precision") or "fp32")
+    return str(inner.get(key) or document.get(key) or default)
+
+
+def record_precision(path: str | os.PathLike) -> str:
+    """The precision a record file was computed at (fp32 where it names none)."""
+    return _record_setting(path, "precision", "fp32")
 
 
 NORM_LABELS = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
 
 
 def record_norm(path: str | os.PathLike) -> str:
-    """The norm of a record file's radii: its config's ``norm``; l2 for files that name none
-    (the paper's logs, records from before ℓ1 certificates)."""
-    path = Path(path)
-    try:
-        document = json.loads(path.with_name(path.name + ".config.json").read_text())
-    except (OSError, ValueError):
-        return "l2"
-    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
-    return str(inner.get("norm") or document.get("norm") or "l2")
+    """The norm of a record file's radii (l2 where it names none: records from before ℓ1
+    certificates)."""
+    return _record_setting(path, "norm", "l2")
 
 
 def common_norm(paths) -> str:
