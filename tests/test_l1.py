@@ -352,3 +352,21 @@ def test_sequential_certification_with_uniform_and_laplace_noise():
         (_, res), = list(cert.run([(0, _image(0.3 + distance), 1, 5)]))
         assert res.prediction == 1 and 0.3 <= res.radius <= distance
         assert res.decision_text.startswith("C,C,") and res.decision_text[-1] != "C"
+
+
+def test_the_deterministic_certificate_by_hand():
+    """K = 3 offsets, one pixel at 10/255, bins of width 3/255 offset by ½, 1½, 2½ (/255): the
+    bins holding 10 are (9.5, 12.5], (7.5, 10.5], (8.5, 11.5], centres 11, 9, 10 (/255). A
+    classifier 'class 1 above 9.5/255' votes 1, 0, 1: n_1 = 2, n_0 = 1, R = (2 − 1)/510. At
+    9/255 (‖δ‖₁ = 2/510 > R) the centres are 8, 9, 10: votes 0, 0, 1 and the class flips."""
+    sigma = 3 / (510 * math.sqrt(3))
+    noise = SplittingNoise(sigma)
+    assert noise.offsets_count == 3
+    x = torch.tensor([[[10 / 255]]])
+    assert torch.allclose(noise.offset_inputs(x).view(-1) * 255, torch.tensor([11.0, 9, 10]))
+    smooth = Smooth(PixelThreshold(9.5 / 255, pixel=0), 2, sigma, noise="splitting", norm="l1")
+    cert, = smooth.certify_derandomized(x[None], 8)
+    assert (cert.prediction, cert.n_a, cert.n) == (1, 2, 3)
+    assert cert.radius == pytest.approx(1 / 510) and cert.p_lower == pytest.approx(2 / 3)
+    moved, = smooth.certify_derandomized(torch.tensor([[[[9 / 255]]]]), 8)
+    assert moved.prediction == 0 and moved.n_a == 2
