@@ -416,3 +416,28 @@ def test_torchrun_ranks_share_the_evaluation_and_its_figures_equal_one_process(t
     assert logged["test_adv_acc"] != "nan"
     document = (out / "config.json").read_text()
     assert '"global_batch": 64' in document and '"device_type": "cpu"' in document
+
+
+def test_a_record_resumed_on_another_kind_of_device_says_so(digits_ckpt, tmp_path, capsys):
+    """The record's config names the device; resuming it where the noise streams differ (here:
+    a record that says it was begun on a GPU) prints one line and marks mixed_streams."""
+    import json
+
+    from smoothadv.cli import main
+
+    out = tmp_path / "c.tsv"
+    args = ["certify", str(digits_ckpt), "--n", "50", "--n0", "10", "--skip", "100",
+            "--no-progress", "--device", "cpu", "--out", str(out)]
+    assert main(args + ["--max", "200"]) == 0
+    conf = tmp_path / "c.tsv.config.json"
+    document = json.loads(conf.read_text())
+    assert document["device_type"] == "cpu" and document["mixed_streams"] is False
+    document.update(device_type="cuda", device_model="NVIDIA H100")  # as if begun on a GPU
+    conf.write_text(json.dumps(document))
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:2]) + "\n")  # as if killed after its first row
+    capsys.readouterr()
+    assert main(args + ["--max", "200"]) == 0  # the same command resumes the file
+    assert len(out.read_text().splitlines()) == len(lines)
+    assert "drawn on cuda (NVIDIA H100), the rest on cpu" in capsys.readouterr().err
+    assert json.loads(conf.read_text())["mixed_streams"] is True
