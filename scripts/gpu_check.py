@@ -44,16 +44,17 @@ def throughput(device, precision: str, compiled: bool, channels_last: bool,
         model = compile_for_inference(model, batch)
     smooth = Smooth(model, 10, 0.25)
     xs = torch.rand(2, 3, 32, 32)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     smooth.certify_many(xs, 10, 2 * batch, 0.001, batch, seeds=[0, 1])  # warm-up / compile
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     smooth.certify_many(xs, 10, n, 0.001, batch, seeds=[0, 1])
-    torch.cuda.synchronize()
+    sync()
     return 2 * (n + 10) / (time.perf_counter() - t0)
 
 
-def agreement(device) -> tuple[str, bool]:
-    """The same ResNet-20 input certified on the CPU and the GPU."""
+def agreement(device, n: int = 5_000) -> tuple[str, bool]:
+    """The same ResNet-20 input certified on the CPU and on ``device`` (n samples each)."""
     import torch
 
     from smoothadv.models import create_model
@@ -63,8 +64,8 @@ def agreement(device) -> tuple[str, bool]:
     model = create_model("cifar_resnet20", 10, mean=[0.5] * 3, std=[0.25] * 3,
                          image_size=32).eval()
     x = torch.rand(1, 3, 32, 32)
-    cpu = Smooth(model, 10, 0.25).certify_many(x, 100, 5_000, 0.001, 500, seeds=[7])[0]
-    gpu = Smooth(model.to(device), 10, 0.25).certify_many(x, 100, 5_000, 0.001, 500,
+    cpu = Smooth(model, 10, 0.25).certify_many(x, 100, n, 0.001, 500, seeds=[7])[0]
+    gpu = Smooth(model.to(device), 10, 0.25).certify_many(x, 100, n, 0.001, 500,
                                                           seeds=[7])[0]
     ok = cpu.prediction == gpu.prediction or cpu.abstained or gpu.abstained
     p_cpu, p_gpu = cpu.n_a / cpu.n, gpu.n_a / gpu.n

@@ -441,3 +441,19 @@ def test_a_record_resumed_on_another_kind_of_device_says_so(digits_ckpt, tmp_pat
     assert len(out.read_text().splitlines()) == len(lines)
     assert "drawn on cuda (NVIDIA H100), the rest on cpu" in capsys.readouterr().err
     assert json.loads(conf.read_text())["mixed_streams"] is True
+
+
+def test_gpu_check_helpers_run_on_any_device():
+    """``make gpu-check``'s agreement and throughput helpers, on the CPU here (the script
+    itself refuses without CUDA: tested below)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    line, ok = gpu_check.agreement(torch.device("cpu"), n=400)
+    assert ok and line.startswith("ok: CPU predicts")
+    assert gpu_check.throughput(torch.device("cpu"), "fp32", False, False, n=500,
+                                batch=250) > 0
+    if not torch.cuda.is_available():
+        assert gpu_check.main() == 2
