@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import binom
 
 from .errors import UserError, check_alpha
+from .noise import NORM_NAMES
 from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, Records, read_records
 from .registry import Registry
 from .stats import lower_confidence_bound
@@ -142,9 +143,6 @@ def record_precision(path: str | os.PathLike) -> str:
     return _record_setting(path, "precision", "fp32")
 
 
-NORM_LABELS = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
-
-
 def record_norm(path: str | os.PathLike) -> str:
     """The norm of a record file's radii (l2 where it names none: records from before ℓ1
     certificates)."""
@@ -156,7 +154,7 @@ def common_norm(paths) -> str:
     one table or curve (their radii measure different balls)."""
     norms = {str(p): record_norm(p) for p in paths}
     if len(set(norms.values())) > 1:
-        shown = ", ".join(f"{p} {NORM_LABELS.get(n, n)}" for p, n in norms.items())
+        shown = ", ".join(f"{p} {NORM_NAMES.get(n, n)}" for p, n in norms.items())
         raise UserError(f"these records certify radii of different norms ({shown}): put each "
                         "norm in its own table")
     return next(iter(norms.values()), "l2")
@@ -504,7 +502,7 @@ def plot_curves(
     if envelope_cells:
         ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],
                 "k--o", markersize=3, label="envelope", linewidth=1.2)
-    ax.set_xlabel(f"{NORM_LABELS.get(norm, norm)} radius (pixel space, images in [0,1])")
+    ax.set_xlabel(f"{NORM_NAMES.get(norm, norm)} radius (pixel space, images in [0,1])")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, top)

@@ -96,9 +96,10 @@ class MethodSpec:
     def check_noise(self, noise: str) -> None:
         """Refuse, in one line, a noise family the method is not defined for."""
         if noise not in self.noises:
+            able = [n for n in list_methods() if noise in METHODS.get(n).noises]
             raise UserError(f"method {self.name} is defined for {' and '.join(self.noises)} "
-                            f"noise, not {noise}: train ℓ1 models with gaussian (noise "
-                            "augmentation) or stability")
+                            f"noise, not {noise}: with {noise} noise train "
+                            f"{', '.join(able) or 'no registered method'}")
 
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]

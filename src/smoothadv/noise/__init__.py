@@ -21,8 +21,9 @@ from collections.abc import Callable
 from ..registry import Registry
 from .additive import LaplaceNoise, UniformNoise
 from .gaussian import GaussianNoise
-from .radii import NORMS, box_l1_radius, check_norm
+from .radii import NORM_NAMES, NORMS, box_l1_radius, check_norm
 from .rounded import LEVELS, GridRounded, RoundedGaussian, round_to_grid
+from .rules import NOISE_CHOICES, check_l1_options, check_noise, check_smoothing
 from .splitting import SplittingNoise, splitting_lambda
 
 NOISES: Registry[Callable[[float], object]] = Registry("noise")
@@ -31,7 +32,6 @@ NOISES.add("rounded_gaussian", RoundedGaussian)
 NOISES.add("uniform", UniformNoise)
 NOISES.add("laplace", LaplaceNoise)
 NOISES.add("splitting", SplittingNoise)
-NOISE_CHOICES = ("gaussian", "uniform", "laplace", "splitting")  # what --noise takes
 
 
 def create_noise(kind: str, sigma: float):
@@ -43,6 +43,7 @@ def list_noises() -> list[str]:
     return NOISES.names()
 
 
-__all__ = ["LEVELS", "NOISES", "NOISE_CHOICES", "NORMS", "GaussianNoise", "GridRounded",
-           "LaplaceNoise", "RoundedGaussian", "SplittingNoise", "UniformNoise", "box_l1_radius",
-           "check_norm", "create_noise", "list_noises", "round_to_grid", "splitting_lambda"]
+__all__ = ["LEVELS", "NOISES", "NOISE_CHOICES", "NORMS", "NORM_NAMES", "GaussianNoise",
+           "GridRounded", "LaplaceNoise", "RoundedGaussian", "SplittingNoise", "UniformNoise",
+           "box_l1_radius", "check_l1_options", "check_noise", "check_norm", "check_smoothing",
+           "create_noise", "list_noises", "round_to_grid", "splitting_lambda"]

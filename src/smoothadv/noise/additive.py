@@ -3,7 +3,9 @@
 Both are parametrised by σ, the per-coordinate standard deviation, as Yang et al. (2020) do:
 uniform on [−λ, λ] with λ = √3·σ, Laplace with scale b = σ/√2. Noise is drawn in float on the
 input's device from the input's own generator and added to the float input, unclipped, like
-the float Gaussian source.
+the float Gaussian source — and, like it, only approximately the distribution of the theorem
+(24-bit uniform draws; Laplace tails cut at about 17b): there is no sound variant of these
+families here (``--sound`` is Gaussian only).
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import math
 
 import torch
 
+from .base import FloatNoise
 from .radii import LaplaceRadii, UniformRadii
 
 
-class _Additive:
+class _Additive(FloatNoise):
+    """x + scale·draw, with ``unit_scale`` the family's scale (recorded as ``lambda``)."""
+
     kind = ""
     sigma: float
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def alpha_spent(self, samples: int, dims: int) -> float:
-        return 0.0
+    def facts(self) -> dict:
+        return {"lambda": self.unit_scale}
 
     def apply(self, clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x + scale·noise in one pass."""
@@ -62,9 +64,6 @@ class UniformNoise(UniformRadii, _Additive):
         """U[−1, 1) draws (scaled by λ in :meth:`apply`)."""
         return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
 
-    def facts(self) -> dict:
-        return {"lambda": self.lam}
-
 
 class LaplaceNoise(LaplaceRadii, _Additive):
     """Laplace noise, density ∝ exp(−‖z‖₁/b), b = σ/√2 (Teng et al. 2020)."""
@@ -74,7 +73,6 @@ class LaplaceNoise(LaplaceRadii, _Additive):
     def __init__(self, sigma: float) -> None:
         self.sigma = float(sigma)
         self.scale = self.sigma / math.sqrt(2.0)
-        self.lam = self.scale  # the family's scale, recorded as lambda
 
     def __repr__(self) -> str:
         return f"LaplaceNoise(sigma={self.sigma}, b={self.scale:.6g})"
@@ -90,6 +88,3 @@ class LaplaceNoise(LaplaceRadii, _Additive):
         u = torch.rand(shape, generator=generator, device=device).sub_(0.5)
         u = u.clamp_(-0.5 + 2.0**-25, 0.5)  # u = −½ would give an infinite draw
         return -torch.sign(u) * torch.log1p(-2 * u.abs())
-
-    def facts(self) -> dict:
-        return {"lambda": self.scale}

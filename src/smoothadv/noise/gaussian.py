@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from .base import FloatNoise
 from .radii import GaussianRadii
 
 
-class GaussianNoise(GaussianRadii):
+class GaussianNoise(GaussianRadii, FloatNoise):
     """The standard noise model: δ = σ·N(0, I) in float, added to the float input.
 
     (Float arithmetic makes this only approximately the Gaussian of the theorem; see
@@ -27,18 +28,9 @@ class GaussianNoise(GaussianRadii):
         """Standard normal draws (scaled by σ in :meth:`apply`)."""
         return torch.randn(shape, generator=generator, device=device)
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
     def apply(self, clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x + σ·noise in one pass; inputs are never clipped after adding noise."""
         return torch.add(clean, noise, alpha=self.sigma)
-
-    def alpha_spent(self, samples: int, dims: int) -> float:
-        return 0.0
-
-    def facts(self) -> dict:
-        return {}
 
     def training_noise(self, x: torch.Tensor, num: int,
                        generator: torch.Generator | None = None) -> torch.Tensor:

@@ -34,6 +34,7 @@ from scipy.stats import norm as _normal
 from ..errors import UserError
 
 NORMS = ("l2", "l1", "linf")
+NORM_NAMES = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
 
 
 def check_norm(norm: str) -> str:
@@ -99,8 +100,9 @@ class UniformRadii:
 
     def _check(self, norm: str) -> None:
         if norm not in self.norms:
-            raise UserError(f"{self.kind} noise certifies ℓ1 (and ℓ∞ through it), not {norm}: "
-                            "use --noise gaussian for ℓ2")
+            raise UserError(f"{self.kind} noise certifies ℓ1 (and ℓ∞ through it), not "
+                            f"{NORM_NAMES.get(norm, norm)}: give --norm l1 (or linf), or "
+                            "--noise gaussian")
 
 
 class LaplaceRadii(UniformRadii):

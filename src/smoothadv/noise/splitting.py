@@ -32,6 +32,7 @@ import math
 import torch
 
 from ..errors import UserError
+from .base import FloatNoise
 from .radii import UniformRadii
 from .rounded import GRID_TOLERANCE, LEVELS
 
@@ -51,7 +52,7 @@ def bin_centres(x: torch.Tensor, offsets: torch.Tensor, lam: float) -> torch.Ten
     return (lo.clamp(min=0.0) + hi.clamp(max=1.0)) / 2
 
 
-class SplittingNoise(UniformRadii):
+class SplittingNoise(UniformRadii, FloatNoise):
     """Levine & Feizi's splitting noise: random per-coordinate offsets s_i ~ U[0, 2λ)."""
 
     kind = "splitting"
@@ -66,12 +67,6 @@ class SplittingNoise(UniformRadii):
 
     def facts(self) -> dict:
         return {"lambda": self.lam, "offsets": self.offsets_count}
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def alpha_spent(self, samples: int, dims: int) -> float:
-        return 0.0
 
     def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
              device: torch.device) -> torch.Tensor:

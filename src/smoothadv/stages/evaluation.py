@@ -33,7 +33,7 @@ from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
 from ..evaluate import run_records, run_sequential_records, select_indices
 from ..examples import ExampleSaver
-from ..noise import NOISE_CHOICES, check_norm
+from ..noise import check_l1_options, check_smoothing
 from ..precision import PRECISIONS, at_precision, check_precision
 from ..records import read_records
 from ..sequences import list_sequences
@@ -98,15 +98,7 @@ class EvalConfig(StageConfig):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
         if self.round_inputs and not (self.sound or getattr(self, "derandomized", False)):
             raise UserError("--round-inputs goes with --sound or --derandomized")
-        if self.noise not in NOISE_CHOICES:
-            raise UserError(f"unknown noise {self.noise!r}; choose {', '.join(NOISE_CHOICES)}")
-        check_norm(self.norm)
-        if self.norm == "l2" and self.noise != "gaussian":
-            raise UserError(f"{self.noise} noise certifies ℓ1 (and ℓ∞ through it), not ℓ2: "
-                            "give --norm l1 (or linf), or --noise gaussian")
-        if self.sound and self.noise != "gaussian":
-            raise UserError(f"--sound is the rounded Gaussian sampler; it does not take "
-                            f"--noise {self.noise}")
+        check_smoothing(self.noise, self.norm, self.sound)
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose "
                             f"{', '.join(PRECISIONS)}")
@@ -146,11 +138,7 @@ class CertifyConfig(EvalConfig):
     def validate(self) -> None:
         super().validate()
         check_positive_int(self.n0, "--n0")
-        if (self.two_sided or self.box) and self.noise not in ("uniform", "splitting"):
-            raise UserError("--two-sided and --box are certificates of uniform and splitting "
-                            "noise (give --noise uniform or splitting)")
-        if self.box and self.norm != "l1":
-            raise UserError("--box is an ℓ1 certificate: give --norm l1")
+        check_l1_options(self.noise, self.norm, self.two_sided, self.box)
         if self.derandomized:
             if self.noise != "splitting":
                 raise UserError("--derandomized is Levine & Feizi's certificate for --noise "

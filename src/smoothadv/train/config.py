@@ -15,7 +15,7 @@ from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError, check_positive_int, check_sigma
 from ..methods import method_spec
 from ..models import list_normalizations
-from ..noise import NOISE_CHOICES
+from ..noise import check_noise
 from ..precision import PRECISIONS
 
 
@@ -70,9 +70,7 @@ class TrainConfig(StageConfig):
     def validate(self) -> None:
         check_sigma(self.sigma)
         spec = method_spec(self.method)
-        if self.noise not in NOISE_CHOICES:
-            raise UserError(f"unknown noise {self.noise!r}; choose {', '.join(NOISE_CHOICES)}")
-        spec.check_noise(self.noise)
+        spec.check_noise(check_noise(self.noise))
         options = spec.resolve(self.sigma, self.options)
         object.__setattr__(self, "options", options)
         for need in spec.needs:
