@@ -71,6 +71,17 @@ def loader_workers(requested: int | None, device: torch.device) -> int:
     return max(0, min(MAX_CUDA_WORKERS, per_rank - 1))
 
 
+def rank_batches(size: int, batch: int, world: int | None = None,
+                 rank: int | None = None) -> list[list[int]]:
+    """This rank's test batches: batches i = rank, rank + W, … of the split cut in order into
+    batches of ``batch`` (batch i holds inputs i·batch …). The evaluation numbers its noise by
+    i, so its figures do not depend on W, and no rank loads another's batches."""
+    world = D.world_size() if world is None else world
+    rank = D.rank() if rank is None else rank
+    count = -(-size // batch)
+    return [list(range(i * batch, min(size, (i + 1) * batch))) for i in range(rank, count, world)]
+
+
 def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
             pin: bool, drop_last: bool = False) -> DataLoader:
     sampler = None
@@ -163,7 +174,8 @@ def assemble_data(cfg: TrainConfig, device: torch.device | None = None) -> Train
     labelled = _loader(train_source, cfg.batch, True, workers, cfg.seed, pin)
     extra = (None if extra_set is None else
              _loader(extra_set, cfg.batch, True, workers, cfg.seed + 1, pin))
-    test_loader = DataLoader(test_set, batch_size=cfg.batch, shuffle=False,
+    # the test split in order, each rank loading only its own batches (see rank_batches)
+    test_loader = DataLoader(test_set, batch_sampler=rank_batches(len(test_set), cfg.batch),
                              num_workers=workers, persistent_workers=workers > 0,
                              pin_memory=pin)
     image_size = spec.image_size or int(train[0][0].shape[-1])

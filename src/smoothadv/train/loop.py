@@ -43,7 +43,7 @@ from ..models import (
     save_checkpoint,
     to_channels_last,
 )
-from ..noise import create_noise
+from ..noise import GaussianNoise, create_noise
 from ..precision import autocast, check_precision
 from ..rundir import RunFolder
 from ..smoothing import Smooth, input_seed, make_generator
@@ -91,7 +91,7 @@ def fit_batch(
     soft_targets: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
-    noise_source=None,
+    noise_source: GaussianNoise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
@@ -100,8 +100,8 @@ def fit_batch(
     method's mini-batches; each draws standard-normal noise [b, m, C, H, W] from
     ``generator`` (the default generator when None), computes ``method.loss`` and takes one
     step (through ``scaler`` under fp16 autocast). ``soft_targets`` [B, K] are split alongside
-    (CAT-RS). ``noise_source`` (a :mod:`smoothadv.noise` source; Gaussian when None) draws
-    the noise instead: ε with x + σ·ε its noisy inputs (uniform, Laplace, splitting).
+    (CAT-RS). ``noise_source`` (any :mod:`smoothadv.noise` float source; Gaussian when None)
+    draws the noise: ε with x + σ·ε the noisy inputs (``training_noise``).
     Returns (summed loss, number correct) as 0-dim float64 tensors on the batch's
     device — nothing is read back to the host, so a CUDA step never waits for the GPU — and
     the number of trained samples.
@@ -111,14 +111,11 @@ def fit_batch(
     count = 0
     tensors = (x, y) if soft_targets is None else (x, y, soft_targets)
     draws_per_image = method.draws_at(epoch)
+    noise_source = noise_source or GaussianNoise(method.sigma)
     for part in method.minibatches(*tensors):
         xb, yb = part[0], part[1]
         draws = {"soft_targets": part[2]} if soft_targets is not None else {}
-        if noise_source is None or noise_source.kind == "gaussian":
-            noise = torch.randn((xb.shape[0], draws_per_image, *xb.shape[1:]),
-                                generator=generator, device=xb.device, dtype=xb.dtype)
-        else:
-            noise = noise_source.training_noise(xb, draws_per_image, generator)
+        noise = noise_source.training_noise(xb, draws_per_image, generator)
         model.train()
         with autocast():
             loss, logs = method.loss(model, xb, yb, noise, epoch,
@@ -356,8 +353,9 @@ class Trainer:
         accuracy of f on x′ + δ with x′ attacked at this epoch's ε (first ``eval_adv_max``
         test inputs; NaN otherwise).
 
-        Shared by the ranks: rank r evaluates the test batches r, r + W, … and the sums meet in
-        one all-reduce, so no rank idles while another evaluates. Test batch i draws its noise
+        Shared by the ranks: rank r loads and evaluates the test batches r, r + W, …
+        (:func:`~smoothadv.train.data.rank_batches`) and the sums meet in one all-reduce, so no
+        rank idles while another evaluates. Test batch i draws its noise
         from its own generator (seeded from the run's seed and i), so the figures do not depend
         on the number of ranks. Sums stay on the device until that one read-back."""
         cfg = self.cfg
@@ -366,18 +364,13 @@ class Trainer:
         sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         eps = self.method.epsilon_at(epoch)
         attack = self.method.attack
-        seen = 0  # test inputs before this batch (the adversarial share is the first ones)
         world, rank = D.world_size(), D.rank()
-        for i, (x, y) in enumerate(self.test_loader):
-            start, seen = seen, seen + y.shape[0]
-            if i % world != rank:
-                continue
+        for j, (x, y) in enumerate(self.test_loader):  # this rank's batches only
+            i = rank + j * world  # the batch's number in the split
+            start = i * cfg.batch  # test inputs before it (the adversarial share: the first)
             g = make_generator(input_seed(cfg.seed + 17, i), self.device)
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
-            if self.noise.kind == "gaussian":
-                noisy = x + cfg.sigma * torch.randn(x.shape, generator=g, device=self.device)
-            else:  # the run's noise (uniform, Laplace, splitting)
-                noisy = x + cfg.sigma * self.noise.training_noise(x, 1, g)[:, 0]
+            noisy = x + cfg.sigma * self.noise.training_noise(x, 1, g)[:, 0]
             with self._autocast():
                 logits = model(noisy).float()
             sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
