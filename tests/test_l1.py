@@ -370,3 +370,31 @@ def test_the_deterministic_certificate_by_hand():
     assert cert.radius == pytest.approx(1 / 510) and cert.p_lower == pytest.approx(2 / 3)
     moved, = smooth.certify_derandomized(torch.tensor([[[[9 / 255]]]]), 8)
     assert moved.prediction == 0 and moved.n_a == 2
+
+
+def test_rebox_refuses_records_whose_radius_is_not_a_plain_budget(tmp_path):
+    """A box, derandomized or other-noise record's radius is not 2λ·budget: re-boxing it would
+    overstate the certificate, so its config makes rebox_record refuse."""
+    import json
+
+    from smoothadv.certification import rebox_record
+    from smoothadv.records import CERTIFY_COLUMNS
+
+    record = tmp_path / "r.tsv"
+    record.write_text("\t".join(CERTIFY_COLUMNS) + "\n0\t1\t1\t0.5\t1\t0:00:00.001\n")
+    images = [(torch.full((1, SIDE, SIDE), 0.5), 1)]
+    conf = tmp_path / "r.tsv.config.json"
+    for config, why in (({"noise": "uniform", "norm": "l1", "sigma": 1.0, "box": True},
+                         "it is a --box record"),
+                        ({"config": {"noise": "splitting", "norm": "l1", "sigma": 1.0,
+                                     "derandomized": True}}, "it is a --derandomized record"),
+                        ({"noise": "laplace", "norm": "l1", "sigma": 1.0}, "its noise is laplace"),
+                        ({"noise": "uniform", "norm": "l1", "sigma": 0.5}, "its σ is 0.5")):
+        conf.write_text(json.dumps(config))
+        noise = config.get("config", config)["noise"]
+        noise = noise if noise in ("uniform", "splitting") else "uniform"
+        with pytest.raises(UserError, match=why):
+            rebox_record(record, images, 1.0, noise, tmp_path / "b.tsv")
+    conf.write_text(json.dumps({"config": {"noise": "uniform", "norm": "l1", "sigma": None},
+                                "sigma": 1.0}))
+    assert rebox_record(record, images, 1.0, "uniform", tmp_path / "b.tsv").exists()

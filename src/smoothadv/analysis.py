@@ -27,7 +27,7 @@ from scipy.stats import binom
 
 from .errors import UserError, check_alpha
 from .noise import NORM_NAMES
-from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, Records, read_records
+from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, Records, read_records, record_setting
 from .registry import Registry
 from .stats import lower_confidence_bound
 
@@ -125,28 +125,15 @@ def config_value(path: str | os.PathLike, key: str) -> float | None:
         return None
 
 
-def _record_setting(path: str | os.PathLike, key: str, default: str) -> str:
-    """``key`` of a record file's config (its ``.config.json``: the config's own field, else
-    the document's resolved one), or ``default`` for files that name none (the paper's logs,
-    older records)."""
-    path = Path(path)
-    try:
-        document = json.loads(path.with_name(path.name + ".config.json").read_text())
-    except (OSError, ValueError):
-        return default
-    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
-    return str(inner.get(key) or document.get(key) or default)
-
-
 def record_precision(path: str | os.PathLike) -> str:
     """The precision a record file was computed at (fp32 where it names none)."""
-    return _record_setting(path, "precision", "fp32")
+    return str(record_setting(path, "precision", "fp32"))
 
 
 def record_norm(path: str | os.PathLike) -> str:
     """The norm of a record file's radii (l2 where it names none: records from before ℓ1
     certificates)."""
-    return _record_setting(path, "norm", "l2")
+    return str(record_setting(path, "norm", "l2"))
 
 
 def common_norm(paths) -> str:

@@ -31,10 +31,12 @@ import torch
 
 def configure(device: torch.device, precision: str = "fp32",
               deterministic: bool = False) -> None:
-    """Set the process-wide backend flags for a run on ``device`` (see the module docstring)."""
+    """Set the process-wide backend flags for a run on ``device`` (see the module docstring).
+    Each run sets them to its own config, so a later stage in the same process does not
+    inherit an earlier one's ``deterministic``."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if device.type != "cuda":
         return
     torch.backends.cudnn.benchmark = not deterministic

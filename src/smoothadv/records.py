@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,24 @@ def radius_rounding(path: str | os.PathLike) -> str:
         return "down" if config.get("radius_rounding") == "down" else "nearest"
     except (OSError, ValueError, AttributeError):
         return "nearest"
+
+
+def record_setting(path: str | os.PathLike, key: str, default: Any = None) -> Any:
+    """``key`` of a record file's configuration (the ``.config.json`` beside it: the stage
+    config's own field, else the document's resolved one), or ``default`` where the file names
+    none (the paper's logs, older records, a record without a config)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.with_name(path.name + ".config.json").read_text())
+    except (OSError, ValueError):
+        return default
+    if not isinstance(document, dict):
+        return default
+    inner = document.get("config") if isinstance(document.get("config"), dict) else {}
+    value = inner.get(key)
+    if value is None:  # e.g. σ left to the checkpoint: the document has the resolved value
+        value = document.get(key)
+    return default if value is None else value
 
 
 def half_unit(text: str) -> float:

@@ -8,12 +8,15 @@ repeated.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ..errors import UserError
 from ..noise import box_l1_radius, create_noise
+from ..noise.rules import L1_OPTION_NOISES
 from ..records import (
     CERTIFY_COLUMNS,
     RADIUS_DECIMALS,
@@ -21,17 +24,24 @@ from ..records import (
     format_radius,
     format_time,
     read_records,
+    record_setting,
 )
 
 
 def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, noise: str,
                  out: str | os.PathLike) -> Path:
-    """Write ``out``: ``record`` (a one-sided ℓ1 certification with ``noise`` uniform or
-    splitting at σ) with every certified row's radius replaced by the box-constrained one of
-    its image ``dataset[idx]``. Other columns are copied."""
+    """Write ``out``: ``record`` (a sampled ℓ1 certification with ``noise`` uniform or
+    splitting at σ, one- or two-sided) with every certified row's radius replaced by the
+    box-constrained one of its image ``dataset[idx]``. Other columns are copied.
+
+    A row's radius R gives back its budget R/2λ only for those certificates: R = 2λ(p̲_A − ½)
+    gives p̲_A − ½, and R = λ(p̲_A − p̄_B) gives (p̲_A − p̄_B)/2, each the budget its own radius
+    spends. A radius that is already a box radius, a derandomized one (a union bound over a
+    shared offset, not the product this radius needs) or another noise's would overstate the
+    budget: where the record's config says any of these, or names another σ, it is refused in
+    one line (a record without a config is taken as the caller describes it)."""
+    _check_reboxable(record, sigma, noise)
     source = create_noise(noise, sigma)
-    if source.kind not in ("uniform", "splitting"):
-        raise ValueError("the box radius is for uniform and splitting noise")
     rows = read_records(record)
     out = Path(out)
     out.unlink(missing_ok=True)
@@ -53,3 +63,23 @@ def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, nois
     finally:
         writer.close()
     return out
+
+
+def _check_reboxable(record: str | os.PathLike, sigma: float, noise: str) -> None:
+    if noise not in L1_OPTION_NOISES:
+        raise UserError(f"the box radius is for uniform and splitting noise, not {noise}")
+    said = {key: record_setting(record, key) for key in
+            ("noise", "norm", "sigma", "box", "derandomized", "sequential")}
+    wrong = []
+    if said["noise"] is not None and said["noise"] != noise:
+        wrong.append(f"its noise is {said['noise']}")
+    if said["norm"] is not None and said["norm"] != "l1":
+        wrong.append(f"its radii are {said['norm']}")
+    if said["sigma"] is not None and not math.isclose(float(said["sigma"]), sigma):
+        wrong.append(f"its σ is {said['sigma']}")
+    for flag in ("box", "derandomized", "sequential"):
+        if said[flag]:
+            wrong.append(f"it is a --{flag} record")
+    if wrong:
+        raise UserError(f"{record}: cannot apply the box radius ({'; '.join(wrong)}): it needs "
+                        f"a fixed-n ℓ1 record of {noise} noise at σ = {sigma:g}")

@@ -321,8 +321,8 @@ def _certify_options(cfg: EvalConfig) -> dict[str, bool]:
 
 def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
     """Whether the record ``out`` now holds rows of two kinds of device (their noise streams
-    differ: CPU and CUDA, two GPU models, or a GPU without ``--deterministic``), saying so in
-    one line when a resume starts the mix. Every row stays a valid certificate; what is lost is
+    differ: CPU and CUDA, or two GPU models; :func:`smoothadv.backends.same_stream`), saying so
+    in one line when a resume starts the mix. Every row stays a valid certificate; what is lost is
     that a one-device run would repeat the file row for row. Sticky once set."""
     if not (out.exists() and conf.exists()):
         return False
