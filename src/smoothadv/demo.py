@@ -71,13 +71,27 @@ TEACHER_SIGMA = 0.25
 TEACHER_DRAWS = 1000
 
 
+def budget(cfg: DemoConfig) -> tuple[int, int]:
+    """(n, epochs) of a run: the config's, or with ``quick`` n = 10,000 and half the epochs."""
+    if cfg.quick:
+        return 10_000, max(1, cfg.epochs // 2)
+    return cfg.n, cfg.epochs
+
+
+def digits_training(cfg: DemoConfig, epochs: int) -> dict:
+    """The training budget every demo model gets: the digits MLP, ``epochs`` epochs, batch 64,
+    SGD lr 0.1 decayed after two thirds of the epochs (TrainConfig fields)."""
+    return dict(dataset="digits", arch="mlp", epochs=epochs, batch=64, lr=0.1,
+                lr_step=max(1, epochs * 2 // 3), seed=cfg.seed, device=cfg.device,
+                progress=False)
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     """Train, certify and compare; returns the path of ``report.md``."""
     start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    n = 10_000 if cfg.quick else cfg.n
-    epochs = max(1, cfg.epochs // 2) if cfg.quick else cfg.epochs
+    n, epochs = budget(cfg)
     test = create_dataset("digits", "test")
     records, labels = [], []
     train_seconds: dict[str, float] = {}
@@ -91,10 +105,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         name, options = METHODS[key]
         print(f"training {name} at σ={sigma:g} for {epochs} epochs …", flush=True)
         return train(TrainConfig(
-            dataset="digits", arch="mlp", out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma,
-            epochs=epochs, batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
-            device=cfg.device, progress=False, method=key,
-            options={**options(cfg), **(extra or {})}))
+            out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma, method=key,
+            options={**options(cfg), **(extra or {})}, **digits_training(cfg, epochs)))
 
     for sigma in cfg.sigmas:
         for key in cfg.methods:
@@ -106,7 +118,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             ckpt = fit(key, sigma, extra)
             train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
-            records.append(_certify(model, sigma, run_dir / "certify.tsv", test, cfg, n))
+            records.append(certify_digits(model, sigma, run_dir / "certify.tsv", test, cfg, n))
             labels.append(f"{name} σ={sigma:g}")
     summaries = A.load_summaries(records, RADII, labels)
     table = A.summary_table(summaries)
@@ -122,15 +134,18 @@ def run_demo(cfg: DemoConfig) -> Path:
     return out / "report.md"
 
 
-def _certify(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int) -> Path:
-    """CERTIFY the whole digits test split with base classifier ``base`` into a fresh
-    ``record`` (and its config line); returns the record's path."""
+def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int,
+                   noise: str = "gaussian", norm: str = "l2") -> Path:
+    """CERTIFY the whole digits test split with base classifier ``base`` (``noise``, radii in
+    ``norm``) into a fresh ``record`` and its config line; returns the record's path."""
     record.unlink(missing_ok=True)
-    record.with_name(record.name + ".config.json").write_text(json.dumps(
-        {"sigma": sigma, "radius_rounding": "down"}))
-    run_records("certify", Smooth(base, 10, sigma), test, select_indices(len(test)), record,
-                n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch, seed=cfg.seed,
-                progress=cfg.progress)
+    facts = {"sigma": sigma, "radius_rounding": "down"}
+    if (noise, norm) != ("gaussian", "l2"):
+        facts.update(norm=norm, noise=noise)
+    record.with_name(record.name + ".config.json").write_text(json.dumps(facts))
+    run_records("certify", Smooth(base, 10, sigma, noise=noise, norm=norm), test,
+                select_indices(len(test)), record, n0=cfg.n0, n=n, alpha=cfg.alpha,
+                batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress)
     return record
 
 
@@ -228,9 +243,7 @@ def run_denoised_demo(cfg: DemoConfig) -> Path:
     dn_epochs = max(2, epochs // 3)
     device = resolve_device(cfg.device)
     test = create_dataset("digits", "test")
-    base_kw = dict(dataset="digits", arch="mlp", epochs=epochs, batch=64, lr=0.1,
-                   lr_step=max(1, epochs * 2 // 3), seed=cfg.seed, device=cfg.device,
-                   progress=False)
+    base_kw = digits_training(cfg, epochs)
     print(f"training the classifier without noise for {epochs} epochs …", flush=True)
     clean_ckpt = train(TrainConfig(out=str(out / "clean"), method="clean", sigma=0.25,
                                    **base_kw))
@@ -257,7 +270,7 @@ def run_denoised_demo(cfg: DemoConfig) -> Path:
         }
         for name, base in runs.items():
             rec = out / f"{name.split()[0].lower().replace('+', '_')}_{tag}.tsv"
-            records.append(_certify(base, sigma, rec, test, cfg, n))
+            records.append(certify_digits(base, sigma, rec, test, cfg, n))
             labels.append(f"{name} σ={sigma:g}")
     summaries = A.load_summaries(records, RADII, labels)
     table = A.summary_table(summaries)

@@ -21,18 +21,16 @@ from pathlib import Path
 from . import analysis as A
 from .certification import rebox_record
 from .data import create_dataset
-from .demo import DemoConfig
+from .demo import DemoConfig, budget, certify_digits, digits_training
 from .distributed import resolve_device
-from .evaluate import run_records, select_indices
 from .models import load_checkpoint
-from .smoothing import Smooth
 from .train import TrainConfig, train
 
 L1_RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-# (label, method, training noise, certifications: (label, noise, options))
+# (label, method, training noise, certificate label, certification noise)
 L1_MODELS = (
-    ("Gaussian", "gaussian", "gaussian", (("ℓ2 radius", "gaussian", {}),)),
-    ("Uniform", "gaussian", "uniform", (("uniform", "uniform", {}),)),
+    ("Gaussian", "gaussian", "gaussian", "ℓ2 radius", "gaussian"),
+    ("Uniform", "gaussian", "uniform", "uniform", "uniform"),
 )
 
 
@@ -41,41 +39,30 @@ def run_l1_demo(cfg: DemoConfig) -> Path:
     start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    n = 10_000 if cfg.quick else cfg.n
-    epochs = max(1, cfg.epochs // 2) if cfg.quick else cfg.epochs
+    n, epochs = budget(cfg)
     test = create_dataset("digits", "test")
     device = resolve_device(cfg.device)
     records, labels = [], []
     for sigma in cfg.sigmas:
-        for name, method, noise, certifications in L1_MODELS:
+        for name, method, noise, cert_label, cert_noise in L1_MODELS:
             tag = f"{method}_{noise}_sigma{sigma:g}"
             print(f"training {name} ({noise} noise) at σ={sigma:g} for {epochs} epochs …",
                   flush=True)
-            ckpt = train(TrainConfig(
-                dataset="digits", arch="mlp", out=str(out / tag), sigma=sigma, noise=noise,
-                epochs=epochs, batch=64, lr=0.1, lr_step=max(1, epochs * 2 // 3),
-                seed=cfg.seed, device=cfg.device, progress=False, method=method))
+            ckpt = train(TrainConfig(out=str(out / tag), sigma=sigma, noise=noise,
+                                     method=method, **digits_training(cfg, epochs)))
             model, _ = load_checkpoint(ckpt, device=device)
-            for cert_label, cert_noise, options in certifications:
-                record = out / tag / "certify_l1.tsv"
-                record.unlink(missing_ok=True)
-                record.with_name(record.name + ".config.json").write_text(json.dumps(
+            record = certify_digits(model, sigma, out / tag / "certify_l1.tsv", test, cfg, n,
+                                    noise=cert_noise, norm="l1")
+            records.append(record)
+            labels.append(f"{name}, {cert_label} σ={sigma:g}")
+            if cert_noise == "uniform":  # the box radius of the same counts, post hoc
+                boxed = rebox_record(record, test, sigma, "uniform",
+                                     record.with_name("certify_l1_box.tsv"))
+                boxed.with_name(boxed.name + ".config.json").write_text(json.dumps(
                     {"sigma": sigma, "radius_rounding": "down", "norm": "l1",
-                     "noise": cert_noise, **options}))
-                smooth = Smooth(model, 10, sigma, noise=cert_noise, norm="l1")
-                run_records("certify", smooth, test, select_indices(len(test)), record,
-                            n0=cfg.n0, n=n, alpha=cfg.alpha, batch_size=cfg.batch,
-                            seed=cfg.seed, progress=cfg.progress, certify_options=options)
-                records.append(record)
-                labels.append(f"{name}, {cert_label} σ={sigma:g}")
-                if cert_noise == "uniform":  # the box radius of the same counts, post hoc
-                    boxed = rebox_record(record, test, sigma, "uniform",
-                                         record.with_name("certify_l1_box.tsv"))
-                    boxed.with_name(boxed.name + ".config.json").write_text(json.dumps(
-                        {"sigma": sigma, "radius_rounding": "down", "norm": "l1",
-                         "noise": "uniform", "box": True}))
-                    records.append(boxed)
-                    labels.append(f"{name}, uniform + box σ={sigma:g}")
+                     "noise": "uniform", "box": True}))
+                records.append(boxed)
+                labels.append(f"{name}, uniform + box σ={sigma:g}")
     summaries = A.load_summaries(records, L1_RADII, labels)
     table = A.summary_table(summaries)
     print()
