@@ -17,6 +17,7 @@ from .checkpoint import (
     save_checkpoint,
     to_channels_last,
     to_cpu,
+    wants_channels_last,
 )
 from .loading import load_checkpoint
 from .normalize import (
@@ -48,6 +49,7 @@ __all__ = [
     "create_model",
     "create_network",
     "has_conv",
+    "wants_channels_last",
     "input_layer_kind",
     "list_models",
     "list_normalizations",

@@ -72,10 +72,17 @@ def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def wants_channels_last(model: nn.Module) -> bool:
+    """True for conv nets, unless a module of it says ``channels_last = False``."""
+    return has_conv(model) and all(getattr(m, "channels_last", True) is not False
+                                   for m in model.modules())
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """Channels-last memory format for conv nets (measured faster on CPU: 1.2× training,
-    1.2–2.5× inference, see ``bench/bench_channels_last.py``); other models unchanged."""
-    return model.to(memory_format=torch.channels_last) if has_conv(model) else model
+    1.2–2.5× inference, see ``bench/bench_channels_last.py``) that do not opt out
+    (:func:`wants_channels_last`); other models unchanged."""
+    return model.to(memory_format=torch.channels_last) if wants_channels_last(model) else model
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

@@ -42,6 +42,7 @@ from ..models import (
     read_checkpoint,
     save_checkpoint,
     to_channels_last,
+    wants_channels_last,
 )
 from ..noise import GaussianNoise, create_noise
 from ..precision import autocast, check_precision
@@ -164,7 +165,7 @@ class Trainer:
         self.mean, self.std = built.mean, built.std
         self.normalization, self.fresh = built.normalization, built.fresh
         model = built.model.to(self.device)
-        self.channels_last = cfg.channels_last and has_conv(model)
+        self.channels_last = cfg.channels_last and wants_channels_last(model)
         if self.channels_last:
             model = to_channels_last(model)
         self.model = model
