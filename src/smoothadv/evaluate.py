@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from . import distributed as D
 from .certification import SequentialCertifier
+from .errors import UserError
 from .records import (
     CERTIFY_COLUMNS,
     PREDICT_COLUMNS,
@@ -140,6 +142,61 @@ def run_records(
         writer.close()
     _merge(out)
     return out
+
+
+def run_shared_records(
+    smooth: Smooth,
+    models: Sequence[nn.Module],
+    dataset: Dataset,
+    indices: list[int],
+    outs: Sequence[str | os.PathLike],
+    *,
+    n0: int = 100,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Path]:
+    """Certification records of M base classifiers at once (``models[m]`` into ``outs[m]``),
+    each model classifying the same noisy samples (:meth:`Smooth.certify_shared`): every
+    record equals, row for row, the one :func:`run_records` writes for that model alone with
+    this seed, except for the ``time`` column (the group's time split evenly over the models).
+    Resumes: an index is certified again only where some record lacks it, and written only
+    there. One process (not under torchrun)."""
+    if len(models) != len(outs) or not models:
+        raise ValueError("need one record path per model")
+    if D.world_size() > 1:
+        raise UserError("shared certification runs in one process; certify each model under "
+                        "torchrun instead")
+    outs = [Path(o) for o in outs]
+    opened = [_open_records(out, CERTIFY_COLUMNS, indices) for out in outs]
+    missing = [set(todo) for _, todo in opened]
+    todo = [i for i in indices if any(i in m for m in missing)]
+    group = inputs_per_group(n0, n, batch_size)
+    bar = tqdm(total=len(todo), desc=f"certify ×{len(models)}", unit="input",
+               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    try:
+        for start in range(0, len(todo), group):
+            chunk = todo[start : start + group]
+            items = [dataset[i] for i in chunk]
+            xs = torch.stack([x for x, _ in items])
+            labels = [y for _, y in items]
+            t0 = time.perf_counter()
+            results = smooth.certify_shared(models, xs, n0, n, alpha, batch_size,
+                                            [input_seed(seed, i) for i in chunk])
+            elapsed = format_time((time.perf_counter() - t0) / len(chunk) / len(models))
+            for (writer, _), todo_m, res_m in zip(opened, missing, results):
+                for idx, label, res in zip(chunk, labels, res_m):
+                    if idx in todo_m:
+                        writer.write(idx, label, res.prediction, format_radius(res.radius),
+                                     int(res.prediction == label), elapsed)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        for writer, _ in opened:
+            writer.close()
+    return outs
 
 
 def _open_records(out: Path, columns: tuple[str, ...],

@@ -219,17 +219,21 @@ class Smooth:
             yield batch
 
     def _counts(
-        self, xs: torch.Tensor, num: int, batch_size: int, gens: list[torch.Generator]
+        self, xs: torch.Tensor, num: int, batch_size: int, gens: list[torch.Generator],
+        models: Sequence[nn.Module] | None = None,
     ) -> torch.Tensor:
-        """Class counts of f(x + δ) over ``num`` draws per input: int64 [K, num_classes].
+        """Class counts of f(x + δ) over ``num`` draws per input: int64 [K, num_classes], or
+        [M, K, num_classes] for ``models`` (M base classifiers that all classify the same noisy
+        samples: each one's counts equal those it would have alone with these generators).
 
         Noisy samples of several inputs share a forward batch of at most ``batch_size``. Each
         input's noise is drawn from its own generator in pieces of min(num, batch_size)
         samples, so the draws do not depend on how inputs are packed; pieces are drawn
         lazily, so besides the batch at most one partly used piece is held.
         """
+        nets = [self.base_classifier] if models is None else list(models)
         device, classes = xs.device, self.num_classes
-        counts = torch.zeros(xs.shape[0] * classes, dtype=torch.long, device=device)
+        counts = torch.zeros(len(nets), xs.shape[0] * classes, dtype=torch.long, device=device)
         pieces = self._noise_pieces(xs, num, min(num, batch_size), gens)
         for segments in self._pack(pieces, batch_size):
             # each sample's input, filled on the device from Python ints: no host-to-device
@@ -241,9 +245,12 @@ class Smooth:
             else:
                 clean = xs.index_select(0, owner_ids)
                 noise = torch.cat([t for _, t in segments])
-            preds = self.base_classifier(self.noise.apply(clean, noise)).argmax(1)
-            counts.index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
-        return counts.view(-1, classes)
+            noisy = self.noise.apply(clean, noise)
+            for m, net in enumerate(nets):
+                preds = net(noisy).argmax(1)
+                counts[m].index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
+        counts = counts.view(len(nets), -1, classes)
+        return counts[0] if models is None else counts
 
     def _prepare(self, xs: torch.Tensor, batch_size: int) -> torch.Tensor:
         if xs.dim() < 2:
@@ -292,12 +299,47 @@ class Smooth:
         alpha = check_alpha(alpha)
         check_l1_options(self.family, self.norm, two_sided, box)
         xs = self._prepare(xs, batch_size)
-        alpha = self.effective_alpha(alpha, n0 + n, xs[0].numel())
         gens = self._generators(xs.shape[0], seeds)
         with eval_mode(self.base_classifier), torch.inference_mode():
             selection = self._counts(xs, n0, batch_size, gens).argmax(dim=1)
             counts = self._counts(xs, n, batch_size, gens)
-            n_a = counts.gather(1, selection[:, None]).squeeze(1)
+        return self._certificates(xs, selection, counts, n0, n, alpha, seeds, randomized,
+                                  two_sided, box)
+
+    def certify_shared(
+        self, models: Sequence[nn.Module], xs: torch.Tensor, n0: int, n: int, alpha: float,
+        batch_size: int, seeds: Sequence[int] | None = None, randomized: bool = False,
+    ) -> list[list[Certificate]]:
+        """CERTIFY every base classifier of ``models`` (M of them, same classes, this
+        smoothing's noise and σ) on the same noisy samples: for each model, the list of K
+        certificates :meth:`certify_many` gives it alone with these ``seeds`` — equal to them,
+        bit for bit, since every model sees the draws of the input's own generator in the same
+        order. The noise is drawn once instead of M times; each model's certificate is the
+        ordinary one (its selection and counting draws stay independent of each other; the
+        models' certificates are dependent, which pairs their comparison and changes nothing
+        in any single one's guarantee)."""
+        check_positive_int(n0, "n0")
+        check_positive_int(n, "n")
+        alpha = check_alpha(alpha)
+        xs = self._prepare(xs, batch_size)
+        gens = self._generators(xs.shape[0], seeds)
+        with contextlib.ExitStack() as stack:
+            for model in models:
+                stack.enter_context(eval_mode(model))
+            stack.enter_context(torch.inference_mode())
+            selection = self._counts(xs, n0, batch_size, gens, models).argmax(dim=2)
+            counts = self._counts(xs, n, batch_size, gens, models)
+        return [self._certificates(xs, sel, cnt, n0, n, alpha, seeds, randomized)
+                for sel, cnt in zip(selection, counts)]
+
+    def _certificates(self, xs: torch.Tensor, selection: torch.Tensor, counts: torch.Tensor,
+                      n0: int, n: int, alpha: float, seeds: Sequence[int] | None,
+                      randomized: bool, two_sided: bool = False,
+                      box: bool = False) -> list[Certificate]:
+        """Certificates of K prepared inputs xs from the selection draws' top classes
+        (int [K]) and the counting draws' class counts (int [K, num_classes])."""
+        alpha = self.effective_alpha(alpha, n0 + n, xs[0].numel())
+        n_a = counts.gather(1, selection[:, None]).squeeze(1)
         c_hat, n_a = selection.cpu().numpy(), n_a.cpu().numpy()
         dims = xs[0].numel()
         level = alpha / 2 if two_sided else alpha
