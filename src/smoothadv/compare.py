@@ -104,6 +104,8 @@ class Comparison:
     radii: list[RadiusComparison]
     radius_agreement: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    acr_low: float | None = None  # paired only: 95% interval of ACR(ours) − ACR(reference)
+    acr_high: float | None = None
 
 
 def _certified_rows(rec: Records, r: float, as_written: bool) -> np.ndarray:
@@ -143,7 +145,9 @@ def compare(ours: Records, reference: Records, radii: list[float],
             rows.append(RadiusComparison(r, float(acc_a[j]), float(acc_b[j]),
                                          float(acc_a[j] - acc_b[j]), low, high))
     agreement = {}
+    acr_interval: tuple[float | None, float | None] = (None, None)
     if same_images:
+        _, acr_interval = paired_acr_difference([(ours, reference)])
         ra, rb = ours["radius"][ia], reference["radius"][ib]
         both = (ours["correct"][ia] == 1) & (reference["correct"][ib] == 1)
         agreement = {"images": int(len(shared)), "both_correct": int(both.sum()),
@@ -156,4 +160,41 @@ def compare(ours: Records, reference: Records, radii: list[float],
                                                       == reference["predict"][ib]))}
     return Comparison(str(ours.path), str(reference.path), same_images, len(ours),
                       len(reference), average_certified_radius(ours),
-                      average_certified_radius(reference), rows, agreement, notes)
+                      average_certified_radius(reference), rows, agreement, notes,
+                      *acr_interval)
+
+
+def paired_acr_difference(pairs: list[tuple[Records, Records]],
+                          z: float = Z95) -> tuple[float, tuple[float, float]]:
+    """ACR(ours) − ACR(reference), averaged over ``pairs`` (e.g. one per training seed, each
+    pair certified on the same images), and its 95% interval over the test images.
+
+    Each image i contributes d_i, the mean over pairs of its radius × correct in ours minus
+    the same in the reference (the terms of the ACR); the ACR difference is the mean of the
+    d_i and the interval mean ± z·s/√N (s: the d_i's standard deviation, N images; the normal
+    approximation of a mean of N bounded, independently drawn test images). Like
+    ``compare``'s other intervals it accounts for the test set's sampling, not for the Monte
+    Carlo error of each certificate; averaging over seeds puts the training randomness of
+    those seeds into the d_i.
+    """
+    if not pairs:
+        raise ValueError("need at least one pair of record files")
+    idx = np.sort(pairs[0][0]["idx"])
+    diffs = np.zeros(len(idx))
+    for ours, ref in pairs:
+        for rec in (ours, ref):
+            if not np.array_equal(np.sort(rec["idx"]), idx):
+                raise ValueError(f"{rec.path}: not the same images as {pairs[0][0].path}; a "
+                                 "paired ACR difference needs one image set")
+        diffs += _scored_radius(ours, idx) - _scored_radius(ref, idx)
+    diffs /= len(pairs)
+    mean = float(diffs.mean())
+    half = z * float(diffs.std(ddof=1)) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
+    return mean, (mean - half, mean + half)
+
+
+def _scored_radius(rec: Records, idx: np.ndarray) -> np.ndarray:
+    """Radius × correct of each image in ``idx`` order (the terms of the ACR)."""
+    order = np.argsort(rec["idx"])
+    scored = rec["radius"] * (rec["correct"] == 1)
+    return scored[order][np.searchsorted(rec["idx"][order], idx)]

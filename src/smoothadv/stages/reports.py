@@ -157,7 +157,10 @@ def run_compare(cfg: CompareConfig) -> StageResult:
                     else "independent (different images)")
             out.append(f"{labels[c.ours]} vs {labels[c.reference]}: {c.n_ours} vs "
                        f"{c.n_reference} inputs, 95% intervals {kind}; ACR {c.acr_ours:.3f} "
-                       f"vs {c.acr_reference:.3f}")
+                       f"vs {c.acr_reference:.3f}" + (
+                           "" if c.acr_low is None else
+                           f" (difference {c.acr_ours - c.acr_reference:+.3f}, 95% interval "
+                           f"[{c.acr_low:+.3f}, {c.acr_high:+.3f}])"))
             if c.radius_agreement:
                 a = c.radius_agreement
                 out.append(f"  per image: same prediction {a['same_prediction']:.3f}; radii "
