@@ -120,6 +120,15 @@ def test_run_resume_after_kill_and_nothing_twice(tmp_path, capsys):
     report = (sweep.out / "report.md").read_text()
     assert "## σ = 0.25" in report and "ACR" in report
     assert (sweep.out / "curves_sigma0.25.png").exists()
+    # the labelled grid's best point by ACR (the one-point 'again' grid has no row)
+    from smoothadv.analysis import average_certified_radius
+
+    acrs = {r.label: average_certified_radius(read_records(plan.jobs[r.record_job].output))
+            for r in plan.runs if r.group == "grid"}
+    best = max(acrs, key=acrs.get)
+    row = next(line for line in report.splitlines() if line.startswith("| grid | 0.25 |"))
+    assert row.split(" | ")[2:5] == ["4", best, f"{acrs[best]:.3f}"]
+    assert "| again |" not in report
 
 
 def test_a_failing_stage_stops_only_its_dependents(tmp_path, capsys):

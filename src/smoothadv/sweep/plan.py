@@ -53,6 +53,7 @@ class RunResult:
     record_job: str
     train_job: str | None
     reference: Path | None = None
+    group: str = ""  # grid runs: the [[runs]] label (the report picks each group's best)
 
 
 @dataclass
@@ -130,7 +131,8 @@ def build_plan(sweep: Sweep) -> Plan:
                 "data_root": run.train.data_root, "sigma": run.train.sigma, "progress": False,
                 "out": "x", **run.certify})
             record = _certify(plan, out, cert, moved, run.label, run.shards)
-            plan.runs.append(RunResult(run.label, run.train.sigma, record.key, train.key))
+            plan.runs.append(RunResult(run.label, run.train.sigma, record.key, train.key,
+                                       group=run.group))
             continue
         assert isinstance(run, RecipeRun)
         stages = recipe_stages(run.entry, out / "recipes" / run.entry["name"], sweep.scale,

@@ -4,7 +4,9 @@
 lock, or SLURM says so), queued (submitted, pending), failed or blocked (with the line that
 says why), or todo. ``report``: ``OUT/report.md`` with, per σ, a table of certified accuracy
 per radius with ACR and a curve plot (PNG), and, for every recipe run with a published log,
-``compare``'s differences with 95% intervals.
+``compare``'s differences with 95% intervals; for every labelled grid (a ``[[runs]]`` table
+with a ``label`` and several points), the point of the highest ACR at each σ — a
+hyper-parameter selection when the grid certifies a validation split.
 """
 
 from __future__ import annotations
@@ -56,6 +58,31 @@ def _radii(sigma: float) -> list[float]:
     return [round(0.25 * i, 2) for i in range(int(top / 0.25) + 1)]
 
 
+def _best_of_groups(plan: Plan, by_sigma: dict[float, list]) -> list[str]:
+    """Markdown lines: per labelled grid and σ, the point of the highest ACR (ties: the
+    first in the file's order) and the runner-up's ACR."""
+    rows = []
+    for sigma in sorted(by_sigma):
+        groups: dict[str, list] = defaultdict(list)
+        for run in by_sigma[sigma]:
+            if run.group:
+                groups[run.group].append(run)
+        for group, runs in groups.items():
+            if len(runs) < 2:
+                continue
+            acrs = [A.average_certified_radius(read_records(plan.jobs[r.record_job].output))
+                    for r in runs]
+            order = sorted(range(len(runs)), key=lambda i: -acrs[i])
+            best, second = order[0], order[1]
+            rows.append(f"| {group} | {sigma:g} | {len(runs)} | {runs[best].label} | "
+                        f"{acrs[best]:.3f} | {acrs[second]:.3f} |")
+    if not rows:
+        return []
+    return ["## Best of each run (highest ACR per labelled grid and σ)", "",
+            "| grid | σ | points done | best | ACR | runner-up ACR |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
 def write_report(plan: Plan, out: Path, say=print) -> Path:
     """``OUT/report.md`` (and ``OUT/curves_sigma*.png``) from the runs whose records are
     complete; runs not done yet are listed as missing."""
@@ -74,6 +101,7 @@ def write_report(plan: Plan, out: Path, say=print) -> Path:
         A.plot_curves(summaries, png, title=f"certified accuracy, σ = {sigma:g}")
         lines += [f"## σ = {sigma:g}", "", A.render(A.summary_table(summaries), "markdown"),
                   "", f"![certified accuracy at σ = {sigma:g}]({png.name})", ""]
+    lines += _best_of_groups(plan, by_sigma)
     compared = [r for rs in by_sigma.values() for r in rs if r.reference is not None]
     if compared:
         lines += ["## Against the published logs (differences with 95% intervals)", "",

@@ -58,6 +58,7 @@ class GridRun:
     certify: dict[str, Any]
     shards: int = 1
     teacher_draws: int | None = None  # CAT-RS: p_b from a σ = 0.25 Gaussian teacher
+    group: str = ""  # the [[runs]] table's label: its grid points are compared in the report
 
 @dataclass
 class RecipeRun:
@@ -175,5 +176,5 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         label = " ".join(f"{k}={v}" for k, v in point.items()) or run.get("label", "run")
         if run.get("label"):
             label = f"{run['label']} {label}"
-        out.append(GridRun(label, train, certify, shards, teacher))
+        out.append(GridRun(label, train, certify, shards, teacher, run.get("label", "")))
     return out
