@@ -21,19 +21,28 @@ def test_demo_writes_records_curves_and_report(tmp_path, capsys):
 
 
 def test_demo_with_every_method(tmp_path, capsys):
+    """--methods all: seven methods, one σ, two seeds (a tiny budget); records per model, the
+    table with the paired intervals, and a resumed run that redoes nothing."""
+    from smoothadv.demo_methods import ALL
+
     out = tmp_path / "demo"
-    methods = ["gaussian", "smoothadv", "stability", "macer", "consistency", "smoothmix",
-               "catrs"]
-    assert main(["demo", "--out", str(out), "--epochs", "2", "--n", "100", "--no-progress",
-                 "--sigmas", "0.5", "--device", "cpu", "--methods", *methods]) == 0
+    argv = ["demo", "--out", str(out), "--epochs", "1", "--n", "60", "--no-progress",
+            "--sigmas", "0.5", "--seeds", "0", "1", "--workers", "1", "--device", "cpu",
+            "--methods", "all"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    for label in ("Stability σ=0.5", "MACER σ=0.5", "Consistency σ=0.5", "SmoothMix σ=0.5",
-                  "CAT-RS σ=0.5"):
-        assert label in printed
-    assert "by ACR" in printed
-    assert (out / "catrs_soft_targets.pt").exists()  # the σ = 0.25 teacher's p_b
-    assert (out / "gaussian_sigma0.25" / "checkpoint.pth.tar").exists()
+    for seed in (0, 1):
+        for method in ALL:
+            assert len(read_records(out / f"{method}_sigma0.5_seed{seed}.tsv")) == 449
+    for name in ("| MACER | ", "| CAT-RS | ", "| SmoothMix | ", "ACR − Gaussian [95%]"):
+        assert name in printed
+    assert (out / "catrs_soft_targets_seed1.pt").exists()  # each seed's teacher
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pth.tar")}
+    assert main(argv) == 0  # resumed: every model and record is complete
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pth.tar")}
     assert main(["demo", "--out", str(out), "--methods", "nope"]) == 2
+    assert main(["demo", "--out", str(out), "--seeds", "1"]) == 2  # not the main demo's
 
 
 def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):

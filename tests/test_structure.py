@@ -19,7 +19,7 @@ LAYERS = [  # lowest first; a unit may import units of its own layer or below
     {"stages"},
     {"recipes"},
     {"sweep"},
-    {"demo", "demo_l1"},
+    {"demo", "demo_l1", "demo_methods"},
     {"cli"},
 ]
 FACADES = {"__init__", "__main__"}  # the package's front door may import anything

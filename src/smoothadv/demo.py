@@ -3,10 +3,9 @@
 Two models of the same architecture (the digits MLP) get the same training budget, one with
 Gaussian data augmentation (Cohen et al.) and one with SmoothAdv-PGD (Salman et al.); both are
 certified on the whole test split and compared by certified accuracy and ACR. Nothing is
-downloaded. ``methods`` adds any of the other training methods (stability, MACER,
-consistency, SmoothMix, CAT-RS) at the same budget (epochs, batch, learning rate), each with
-its authors' CIFAR-10 hyper-parameters; CAT-RS first trains a σ = 0.25 Gaussian teacher
-(the Gaussian model itself when σ = 0.25 is run) and writes its p_b with 1,000 draws.
+downloaded. The seven training methods side by side are another demo
+(:mod:`smoothadv.demo_methods`: a BatchNorm CNN, per-method settings chosen on a validation
+split, three seeds).
 
 SmoothAdv settings for 8×8 digits (pixel values in [0,1], image norms ≈ 3): ε = 0.5 (about
 a sixth of an image's norm, like the paper's ε = 0.5 on CIFAR-10's ≈ 30), T = 4 steps,
@@ -61,14 +60,7 @@ METHODS = {  # name, the method's options given (the others: its authors' defaul
     "smoothadv": ("SmoothAdv-PGD", lambda c: dict(
         attack="pgd", epsilon=c.epsilon, steps=c.steps, num_noise=c.m_train,
         multi_noise=True, warmup=max(1, c.epochs // 5))),
-    "stability": ("Stability", lambda c: {}),
-    "macer": ("MACER", lambda c: {}),
-    "consistency": ("Consistency", lambda c: {}),
-    "smoothmix": ("SmoothMix", lambda c: {}),
-    "catrs": ("CAT-RS", lambda c: {}),
 }
-TEACHER_SIGMA = 0.25
-TEACHER_DRAWS = 1000
 
 
 def budget(cfg: DemoConfig) -> tuple[int, int]:
@@ -99,23 +91,22 @@ def run_demo(cfg: DemoConfig) -> Path:
     if unknown:
         from .errors import UserError
 
-        raise UserError(f"unknown demo method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        raise UserError(f"the main demo compares {' and '.join(METHODS)}, not "
+                        f"{unknown[0]!r} (the seven methods: smoothadv.demo_methods)")
 
-    def fit(key: str, sigma: float, extra: dict | None = None) -> Path:
+    def fit(key: str, sigma: float) -> Path:
         name, options = METHODS[key]
         print(f"training {name} at σ={sigma:g} for {epochs} epochs …", flush=True)
         return train(TrainConfig(
             out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma, method=key,
-            options={**options(cfg), **(extra or {})}, **digits_training(cfg, epochs)))
+            options=options(cfg), **digits_training(cfg, epochs)))
 
     for sigma in cfg.sigmas:
         for key in cfg.methods:
             name = METHODS[key][0]
             run_dir = out / f"{key}_sigma{sigma:g}"
             t0 = time.perf_counter()
-            extra = ({"soft_targets": str(_teacher_soft_targets(cfg, out, fit))}
-                     if key == "catrs" else None)
-            ckpt = fit(key, sigma, extra)
+            ckpt = fit(key, sigma)
             train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
             model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
             records.append(certify_digits(model, sigma, run_dir / "certify.tsv", test, cfg, n))
@@ -147,22 +138,6 @@ def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: i
                 select_indices(len(test)), record, n0=cfg.n0, n=n, alpha=cfg.alpha,
                 batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress)
     return record
-
-
-def _teacher_soft_targets(cfg: DemoConfig, out: Path, fit) -> Path:
-    """CAT-RS's p_b on the digits training split from a σ = 0.25 Gaussian teacher (trained
-    here unless the run already has it), written once."""
-    from .soft_labels import soft_labels
-
-    path = out / "catrs_soft_targets.pt"
-    if path.exists():
-        return path
-    teacher = out / f"gaussian_sigma{TEACHER_SIGMA:g}" / "checkpoint.pth.tar"
-    if not ("gaussian" in cfg.methods and TEACHER_SIGMA in cfg.sigmas and teacher.exists()):
-        teacher = fit("gaussian", TEACHER_SIGMA)
-    model, _ = load_checkpoint(teacher, device=resolve_device(cfg.device))
-    return soft_labels(Smooth(model, 10, TEACHER_SIGMA), create_dataset("digits", "train"),
-                       path, num=TEACHER_DRAWS, seed=cfg.seed, progress=False)
 
 
 def _verdict(summaries: list[A.Summary]) -> str:

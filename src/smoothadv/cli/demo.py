@@ -8,10 +8,14 @@ from .common import add_common, command
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    p.add_argument("--out", default="runs/demo",
+                   help="run directory (default: runs/demo; the seven methods: "
+                        "runs/demo_methods)")
     p.add_argument("--sigmas", type=float, nargs="+", default=None,
-                   help="noise levels σ to compare at (default: 0.25; --denoised: 0.25 0.5)")
-    p.add_argument("--epochs", type=int, default=60, help="training epochs per model (60)")
+                   help="noise levels σ to compare at (default: 0.25; --denoised and the "
+                        "seven methods: 0.25 0.5; --norm l1: 0.5 1.0)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs per model (60; the seven methods: 40, as selected)")
     p.add_argument("--epsilon", type=float, default=0.5,
                    help="SmoothAdv's ε, an l2 radius in pixel space (0.5)")
     p.add_argument("--steps", type=int, default=4, help="SmoothAdv's PGD steps T (4)")
@@ -20,9 +24,16 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1_000,
                    help="noisy samples per forward (1000: fastest for the MLP on a CPU)")
     p.add_argument("--methods", nargs="+", default=["gaussian", "smoothadv"],
-                   help="training methods to compare at the same budget (default: gaussian "
-                        "smoothadv; also stability macer consistency smoothmix catrs, each with "
-                        "its authors' CIFAR-10 hyper-parameters)")
+                   help="default gaussian smoothadv: the main job (the MLP). Any other list, "
+                        "or all: the training methods side by side (gaussian smoothadv "
+                        "stability macer consistency smoothmix catrs) on the digits_cnn, each "
+                        "with its lr and weight chosen on a validation split, over --seeds, "
+                        "with paired 95%% intervals against Gaussian")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="the seven methods: training and certification seeds (0 1 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="the seven methods: processes training and certifying side by side, "
+                        "each with its share of the cores (default: 2, or 1 on one core)")
     p.add_argument("--denoised", action="store_true",
                    help="denoised smoothing instead: a classifier trained without noise, "
                         "certified alone, behind an MSE DnCNN and behind Stab+MSE, beside a "
@@ -42,22 +53,51 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
          "augmentation vs SmoothAdv on scikit-learn's bundled digits, trained and certified",
          _demo_args)
 def run_demo_cmd(args: argparse.Namespace) -> int:
-    from ..demo import DemoConfig, run_demo, run_denoised_demo
-    from ..demo_l1 import run_l1_demo
     from ..errors import UserError, check_sigma
 
     if args.norm == "l1" and args.denoised:
         raise UserError("--norm l1 and --denoised are two demos: give one")
+    methods = _methods(args.methods)
+    seven = not args.denoised and args.norm == "l2" and not set(methods) <= {
+        "gaussian", "smoothadv"}
+    if not seven and (args.seeds or args.workers):
+        raise UserError("--seeds and --workers belong to the seven-method demo (--methods all)")
+    for sigma in args.sigmas or []:
+        check_sigma(sigma)
+    if seven:
+        return _run_seven(args, methods)
+    from ..demo import DemoConfig, run_demo, run_denoised_demo
+    from ..demo_l1 import run_l1_demo
+
     l1 = args.norm == "l1"
     sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.5, 1.0] if l1 else [0.25])
-    for sigma in sigmas:
-        check_sigma(sigma)
     runner = run_l1_demo if l1 else run_denoised_demo if args.denoised else run_demo
     runner(DemoConfig(
-        out=args.out, sigmas=tuple(sigmas), epochs=args.epochs, epsilon=args.epsilon,
+        out=args.out, sigmas=tuple(sigmas), epochs=args.epochs or 60, epsilon=args.epsilon,
         steps=args.steps, m_train=args.m_train, quick=args.quick, n=args.n, batch=args.batch,
-        seed=args.seed, methods=tuple(args.methods), device=args.device,
+        seed=args.seed, methods=tuple(methods), device=args.device,
         progress=not args.no_progress))
     return 0
 
 
+def _methods(given: list[str]) -> list[str]:
+    from ..demo_methods import ALL
+
+    return list(ALL) if given == ["all"] else given
+
+
+def _run_seven(args: argparse.Namespace, methods: list[str]) -> int:
+    import os
+
+    from ..demo_methods import EPOCHS, SEEDS, SIGMAS, MethodsDemo, run_methods_demo
+
+    epochs = args.epochs or EPOCHS
+    out = "runs/demo_methods" if args.out == "runs/demo" else args.out
+    run_methods_demo(MethodsDemo(
+        out=out, methods=tuple(methods), sigmas=tuple(args.sigmas or SIGMAS),
+        seeds=tuple(args.seeds if args.seeds is not None else SEEDS),
+        epochs=max(1, epochs // 2) if args.quick else epochs,
+        n=10_000 if args.quick else args.n, batch=args.batch,
+        workers=args.workers or min(2, os.cpu_count() or 1), device=args.device,
+        progress=not args.no_progress))
+    return 0
