@@ -41,7 +41,7 @@ def digits_cnn(num_classes: int, *, in_channels: int = 1, image_size: int = 8) -
     """A small CNN with BatchNorm for 8×8 digits: one 4×4 convolution of stride 2 (16 channels,
     [B,C,8,8] → [B,16,4,4]), BatchNorm, ReLU, a 128-unit hidden layer with BatchNorm, ReLU and
     the classifier. Strided rather than max-pooled and one convolution rather than two, so that
-    a CPU certifies it about as fast as the ``mlp`` (benchmark 13,
+    a CPU certifies it nearly as fast as the ``mlp`` (0.83× its rate in benchmark 13,
     ``bench/bench_digits_networks.py``): certification forwards it 10⁵ times per image."""
     side = image_size // 2
     return ContiguousSequential(
