@@ -150,3 +150,16 @@ def test_seven_method_checkpoints_load_without_channels_last(tmp_path):
     model, _ = load_checkpoint(ckpt, device="cpu")
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()
+
+
+def test_drop_last_keeps_only_full_batches_and_refuses_an_empty_epoch():
+    from smoothadv.errors import UserError
+    from smoothadv.train import TrainConfig
+    from smoothadv.train.data import assemble_data
+
+    kept = assemble_data(TrainConfig(out="x", dataset="digits", batch=64))
+    dropped = assemble_data(TrainConfig(out="x", dataset="digits", batch=64, drop_last=True))
+    assert [len(y) for _, y in kept.labelled][-1] == 1348 - 21 * 64  # the authors' way: 4
+    assert {len(y) for _, y in dropped.labelled} == {64} and len(dropped.labelled) == 21
+    with pytest.raises(UserError, match="leaves no batch"):
+        assemble_data(TrainConfig(out="x", dataset="digits", batch=2000, drop_last=True))

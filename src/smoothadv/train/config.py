@@ -37,6 +37,8 @@ class TrainConfig(StageConfig):
     options: dict[str, Any] = setting(default_factory=dict)  # the method's, resolved
     epochs: int = 90
     batch: int = 256
+    # skip each epoch's last batch when it is short (a departure; hashed only when on)
+    drop_last: bool = setting(False, added=True)
     lr: float = 0.1
     lr_step: int = 30
     lr_gamma: float = 0.1

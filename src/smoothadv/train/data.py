@@ -171,7 +171,11 @@ def assemble_data(cfg: TrainConfig, device: torch.device | None = None) -> Train
         table = load_soft_targets(cfg.soft_targets, len(train), num_classes)
         train_source = SoftTargets(train_set, table)
     # loaders live for the whole run (workers persist); each epoch reseeds their shuffling
-    labelled = _loader(train_source, cfg.batch, True, workers, cfg.seed, pin)
+    if cfg.drop_last and len(train_source) < cfg.batch:
+        raise UserError(f"--drop-last with --batch {cfg.batch} leaves no batch of the "
+                        f"{len(train_source)} training images")
+    labelled = _loader(train_source, cfg.batch, True, workers, cfg.seed, pin,
+                       drop_last=cfg.drop_last)
     extra = (None if extra_set is None else
              _loader(extra_set, cfg.batch, True, workers, cfg.seed + 1, pin))
     # the test split in order, each rank loading only its own batches (see rank_batches)
