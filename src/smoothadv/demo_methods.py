@@ -101,15 +101,19 @@ def settings(method: str, sigma: float) -> tuple[float, dict]:
 
 
 def train_config(cfg: MethodsDemo, method: str, sigma: float, seed: int, **extra):
-    """The TrainConfig of one model of the demo (digits' whole training split)."""
+    """The TrainConfig of one model of the demo (digits' whole training split). Each epoch's
+    last, short batch is dropped: 1,348 images at batch 64 leave 4, and a 4-image step through
+    BatchNorm stalled consistency training on all three seeds (the selection's 1,011 images
+    leave 51, which trains normally)."""
     from .train import TrainConfig
 
     lr, options = settings(method, sigma)
     return TrainConfig(
         out=str(Path(cfg.out) / f"{method}_sigma{sigma:g}_seed{seed}"), dataset="digits",
         arch=ARCH, method=method, sigma=sigma, options={**options, **extra},
-        epochs=cfg.epochs, batch=64, lr=lr, lr_step=max(1, cfg.epochs * 2 // 3),
-        channels_last=False, seed=seed, device=cfg.device, progress=False)
+        epochs=cfg.epochs, batch=64, drop_last=True, lr=lr,
+        lr_step=max(1, cfg.epochs * 2 // 3), channels_last=False, seed=seed,
+        device=cfg.device, progress=False)
 
 
 def record_path(cfg: MethodsDemo, method: str, sigma: float, seed: int) -> Path:
