@@ -163,3 +163,24 @@ def test_drop_last_keeps_only_full_batches_and_refuses_an_empty_epoch():
     assert {len(y) for _, y in dropped.labelled} == {64} and len(dropped.labelled) == 21
     with pytest.raises(UserError, match="leaves no batch"):
         assemble_data(TrainConfig(out="x", dataset="digits", batch=2000, drop_last=True))
+
+
+class _WritesIntoInput(torch.nn.Module):
+    """A base classifier that changes its input in place before classifying it."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x.mul_(-1.0))
+
+
+def test_shared_certification_gives_no_model_another_models_writes():
+    test = create_dataset("digits", "test")
+    xs = torch.stack([test[i][0] for i in range(3)])
+    writer, reader = _WritesIntoInput(_linear(0)), _linear(1)
+    smooth = Smooth(reader, 10, 0.5)
+    shared = smooth.certify_shared([writer, reader], xs, 20, 300, 0.001, 128, [0, 1, 2])
+    assert shared[1] == smooth.certify_many(xs, 20, 300, 0.001, 128, [0, 1, 2])
+    assert shared[0] == Smooth(writer, 10, 0.5).certify_many(xs, 20, 300, 0.001, 128, [0, 1, 2])

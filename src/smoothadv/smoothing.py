@@ -246,8 +246,8 @@ class Smooth:
                 clean = xs.index_select(0, owner_ids)
                 noise = torch.cat([t for _, t in segments])
             noisy = self.noise.apply(clean, noise)
-            for m, net in enumerate(nets):
-                preds = net(noisy).argmax(1)
+            for m, net in enumerate(nets):  # all but the last model get a copy to read
+                preds = net(noisy if m == len(nets) - 1 else noisy.clone()).argmax(1)
                 counts[m].index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
         counts = counts.view(len(nets), -1, classes)
         return counts[0] if models is None else counts
@@ -294,33 +294,27 @@ class Smooth:
         same total-variation budget and the worst box-feasible shift moves at most as much
         probability as the worst unconstrained one.
         """
-        check_positive_int(n0, "n0")
-        check_positive_int(n, "n")
-        alpha = check_alpha(alpha)
-        check_l1_options(self.family, self.norm, two_sided, box)
-        xs = self._prepare(xs, batch_size)
-        gens = self._generators(xs.shape[0], seeds)
-        with eval_mode(self.base_classifier), torch.inference_mode():
-            selection = self._counts(xs, n0, batch_size, gens).argmax(dim=1)
-            counts = self._counts(xs, n, batch_size, gens)
-        return self._certificates(xs, selection, counts, n0, n, alpha, seeds, randomized,
-                                  two_sided, box)
+        return self.certify_shared([self.base_classifier], xs, n0, n, alpha, batch_size, seeds,
+                                   randomized, two_sided, box)[0]
 
     def certify_shared(
         self, models: Sequence[nn.Module], xs: torch.Tensor, n0: int, n: int, alpha: float,
         batch_size: int, seeds: Sequence[int] | None = None, randomized: bool = False,
+        two_sided: bool = False, box: bool = False,
     ) -> list[list[Certificate]]:
         """CERTIFY every base classifier of ``models`` (M of them, same classes, this
-        smoothing's noise and σ) on the same noisy samples: for each model, the list of K
-        certificates :meth:`certify_many` gives it alone with these ``seeds`` — equal to them,
-        bit for bit, since every model sees the draws of the input's own generator in the same
-        order. The noise is drawn once instead of M times; each model's certificate is the
-        ordinary one (its selection and counting draws stay independent of each other; the
-        models' certificates are dependent, which pairs their comparison and changes nothing
-        in any single one's guarantee)."""
+        smoothing's noise and σ; options as :meth:`certify_many`, which is this with one model)
+        on the same noisy samples: for each model, the K certificates it would get alone with
+        these ``seeds``, bit for bit, since every model classifies the draws of each input's
+        own generator in the same order (a model that writes into its input is given a copy,
+        so no model sees another's changes). The noise is drawn once instead of M times; each
+        certificate is the ordinary one (its selection and counting draws stay independent of
+        each other); the models' certificates are dependent on each other, which pairs their
+        comparison and changes nothing in any single one's guarantee."""
         check_positive_int(n0, "n0")
         check_positive_int(n, "n")
         alpha = check_alpha(alpha)
+        check_l1_options(self.family, self.norm, two_sided, box)
         xs = self._prepare(xs, batch_size)
         gens = self._generators(xs.shape[0], seeds)
         with contextlib.ExitStack() as stack:
@@ -329,7 +323,7 @@ class Smooth:
             stack.enter_context(torch.inference_mode())
             selection = self._counts(xs, n0, batch_size, gens, models).argmax(dim=2)
             counts = self._counts(xs, n, batch_size, gens, models)
-        return [self._certificates(xs, sel, cnt, n0, n, alpha, seeds, randomized)
+        return [self._certificates(xs, sel, cnt, n0, n, alpha, seeds, randomized, two_sided, box)
                 for sel, cnt in zip(selection, counts)]
 
     def _certificates(self, xs: torch.Tensor, selection: torch.Tensor, counts: torch.Tensor,
