@@ -130,10 +130,11 @@ def _soft_targets(cfg: MethodsDemo, seed: int) -> Path:
     from .soft_labels import soft_labels
     from .train import train
 
+    # the teacher's folder refuses another configuration, so its p_b is never a stale one
+    ckpt = train(train_config(cfg, "gaussian", TEACHER_SIGMA, seed))
     path = Path(cfg.out) / f"catrs_soft_targets_seed{seed}.pt"
     if path.exists():
         return path
-    ckpt = train(train_config(cfg, "gaussian", TEACHER_SIGMA, seed))
     model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
     return soft_labels(Smooth(model, 10, TEACHER_SIGMA), create_dataset("digits", "train"),
                        path, num=TEACHER_DRAWS, seed=seed, progress=False)
@@ -150,20 +151,16 @@ def run_unit(cfg: MethodsDemo, sigma: float, seed: int) -> dict[str, float]:
 
     device = resolve_device(cfg.device)
     seconds: dict[str, float] = {}
-    models = []
+    models, outs = [], []
     for method in cfg.methods:
         t0 = time.perf_counter()
         extra = ({"soft_targets": str(_soft_targets(cfg, seed))} if method == "catrs" else {})
         ckpt = train(train_config(cfg, method, sigma, seed, **extra))
         seconds[f"train {method}"] = time.perf_counter() - t0
         models.append(load_checkpoint(ckpt, device=device)[0])
+        outs.append(_claim_record(cfg, method, sigma, seed, ckpt))
     t0 = time.perf_counter()
     test = create_dataset("digits", "test")
-    outs = [record_path(cfg, m, sigma, seed) for m in cfg.methods]
-    facts = dict(sigma=sigma, n=cfg.n, n0=cfg.n0, alpha=cfg.alpha, seed=seed,
-                 radius_rounding="down", certified_with=list(cfg.methods))
-    for out in outs:
-        out.with_name(out.name + ".config.json").write_text(json.dumps(facts))
     run_shared_records(Smooth(models[0], 10, sigma), models, test, select_indices(len(test)),
                        outs, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha, batch_size=cfg.batch,
                        seed=seed, progress=cfg.progress and cfg.workers == 1)
@@ -171,15 +168,30 @@ def run_unit(cfg: MethodsDemo, sigma: float, seed: int) -> dict[str, float]:
     return seconds
 
 
-def _init(threads: int) -> None:
-    import torch
+def _claim_record(cfg: MethodsDemo, method: str, sigma: float, seed: int, ckpt: Path) -> Path:
+    """The record path of one model, claimed as ``smoothadv certify`` claims its records: the
+    same CertifyConfig and checkpoint content resume it, another is refused in one line; its
+    config document is written beside it."""
+    from .configs import config_document
+    from .stages import CertifyConfig
+    from .stages.evaluation import claim_record, config_path, file_fingerprint
 
-    torch.set_num_threads(max(1, threads))
+    out = record_path(cfg, method, sigma, seed)
+    rec = CertifyConfig(checkpoint=str(ckpt), dataset="digits", sigma=sigma, n=cfg.n,
+                        n0=cfg.n0, alpha=cfg.alpha, seed=seed, batch=cfg.batch, out=str(out),
+                        device=cfg.device, progress=False)
+    fingerprint = file_fingerprint(str(ckpt))
+    claim_record(rec, fingerprint)
+    document = config_document(rec, sigma=sigma, checkpoint_sha256=fingerprint,
+                               radius_rounding="down", certified_with=list(cfg.methods))
+    config_path(out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return out
 
 
 def run_methods_demo(cfg: MethodsDemo) -> Path:
     """Train, certify and tabulate every (method, σ, seed); returns ``report.md``'s path."""
     from .errors import UserError
+    from .sweep.local import init_worker
 
     unknown = [m for m in cfg.methods if m not in CHOSEN]
     if unknown:
@@ -197,8 +209,10 @@ def run_methods_demo(cfg: MethodsDemo) -> Path:
           f"of {threads} thread(s); n = {cfg.n:,}", flush=True)
     timings: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(cfg.workers, mp_context=context, initializer=_init,
-                             initargs=(threads,)) as pool:
+    # the sweep's worker set-up: each dies with this process (so a killed demo leaves no
+    # worker writing records that a resumed one also writes) and takes its share of threads
+    with ProcessPoolExecutor(cfg.workers, mp_context=context, initializer=init_worker,
+                             initargs=(threads, None)) as pool:
         if "catrs" in cfg.methods:  # the teachers first: units of one seed share them
             for seed, _ in zip(cfg.seeds, pool.map(_soft_targets, [cfg] * len(cfg.seeds),
                                                    cfg.seeds)):
@@ -229,13 +243,18 @@ class Cell:
     interval: tuple[float, float] | None = None  # its paired 95% interval
 
 
-def cells(cfg: MethodsDemo) -> list[Cell]:
-    """Every (method, σ)'s figures from the records, with the paired ACR interval against
-    Gaussian where Gaussian was run."""
+def load_all(cfg: MethodsDemo) -> dict[tuple[str, float], list]:
+    """Every record of the demo, read once: {(method, σ): [records of each seed]}."""
+    return {(m, sigma): [read_records(record_path(cfg, m, sigma, s)) for s in cfg.seeds]
+            for sigma in cfg.sigmas for m in cfg.methods}
+
+
+def cells(cfg: MethodsDemo, records: dict[tuple[str, float], list]) -> list[Cell]:
+    """Every (method, σ)'s figures from ``records`` (:func:`load_all`), with the paired ACR
+    interval against Gaussian where Gaussian was run."""
     out = []
     for sigma in cfg.sigmas:
-        recs = {m: [read_records(record_path(cfg, m, sigma, s)) for s in cfg.seeds]
-                for m in cfg.methods}
+        recs = {m: records[m, sigma] for m in cfg.methods}
         for m in cfg.methods:
             cert = np.array([A.certified_accuracy(r, RADII) for r in recs[m]])
             acr = np.array([A.average_certified_radius(r) for r in recs[m]])
@@ -293,7 +312,7 @@ def table(group: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def plot(cfg: MethodsDemo, path: Path) -> Path:
+def plot(cfg: MethodsDemo, records: dict[tuple[str, float], list], path: Path) -> Path:
     """Certified accuracy against radius: one panel per σ, each method's mean curve over the
     seeds with the band between the seeds' lowest and highest."""
     import matplotlib
@@ -306,8 +325,7 @@ def plot(cfg: MethodsDemo, path: Path) -> Path:
     for ax, sigma in zip(axes[0], cfg.sigmas):
         grid = np.linspace(0, 4 * sigma, 300)
         for m in cfg.methods:
-            curves = np.array([A.certified_accuracy(read_records(record_path(cfg, m, sigma, s)),
-                                                    grid) for s in cfg.seeds])
+            curves = np.array([A.certified_accuracy(r, grid) for r in records[m, sigma]])
             line, = ax.plot(grid, curves.mean(0), label=NAMES[m], linewidth=1.5)
             ax.fill_between(grid, curves.min(0), curves.max(0), color=line.get_color(),
                             alpha=0.15, linewidth=0)
@@ -329,14 +347,15 @@ def plot(cfg: MethodsDemo, path: Path) -> Path:
 def write_report(cfg: MethodsDemo, elapsed: float, timings: dict[str, float]) -> Path:
     """``report.md`` and ``curves.png`` in ``cfg.out`` from the records."""
     out = Path(cfg.out)
-    all_cells = cells(cfg)
-    plot(cfg, out / "curves.png")
+    records = load_all(cfg)
+    all_cells = cells(cfg, records)
+    plot(cfg, records, out / "curves.png")
     lines = [
         "# smoothadv demo --methods: the training methods side by side on digits", "",
         f"Network `{ARCH}`, {cfg.epochs} epochs, batch 64, SGD (lr ×0.1 after "
         f"{max(1, cfg.epochs * 2 // 3)} epochs), per-method lr and weight chosen on the "
         "validation split (`examples/digits_selection.toml`). Certification: all "
-        f"{len(read_records(record_path(cfg, cfg.methods[0], cfg.sigmas[0], cfg.seeds[0])))} "
+        f"{len(next(iter(records.values()))[0])} "
         f"test images, n0 = {cfg.n0}, n = {cfg.n:,}, α = {cfg.alpha}; seeds "
         f"{', '.join(map(str, cfg.seeds))} (mean ± standard deviation over the seeds).", ""]
     for sigma in cfg.sigmas:

@@ -23,7 +23,7 @@ from .ledger import Ledger, mark_blocked
 from .plan import Plan
 
 
-def _init_worker(threads: int, gpus: multiprocessing.Queue | None) -> None:
+def init_worker(threads: int, gpus: multiprocessing.Queue | None) -> None:
     """Die with the runner; claim a GPU when there are some; size torch's thread pool."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -76,7 +76,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
         workers = min(workers, gpus)
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                  initializer=_init_worker, initargs=(threads, queue))
+                                  initializer=init_worker, initargs=(threads, queue))
     running: dict[cf.Future, str] = {}
     waiting: set[str] = set()  # held by another process (a job left running elsewhere)
     try:
