@@ -58,20 +58,20 @@ def _radii(sigma: float) -> list[float]:
     return [round(0.25 * i, 2) for i in range(int(top / 0.25) + 1)]
 
 
-def _best_of_groups(plan: Plan, by_sigma: dict[float, list]) -> list[str]:
-    """Markdown lines: per labelled grid and σ, the point of the highest ACR (ties: the
-    first in the file's order) and the runner-up's ACR."""
+def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float]) -> list[str]:
+    """Markdown lines: per labelled grid and σ, the point of the highest ACR (``acr``: by run
+    label, from the summaries already read; ties: the first in the file's order) and the
+    runner-up's ACR."""
     rows = []
     for sigma in sorted(by_sigma):
         groups: dict[str, list] = defaultdict(list)
         for run in by_sigma[sigma]:
-            if run.group:
+            if run.group and run.label in acr:
                 groups[run.group].append(run)
         for group, runs in groups.items():
             if len(runs) < 2:
                 continue
-            acrs = [A.average_certified_radius(read_records(plan.jobs[r.record_job].output))
-                    for r in runs]
+            acrs = [acr[r.label] for r in runs]
             order = sorted(range(len(runs)), key=lambda i: -acrs[i])
             best, second = order[0], order[1]
             rows.append(f"| {group} | {sigma:g} | {len(runs)} | {runs[best].label} | "
@@ -92,16 +92,18 @@ def write_report(plan: Plan, out: Path, say=print) -> Path:
         job = plan.jobs[run.record_job]
         (by_sigma[run.sigma] if is_done(job) else missing).append(run)
     lines = ["# Sweep report", ""]
+    acr: dict[str, float] = {}
     for sigma in sorted(by_sigma):
         runs = by_sigma[sigma]
         radii = _radii(sigma)
         summaries = A.load_summaries([plan.jobs[r.record_job].output for r in runs], radii,
                                      [r.label for r in runs], warn=say)
+        acr.update((summary.label, summary.acr) for summary in summaries)
         png = out / f"curves_sigma{sigma:g}.png"
         A.plot_curves(summaries, png, title=f"certified accuracy, σ = {sigma:g}")
         lines += [f"## σ = {sigma:g}", "", A.render(A.summary_table(summaries), "markdown"),
                   "", f"![certified accuracy at σ = {sigma:g}]({png.name})", ""]
-    lines += _best_of_groups(plan, by_sigma)
+    lines += _best_of_groups(by_sigma, acr)
     compared = [r for rs in by_sigma.values() for r in rs if r.reference is not None]
     if compared:
         lines += ["## Against the published logs (differences with 95% intervals)", "",
