@@ -115,13 +115,12 @@ _SIGMA_PATTERNS = (r"sigma[_=]?([0-9.]+)", r"noise[_=]?([0-9.]+)")
 
 
 def config_value(path: str | os.PathLike, key: str) -> float | None:
-    """``key`` from the ``<record>.config.json`` our commands write beside a record file."""
-    path = Path(path)
-    config = path.with_name(path.name + ".config.json")
+    """``key`` of a record file's configuration as a number (:func:`~smoothadv.records.
+    record_setting`: the stage config's field, else the document's), or None."""
+    value = record_setting(path, key)
     try:
-        value = json.loads(config.read_text()).get(key)
         return None if value is None else float(value)
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (TypeError, ValueError):
         return None
 
 
