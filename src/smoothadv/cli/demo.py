@@ -8,7 +8,7 @@ from .common import add_common, command
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo",
+    p.add_argument("--out", default=None,
                    help="run directory (default: runs/demo; the seven methods: "
                         "runs/demo_methods)")
     p.add_argument("--sigmas", type=float, nargs="+", default=None,
@@ -73,9 +73,9 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.5, 1.0] if l1 else [0.25])
     runner = run_l1_demo if l1 else run_denoised_demo if args.denoised else run_demo
     runner(DemoConfig(
-        out=args.out, sigmas=tuple(sigmas), epochs=args.epochs or 60, epsilon=args.epsilon,
-        steps=args.steps, m_train=args.m_train, quick=args.quick, n=args.n, batch=args.batch,
-        seed=args.seed, methods=tuple(methods), device=args.device,
+        out=args.out or DemoConfig.out, sigmas=tuple(sigmas), epochs=args.epochs or 60,
+        epsilon=args.epsilon, steps=args.steps, m_train=args.m_train, quick=args.quick,
+        n=args.n, batch=args.batch, seed=args.seed, methods=tuple(methods), device=args.device,
         progress=not args.no_progress))
     return 0
 
@@ -92,9 +92,9 @@ def _run_seven(args: argparse.Namespace, methods: list[str]) -> int:
     from ..demo_methods import EPOCHS, SEEDS, SIGMAS, MethodsDemo, run_methods_demo
 
     epochs = args.epochs or EPOCHS
-    out = "runs/demo_methods" if args.out == "runs/demo" else args.out
     run_methods_demo(MethodsDemo(
-        out=out, methods=tuple(methods), sigmas=tuple(args.sigmas or SIGMAS),
+        out=args.out or MethodsDemo.out, methods=tuple(methods),
+        sigmas=tuple(args.sigmas or SIGMAS),
         seeds=tuple(args.seeds if args.seeds is not None else SEEDS),
         epochs=max(1, epochs // 2) if args.quick else epochs,
         n=10_000 if args.quick else args.n, batch=args.batch,
