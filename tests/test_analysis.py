@@ -33,9 +33,14 @@ def test_exact_figures(two_files):
     s = A.summarize(read_records(a), [0, 0.25, 0.5, 1.0])
     assert s.certified == [0.5, 0.5, 0.25, 0.0]
     assert s.clean == 0.5 and s.abstain == 0.25
-    assert s.acr == pytest.approx((0.3 + 0.8) / 4)
+    # a file without a config was rounded to nearest: the ACR, like certified accuracy,
+    # counts each radius less half a unit of its last digit ('0.3' → 0.25); as written, 0.3
+    assert s.acr == pytest.approx((0.25 + 0.75) / 4)
+    assert A.average_certified_radius(read_records(a), as_written=True) == \
+        pytest.approx((0.3 + 0.8) / 4)
     t = A.summarize(read_records(b), [0, 0.25, 0.5, 1.0])
-    assert t.certified == [1.0, 0.25, 0.25, 0.0] and t.acr == pytest.approx(0.95 / 4)
+    assert t.certified == [1.0, 0.25, 0.25, 0.0]
+    assert t.acr == pytest.approx((0.05 + 0.15 + 0.55 + 0.045) / 4)
     cells = A.envelope([s, t])
     assert [c.certified for c in cells] == [1.0, 0.5, 0.25, 0.0]
     assert [c.clean for c in cells] == [1.0, 0.5, 1.0, 1.0]  # tie at 0.5 → higher clean wins

@@ -199,11 +199,22 @@ def test_splitting_lambda_and_offsets():
     noise = SplittingNoise(0.05)
     assert noise.offsets_count == round(2 * noise.lam * 255) == 44
     x = torch.tensor([[[0.0, 10 / 255, 128 / 255, 1.0]]])
-    copies = noise.offset_inputs(x)
-    offsets = (torch.arange(44, dtype=torch.float64) + 0.5) / 255
+    j = torch.arange(44, dtype=torch.float64)
+    # zero template: one offset (j + ½)/255 for every pixel
+    copies = noise.offset_inputs(x, "zero")
+    offsets = (j + 0.5) / 255
     direct = bin_centres(x.double().unsqueeze(0), offsets.view(-1, 1, 1, 1), noise.lam)
     assert torch.allclose(copies.double(), direct, atol=1e-6)
     assert copies.min() >= 0 and copies.max() <= 1
+    # Levine & Feizi's template: pixel i's offset ((j + t_i) mod K + ½)/255, t from NumPy's
+    # RandomState(0).randint(K, size=d)
+    t = torch.from_numpy(np.random.RandomState(0).randint(44, size=4)).double()
+    assert t.unique().numel() > 1
+    offsets = ((j.view(-1, 1) + t.view(1, -1)) % 44 + 0.5) / 255
+    direct = bin_centres(x.double().unsqueeze(0), offsets.view(44, 1, 1, 4), noise.lam)
+    assert torch.allclose(noise.offset_inputs(x).double(), direct, atol=1e-6)
+    assert torch.equal(noise.offset_inputs(x), noise.offset_inputs(x, "seed0"))
+    assert not torch.equal(noise.offset_inputs(x, "seed1"), noise.offset_inputs(x))
 
 
 def test_the_deterministic_certificate_holds_for_every_perturbation_inside(tmp_path):
@@ -227,15 +238,14 @@ def test_the_deterministic_certificate_holds_for_every_perturbation_inside(tmp_p
     inputs = smooth.noise.offset_inputs(x)
     counts = torch.bincount(model(inputs).argmax(1), minlength=2)
     assert cert.n == K and cert.n_a == int(counts.max())
-    assert cert.radius == pytest.approx(abs(int(counts[1]) - int(counts[0])) / 510)
+    gap = abs(int(counts[1]) - int(counts[0]))
+    assert cert.radius == pytest.approx(((gap - 1) // 2) / 255)
     assert cert.prediction == int(counts.argmax()) and cert.radius > 0
-    steps = int(math.ceil(cert.radius * 255))
+    steps = int(round(cert.radius * 255))
     a = (x.view(-1) * 255).round()
     checked = 0
-    for d1 in range(-steps, steps + 1):
+    for d1 in range(-steps, steps + 1):  # the closed ball: ‖δ‖₁ ≤ R
         for d2 in range(-steps + abs(d1), steps - abs(d1) + 1):
-            if (abs(d1) + abs(d2)) / 255 >= cert.radius:
-                continue
             b = a + torch.tensor([d1, d2], dtype=a.dtype)
             if b.min() < 0 or b.max() > 255:
                 continue
@@ -259,7 +269,7 @@ def test_the_deterministic_certificate_is_tight_somewhere():
         if smooth.certify_derandomized(y[None], 64)[0].prediction != cert.prediction:
             flip = step / 255
             break
-    assert flip is not None and cert.radius <= flip <= cert.radius + 2 * smooth.noise.lam
+    assert flip is not None and cert.radius < flip <= cert.radius + 2 * smooth.noise.lam
 
 
 # ------------------------------------------------------------------------- refusals
@@ -357,18 +367,21 @@ def test_sequential_certification_with_uniform_and_laplace_noise():
 def test_the_deterministic_certificate_by_hand():
     """K = 3 offsets, one pixel at 10/255, bins of width 3/255 offset by ½, 1½, 2½ (/255): the
     bins holding 10 are (9.5, 12.5], (7.5, 10.5], (8.5, 11.5], centres 11, 9, 10 (/255). A
-    classifier 'class 1 above 9.5/255' votes 1, 0, 1: n_1 = 2, n_0 = 1, R = (2 − 1)/510. At
-    9/255 (‖δ‖₁ = 2/510 > R) the centres are 8, 9, 10: votes 0, 0, 1 and the class flips."""
+    classifier 'class 1 above 9.5/255' votes 1, 0, 1: n_1 = 2, n_0 = 1: class 1, closed radius
+    ⌊(2 − 1 − 1)/2⌋ = 0 steps. At 9/255 (one step) the centres are 8, 9, 10: votes 0, 0, 1 and
+    the class flips, so no ball of one step is certified (the old (n_A − n_B)/510 = ½ step did
+    not claim one either; an even gap is where it overstated)."""
     sigma = 3 / (510 * math.sqrt(3))
     noise = SplittingNoise(sigma)
     assert noise.offsets_count == 3
     x = torch.tensor([[[10 / 255]]])
-    assert torch.allclose(noise.offset_inputs(x).view(-1) * 255, torch.tensor([11.0, 9, 10]))
+    assert torch.allclose(noise.offset_inputs(x, "zero").view(-1) * 255,
+                          torch.tensor([11.0, 9, 10]))
     smooth = Smooth(PixelThreshold(9.5 / 255, pixel=0), 2, sigma, noise="splitting", norm="l1")
-    cert, = smooth.certify_derandomized(x[None], 8)
+    cert, = smooth.certify_derandomized(x[None], 8, "zero")
     assert (cert.prediction, cert.n_a, cert.n) == (1, 2, 3)
-    assert cert.radius == pytest.approx(1 / 510) and cert.p_lower == pytest.approx(2 / 3)
-    moved, = smooth.certify_derandomized(torch.tensor([[[[9 / 255]]]]), 8)
+    assert cert.radius == 0.0 and cert.p_lower == pytest.approx(2 / 3)
+    moved, = smooth.certify_derandomized(torch.tensor([[[[9 / 255]]]]), 8, "zero")
     assert moved.prediction == 0 and moved.n_a == 2
 
 

@@ -81,6 +81,8 @@ def _record(path, radii, correct):
     rows += [f"{i}\t0\t{0 if c else 1}\t{r:.3f}\t{c}\t0:00:00.01"
              for i, (r, c) in enumerate(zip(radii, correct))]
     path.write_text("\n".join(rows) + "\n")
+    # rounded down, as this library writes radii: counted as written
+    path.with_name(path.name + ".config.json").write_text('{"radius_rounding": "down"}')
     return read_records(path)
 
 

@@ -27,7 +27,14 @@ from scipy.stats import binom
 
 from .errors import UserError, check_alpha
 from .noise import NORM_NAMES
-from .records import CERTIFY_COLUMNS, PREDICT_COLUMNS, Records, read_records, record_setting
+from .records import (
+    CERTIFY_COLUMNS,
+    PREDICT_COLUMNS,
+    Records,
+    read_records,
+    record_setting,
+    threat_model,
+)
 from .registry import Registry
 from .stats import lower_confidence_bound
 
@@ -54,7 +61,7 @@ def counted_radius(records: Records, as_written: bool = False) -> np.ndarray:
     """The radius each row is counted with: never above the certified one
     (``records.radius_lower``, clipped at 0 so a correct row always counts at r = 0), or the
     written value with ``as_written``."""
-    return records["radius"] if as_written else np.maximum(records.radius_lower, 0.0)
+    return records["radius"] if as_written else records.counted_radius
 
 
 def certified_accuracy(records: Records, radii: Sequence[float],
@@ -80,11 +87,13 @@ def samples_per_input(records: Records) -> tuple[float, float, float] | None:
     return float(s.mean()), float(np.median(s)), float(np.percentile(s, 90))
 
 
-def average_certified_radius(records: Records) -> float:
-    """ACR: the mean over rows of radius × correct (abstentions and errors count 0)."""
+def average_certified_radius(records: Records, as_written: bool = False) -> float:
+    """ACR: the mean over rows of radius × correct (abstentions and errors count 0), with the
+    radius every table counts (:attr:`Records.counted_radius`), or the written one with
+    ``as_written``."""
     if records.is_empty:
         return float("nan")
-    return float(np.mean(records["radius"] * (records["correct"] == 1)))
+    return float(np.mean(counted_radius(records, as_written) * (records["correct"] == 1)))
 
 
 def certified_accuracy_lower_bound(
@@ -135,15 +144,28 @@ def record_norm(path: str | os.PathLike) -> str:
     return str(record_setting(path, "norm", "l2"))
 
 
-def common_norm(paths) -> str:
+def common_norm(paths, mix_threats: bool = False) -> str:
     """The one norm of ``paths``' radii; refuses, in one line, records of different norms in
-    one table or curve (their radii measure different balls)."""
-    norms = {str(p): record_norm(p) for p in paths}
+    one table or curve (their radii measure different balls), and records of different input
+    sets (ℝ^d, the box, the 8-bit grid: :func:`~smoothadv.records.threat_model`) unless
+    ``mix_threats``."""
+    threats = {str(p): threat_model(p) for p in paths}
+    norms = {p: t.norm for p, t in threats.items()}
     if len(set(norms.values())) > 1:
         shown = ", ".join(f"{p} {NORM_NAMES.get(n, n)}" for p, n in norms.items())
         raise UserError(f"these records certify radii of different norms ({shown}): put each "
                         "norm in its own table")
+    if len({t.inputs for t in threats.values()}) > 1 and not mix_threats:
+        shown = ", ".join(f"{p}: {t}" for p, t in threats.items())
+        raise UserError(f"these records certify different threat models ({shown}); pass "
+                        "--mix-threats to put them in one table")
     return next(iter(norms.values()), "l2")
+
+
+def threat_label(paths) -> str:
+    """One line naming the threat model(s) of ``paths``' radii, for a table's heading."""
+    found = sorted({str(threat_model(p)) for p in paths})
+    return "radii certify the " + " / ".join(found)
 
 
 def sigma_from_path(path: str | os.PathLike) -> float | None:
@@ -182,7 +204,7 @@ def summarize(
         certified=certified_accuracy(records, radii, as_written).tolist(),
         clean=float("nan") if empty else float(np.mean(records["correct"] == 1)),
         abstain=float("nan") if empty else float(np.mean(records["predict"] == -1)),
-        acr=average_certified_radius(records),
+        acr=average_certified_radius(records, as_written),
         sigma=sigma_from_path(records.path),
         lower=None if alpha is None else certified_accuracy_lower_bound(
             records, radii, alpha, confidence, as_written).tolist(),
@@ -477,9 +499,9 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
     rows = [s.records if s.records is not None else read_records(s.path) for s in summaries]
     top = max_radius
-    if top is None:
-        top = max(float(rec["radius"].max()) for rec in rows) * 1.05
-        top = max(top, max(summaries[0].radii))
+    if top is None:  # where the last curve reaches 0, not the table's largest radius
+        ends = [float(counted_radius(rec)[rec["correct"] == 1].max(initial=0.0)) for rec in rows]
+        top = max(max(ends) * 1.05, 1e-3)
     grid = np.linspace(0, top, 400)
     for s, rec in zip(summaries, rows):
         known = s.sigma is None or "sigma" in s.label or "σ=" in s.label
@@ -488,7 +510,9 @@ def plot_curves(
     if envelope_cells:
         ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],
                 "k--o", markersize=3, label="envelope", linewidth=1.2)
-    ax.set_xlabel(f"{NORM_NAMES.get(norm, norm)} radius (pixel space, images in [0,1])")
+    threats = sorted({str(rec.threat) for rec in rows})
+    ax.set_xlabel(f"{NORM_NAMES.get(norm, norm)} radius (pixel space, images in [0,1]; "
+                  f"{' / '.join(threats)})", fontsize=8)
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, top)

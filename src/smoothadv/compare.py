@@ -148,7 +148,7 @@ def compare(ours: Records, reference: Records, radii: list[float],
     acr_interval: tuple[float | None, float | None] = (None, None)
     if same_images:
         _, acr_interval = paired_acr_difference([(ours, reference)])
-        ra, rb = ours["radius"][ia], reference["radius"][ib]
+        ra, rb = ours.counted_radius[ia], reference.counted_radius[ib]
         both = (ours["correct"][ia] == 1) & (reference["correct"][ib] == 1)
         agreement = {"images": int(len(shared)), "both_correct": int(both.sum()),
                      "mean_abs_radius_difference": float(np.abs(ra - rb)[both].mean())
@@ -159,8 +159,8 @@ def compare(ours: Records, reference: Records, radii: list[float],
                      "same_prediction": float(np.mean(ours["predict"][ia]
                                                       == reference["predict"][ib]))}
     return Comparison(str(ours.path), str(reference.path), same_images, len(ours),
-                      len(reference), average_certified_radius(ours),
-                      average_certified_radius(reference), rows, agreement, notes,
+                      len(reference), average_certified_radius(ours, as_written),
+                      average_certified_radius(reference, as_written), rows, agreement, notes,
                       *acr_interval)
 
 
@@ -196,5 +196,5 @@ def paired_acr_difference(pairs: list[tuple[Records, Records]],
 def _scored_radius(rec: Records, idx: np.ndarray) -> np.ndarray:
     """Radius × correct of each image in ``idx`` order (the terms of the ACR)."""
     order = np.argsort(rec["idx"])
-    scored = rec["radius"] * (rec["correct"] == 1)
+    scored = rec.counted_radius * (rec["correct"] == 1)
     return scored[order][np.searchsorted(rec["idx"][order], idx)]

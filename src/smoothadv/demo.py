@@ -126,17 +126,28 @@ def run_demo(cfg: DemoConfig) -> Path:
 
 
 def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int,
-                   noise: str = "gaussian", norm: str = "l2") -> Path:
+                   noise: str = "gaussian", norm: str = "l2",
+                   template: str | None = None) -> Path:
     """CERTIFY the whole digits test split with base classifier ``base`` (``noise``, radii in
-    ``norm``) into a fresh ``record`` and its config line; returns the record's path."""
+    ``norm``; with ``template``, the deterministic splitting certificate with that offset
+    template) into a fresh ``record`` and its config line; returns the record's path."""
     record.unlink(missing_ok=True)
-    facts = {"sigma": sigma, "radius_rounding": "down"}
+    facts: dict = {"sigma": sigma, "radius_rounding": "down"}
     if (noise, norm) != ("gaussian", "l2"):
         facts.update(norm=norm, noise=noise)
+    options: dict = {}
+    if template is not None:
+        options = {"derandomized": True, "template": template}
+        facts.update(n=0, n0=0, alpha=0.0, threat_model={"norm": norm, "inputs": "grid",
+                                                        "ball": "closed"})
+    else:
+        facts.update(n=n, n0=cfg.n0, alpha=cfg.alpha)
+    facts.update(options)
     record.with_name(record.name + ".config.json").write_text(json.dumps(facts))
     run_records("certify", Smooth(base, 10, sigma, noise=noise, norm=norm), test,
                 select_indices(len(test)), record, n0=cfg.n0, n=n, alpha=cfg.alpha,
-                batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress)
+                batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
+                certify_options=options)
     return record
 
 

@@ -85,6 +85,7 @@ def run_records(
     """
     certify_options = dict(certify_options or {})
     derandomized = certify_options.pop("derandomized", False)
+    template = certify_options.pop("template", None)
     if kind not in ("certify", "predict", "attack"):
         raise ValueError(f"unknown record kind {kind!r}")
     if (kind == "attack") != (attack is not None):
@@ -108,7 +109,7 @@ def run_records(
             seeds = [input_seed(seed, i) for i in chunk]
             t0 = time.perf_counter()
             if kind == "certify" and derandomized:
-                results = smooth.certify_derandomized(xs, batch_size)
+                results = smooth.certify_derandomized(xs, batch_size, template or "seed0")
             elif kind == "certify":
                 results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
                                               randomized=randomized, **certify_options)

@@ -11,6 +11,21 @@ value can exceed the true radius by half a unit in the last digit: :attr:`Record
 subtracts that half unit for such files, and analysis counts a row as certified at r only when
 ``radius_lower`` ≥ r. A record file is known to be rounded down when the ``.config.json``
 beside it says ``"radius_rounding": "down"``.
+
+**One counted radius.** Every consumer (certified accuracy, ACR, comparisons, re-boxing) reads
+:attr:`Records.counted_radius`: never above what the row certifies, on the **closed** ball
+(a row counted at r means every perturbation of norm ≤ r keeps the prediction). Two
+corrections go into it: the half unit of files rounded to nearest, and the recount of records
+written by the deterministic ℓ1 certificate before its radius was closed (config
+``derandomized`` without a ``template``): they wrote (n_A − n_B)/510, whose even gaps reach a
+tie on the ball's boundary; the gap is read back exactly from the written value and the row is
+counted with ⌊(n_A − n_B − 1)/2⌋/255 (ℓ∞ records of that kind cannot be read back exactly
+and are refused in one line).
+
+**Threat models.** A radius certifies a ball inside an input set: all of ℝ^d (``space``), the
+box [0,1]^d (``box``: ``--box`` and re-boxed records) or the 8-bit grid (``grid``:
+``--derandomized``). :func:`threat_model` names a record's; tables refuse to mix them unless
+asked.
 """
 
 from __future__ import annotations
@@ -73,6 +88,56 @@ def record_setting(path: str | os.PathLike, key: str, default: Any = None) -> An
     if value is None:  # e.g. σ left to the checkpoint: the document has the resolved value
         value = document.get(key)
     return default if value is None else value
+
+
+INPUT_SETS = {"space": "ℝ^d", "box": "the box [0,1]^d", "grid": "the 8-bit grid"}
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """What a record's radii certify: the closed ``norm`` ball intersected with ``inputs``
+    (a key of :data:`INPUT_SETS`)."""
+
+    norm: str = "l2"
+    inputs: str = "space"
+
+    def __str__(self) -> str:
+        names = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
+        where = "" if self.inputs == "space" else f" on {INPUT_SETS[self.inputs]}"
+        return f"closed {names.get(self.norm, self.norm)} ball{where}"
+
+
+def threat_model(path: str | os.PathLike) -> ThreatModel:
+    """The threat model of a record file from its config: its norm (ℓ2 where it names none:
+    the paper's logs and records from before ℓ1 certificates) and input set."""
+    norm = str(record_setting(path, "norm", "l2"))
+    if record_setting(path, "derandomized", False):
+        return ThreatModel(norm, "grid")
+    if record_setting(path, "box", False):
+        return ThreatModel(norm, "box")
+    return ThreatModel(norm, "space")
+
+
+def open_derandomized(path: str | os.PathLike) -> bool:
+    """Whether a record was written by the deterministic ℓ1 certificate before its radius was
+    closed: ``derandomized`` in its config and no ``template`` (every later one names it)."""
+    return bool(record_setting(path, "derandomized", False)) and \
+        record_setting(path, "template") is None
+
+
+def recount_open_derandomized(path: str | os.PathLike, radius: np.ndarray,
+                              predict: np.ndarray) -> np.ndarray:
+    """The closed radii ⌊(g − 1)/2⌋/255 of old deterministic-certificate rows, from their
+    written (n_A − n_B)/510 = g/510 (rounded down to six decimals, so g = round(510·r)
+    exactly); 0 for abstentions. ℓ∞ rows (the ℓ1 radius over d, not read back exactly) are
+    refused in one line."""
+    if str(record_setting(path, "norm", "l1")) != "l1":
+        raise UserError(f"{path}: written by the deterministic certificate before its radius was "
+                        "closed, at ℓ∞, where its gaps cannot be read back; re-certify it "
+                        "(smoothadv certify … --derandomized --overwrite)")
+    gaps = np.rint(np.asarray(radius, dtype=np.float64) * 510).astype(np.int64)
+    steps = np.maximum((gaps - 1) // 2, 0)
+    return np.where(np.asarray(predict) >= 0, steps / 255.0, 0.0)
 
 
 def half_unit(text: str) -> float:
@@ -170,6 +235,8 @@ class Records:
     columns: dict[str, np.ndarray]
     rounding: str = "down"  # how the radius column was written: 'down' or 'nearest'
     radius_slack: np.ndarray | None = field(default=None, repr=False)  # half units, per row
+    threat: ThreatModel = field(default_factory=ThreatModel)
+    recounted: np.ndarray | None = field(default=None, repr=False)  # closed radii, old rows
 
     def __len__(self) -> int:
         return len(self.columns["idx"])
@@ -189,6 +256,15 @@ class Records:
         if self.rounding == "down" or self.radius_slack is None:
             return radius
         return radius - self.radius_slack
+
+    @property
+    def counted_radius(self) -> np.ndarray:
+        """The radius every table counts each row with (certified accuracy, ACR, comparisons,
+        re-boxing): never above what the row certifies on the closed ball — the recount of an
+        old deterministic-certificate record, else :attr:`radius_lower` — and never below 0."""
+        if self.recounted is not None:
+            return self.recounted
+        return np.maximum(self.radius_lower, 0.0)
 
 
 def read_records(
@@ -248,8 +324,11 @@ def read_records(
             raise UserError(
                 f"{path}:{linenos[bad]}: bad value {texts[bad]!r} in column {name!r}"
             ) from None
+    recounted = None
+    if "radius" in columns and open_derandomized(path):
+        recounted = recount_open_derandomized(path, columns["radius"], columns["predict"])
     return Records(path=path, columns=columns, rounding=radius_rounding(path),
-                   radius_slack=slack)
+                   radius_slack=slack, threat=threat_model(path), recounted=recounted)
 
 
 def _parses(text: str, column: str) -> bool:

@@ -21,7 +21,16 @@ import torch.nn as nn
 
 from .data import check_image_range
 from .errors import UserError, check_alpha, check_positive_int, check_sigma
-from .noise import LEVELS, box_l1_radius, check_l1_options, check_smoothing, create_noise
+from .noise import (
+    DEFAULT_TEMPLATE,
+    LEVELS,
+    box_l1_radius,
+    check_l1_options,
+    check_smoothing,
+    check_template,
+    create_noise,
+    derandomized_steps,
+)
 from .stats import (
     binomial_test_pvalue,
     lower_confidence_bound,
@@ -247,14 +256,43 @@ class Smooth:
                 noise = torch.cat([t for _, t in segments])
             noisy = self.noise.apply(clean, noise)
             for m, net in enumerate(nets):  # all but the last model get a copy to read
-                preds = net(noisy if m == len(nets) - 1 else noisy.clone()).argmax(1)
+                preds = self._logits(noisy if m == len(nets) - 1 else noisy.clone(),
+                                     net).argmax(1)
                 counts[m].index_add_(0, owner_ids * classes + preds, torch.ones_like(preds))
         counts = counts.view(len(nets), -1, classes)
         return counts[0] if models is None else counts
 
+    @staticmethod
+    def _check_batch(xs: torch.Tensor) -> torch.Tensor:
+        """``xs`` if it is a batch of inputs [K, ...] (images [K,C,H,W], or [K,d]), else a
+        one-line refusal."""
+        if not isinstance(xs, torch.Tensor) or not 2 <= xs.dim() <= 4:
+            shape = tuple(xs.shape) if isinstance(xs, torch.Tensor) else type(xs).__name__
+            raise UserError(f"expected a batch of images [K,C,H,W], got shape {shape}")
+        return xs
+
+    @staticmethod
+    def _check_one(x: torch.Tensor) -> torch.Tensor:
+        """``x`` if it is one input ([C,H,W] or [d]), else a one-line refusal naming the
+        batch call."""
+        if not isinstance(x, torch.Tensor) or not 1 <= x.dim() <= 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise UserError(f"expected one image [C,H,W], got shape {shape}; for a batch "
+                            "[K,C,H,W] use certify_many / predict_many")
+        return x
+
+    def _logits(self, batch: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        """The base classifier's scores [B, num_classes] of a batch, refused in one line when
+        the model gives another number of scores than ``num_classes``."""
+        logits = (self.base_classifier if net is None else net)(batch)
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+            raise UserError(f"the base classifier gives scores of shape {tuple(logits.shape)} "
+                            f"for {batch.shape[0]} inputs, but num_classes is "
+                            f"{self.num_classes}: give the model's number of classes")
+        return logits
+
     def _prepare(self, xs: torch.Tensor, batch_size: int) -> torch.Tensor:
-        if xs.dim() < 2:
-            raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
+        self._check_batch(xs)
         check_positive_int(batch_size, "batch_size")
         check_image_range(xs)  # where the inputs are (on the CPU, as loaded: no GPU sync)
         return self.noise.prepare(xs).to(self.device, non_blocking=True)
@@ -369,36 +407,40 @@ class Smooth:
             for c, a, p, r in zip(c_hat, n_a, p_lower, radius)
         ]
 
-    def certify_derandomized(self, xs: torch.Tensor, batch_size: int) -> list[Certificate]:
+    def certify_derandomized(self, xs: torch.Tensor, batch_size: int,
+                             template: str = DEFAULT_TEMPLATE) -> list[Certificate]:
         """Levine & Feizi's deterministic ℓ1 certificate for splitting noise
         (:mod:`smoothadv.noise.splitting`): every one of the K = 2λ·255 offsets evaluated once
-        per input xs [k,C,H,W] (on the 8-bit grid), exact counts n_c, no α. Predicts the top
-        class A when n_A exceeds every other count n_B, with radius (n_A − n_B)/510 =
-        λ(p_A − p_B) (ℓ1; over d for ℓ∞), for perturbed images on the grid; abstains on a tie.
-        ``p_lower`` is the exact p_A = n_A/K and ``n`` is K."""
+        per input xs [k,C,H,W] (on the 8-bit grid), pixel i's offset shifted by the fixed
+        ``template`` (``seed0``: their default; ``zero``: one offset for every pixel), giving
+        exact counts n_c, no α. Predicts the top class A when n_A exceeds every other count
+        n_B (abstains on a tie), with the closed radius ⌊(n_A − n_B − 1)/2⌋/255 in ℓ1 (over d
+        for ℓ∞): every image on the 8-bit grid within that ℓ1 distance gets prediction A, and
+        with certainty. ``p_lower`` is the exact p_A = n_A/K and ``n`` is K."""
         if self.noise.kind != "splitting":
             raise UserError("the deterministic certificate is for --noise splitting")
         check_positive_int(batch_size, "batch_size")
-        if xs.dim() < 2:
-            raise UserError(f"expected a batch of images [K,C,H,W], got shape {tuple(xs.shape)}")
+        check_template(template)
+        xs = self._check_batch(xs)
         check_image_range(xs)
         K, dims = self.noise.offsets_count, xs[0].numel()
         scale = 1.0 if self.norm == "l1" else 1.0 / dims
         out = []
         with eval_mode(self.base_classifier), torch.inference_mode():
             for x in xs:
-                inputs = self.noise.offset_inputs(x.cpu()).to(self.device, non_blocking=True)
+                inputs = self.noise.offset_inputs(x.cpu(), template)
+                inputs = inputs.to(self.device, non_blocking=True)
                 counts = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
                 for start in range(0, K, batch_size):
-                    preds = self.base_classifier(inputs[start:start + batch_size]).argmax(1)
-                    counts += torch.bincount(preds, minlength=self.num_classes)
+                    logits = self._logits(inputs[start:start + batch_size])
+                    counts += torch.bincount(logits.argmax(1), minlength=self.num_classes)
                 top = counts.topk(min(2, self.num_classes)).values.cpu().tolist()
                 c_a = int(counts.argmax())
                 n_a, n_b = int(top[0]), int(top[1]) if len(top) > 1 else 0
-                certified = n_a > n_b
+                steps = derandomized_steps(n_a, n_b)
                 out.append(Certificate(
-                    prediction=c_a if certified else ABSTAIN,
-                    radius=(n_a - n_b) / (2 * LEVELS) * scale if certified else 0.0,
+                    prediction=c_a if steps >= 0 else ABSTAIN,
+                    radius=steps / LEVELS * scale if steps >= 0 else 0.0,
                     p_lower=n_a / K, n_a=n_a, n=K))
         return out
 
@@ -408,6 +450,7 @@ class Smooth:
     ) -> Certificate:
         """CERTIFY for one input x of shape [C,H,W]; see :meth:`certify_many`."""
         seeds = None if seed is None else [seed]
+        x = self._check_one(x)
         return self.certify_many(x.unsqueeze(0), n0, n, alpha, batch_size, seeds)[0]
 
     # ------------------------------------------------------------------------- PREDICT
@@ -448,6 +491,7 @@ class Smooth:
     ) -> int:
         """PREDICT for one input x [C,H,W]: the class, or ABSTAIN (−1), as in Cohen's code."""
         seeds = None if seed is None else [seed]
+        x = self._check_one(x)
         return self.predict_many(x.unsqueeze(0), n, alpha, batch_size, seeds)[0].prediction
 
     # ------------------------------------------------------------------------ soft G

@@ -1,5 +1,6 @@
 """The box-constrained ℓ1 radius applied after the fact to a record of uniform or splitting
-noise: every certified row's radius R (2λ(p̲_A − ½), as written, rounded down) gives back a
+noise: every certified row's radius R (2λ(p̲_A − ½), as every table counts it: rounded down,
+or less half a unit for a file rounded to nearest) gives back a
 total-variation budget τ = R/2λ ≤ p̲_A − ½, and :func:`smoothadv.noise.box_l1_radius` turns it and
 the row's image into the box radius. Rounding down only lowers τ, and the box radius is
 monotone in τ, so the new radius is a valid certificate with the record's α; no sampling is
@@ -43,16 +44,19 @@ def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, nois
     _check_reboxable(record, sigma, noise)
     source = create_noise(noise, sigma)
     rows = read_records(record)
+    counted = rows.counted_radius  # the radius every table counts: never above the certified
     out = Path(out)
     out.unlink(missing_ok=True)
     writer = RecordWriter(out, CERTIFY_COLUMNS)
     try:
         for i in range(len(rows)):
             row = {c: rows[c][i] for c in CERTIFY_COLUMNS}
-            radius = float(row["radius"])
-            # the written text (RADIUS_DECIMALS digits) read back: kept as it is unless the
-            # box radius is larger (re-flooring the parsed float could lose a unit)
-            text = f"{radius:.{RADIUS_DECIMALS}f}"
+            radius = float(counted[i])
+            # the counted radius as text: the written one when it was rounded down (its
+            # RADIUS_DECIMALS digits read back; re-flooring the parsed float could lose a unit),
+            # else floored; kept unless the box radius is larger
+            text = (f"{radius:.{RADIUS_DECIMALS}f}" if rows.rounding == "down"
+                    else format_radius(radius))
             if int(row["predict"]) >= 0 and radius > 0:
                 image = dataset[int(row["idx"])][0].numpy()
                 boxed = box_l1_radius(radius / (2 * source.lam), source.lam, image)

@@ -28,6 +28,10 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", type=float, default=0.001,
                    help="γ of the lower bounds: they hold with probability ≥ 1−γ (0.001)")
     p.add_argument("--name", default="envelope", help="row name of the envelope table")
+    p.add_argument("--mix-threats", action="store_true",
+                   help="put records of different threat models in one table (radii on ℝ^d, "
+                        "on the box [0,1]^d with --box, on the 8-bit grid with --derandomized: "
+                        "refused otherwise, since their balls hold different images)")
     p.add_argument("--as-written", action="store_true",
                    help="compare radii as written, as the paper's analysis did (reproduces its "
                         "tables exactly); by default a radius rounded to nearest (the paper's "

@@ -28,7 +28,13 @@ def _certify_args(p: argparse.ArgumentParser) -> None:
     l1.add_argument("--derandomized", action="store_true",
                     help="splitting: Levine & Feizi's deterministic certificate on 8-bit inputs "
                          "(every offset evaluated once, exact counts, no α; 2λ·255 forward "
-                         "passes per input; --n, --n0, --alpha unused)")
+                         "passes per input; --n, --n0, --alpha unused). The radius is that of "
+                         "the closed ℓ1 ball on the 8-bit grid, ⌊(n_A − n_B − 1)/2⌋/255")
+    l1.add_argument("--template", default="",
+                    help="with --derandomized: the per-pixel offset template, fixed before any "
+                         "input and recorded: seed0 (default; Levine & Feizi's, NumPy's "
+                         "RandomState(0).randint(K, size=d)), seed<N>, or zero (one offset "
+                         "shared by every pixel: far weaker once 2λ > 1)")
     g = p.add_argument_group(
         "sequential certification",
         "decide robustness at the given radii with as few samples as each input needs, at the "

@@ -24,6 +24,10 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare records computed at different --precision (refused otherwise: "
                         "they certify different base classifiers)")
+    p.add_argument("--mix-threats", action="store_true",
+                   help="put records of different threat models in one table (radii on ℝ^d, "
+                        "on the box [0,1]^d with --box, on the 8-bit grid with --derandomized: "
+                        "refused otherwise, since their balls hold different images)")
     p.add_argument("--as-written", action="store_true",
                    help="compare written radii as the paper's analysis did (see analyze)")
 

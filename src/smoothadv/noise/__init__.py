@@ -24,7 +24,14 @@ from .gaussian import GaussianNoise
 from .radii import NORM_NAMES, NORMS, box_l1_radius, check_norm
 from .rounded import LEVELS, GridRounded, RoundedGaussian, round_to_grid
 from .rules import NOISE_CHOICES, check_l1_options, check_noise, check_smoothing
-from .splitting import SplittingNoise, splitting_lambda
+from .splitting import (
+    DEFAULT_TEMPLATE,
+    SplittingNoise,
+    check_template,
+    derandomized_steps,
+    splitting_lambda,
+    template_for,
+)
 
 NOISES: Registry[Callable[[float], object]] = Registry("noise")
 NOISES.add("gaussian", GaussianNoise)
@@ -43,7 +50,8 @@ def list_noises() -> list[str]:
     return NOISES.names()
 
 
-__all__ = ["LEVELS", "NOISES", "NOISE_CHOICES", "NORMS", "NORM_NAMES", "GaussianNoise",
-           "GridRounded", "LaplaceNoise", "RoundedGaussian", "SplittingNoise", "UniformNoise",
-           "box_l1_radius", "check_l1_options", "check_noise", "check_norm", "check_smoothing",
-           "create_noise", "list_noises", "round_to_grid", "splitting_lambda"]
+__all__ = ["DEFAULT_TEMPLATE", "LEVELS", "NOISES", "NOISE_CHOICES", "NORMS", "NORM_NAMES",
+           "GaussianNoise", "GridRounded", "LaplaceNoise", "RoundedGaussian", "SplittingNoise",
+           "UniformNoise", "box_l1_radius", "check_l1_options", "check_noise", "check_norm",
+           "check_smoothing", "check_template", "create_noise", "derandomized_steps",
+           "list_noises", "round_to_grid", "splitting_lambda", "template_for"]

@@ -33,7 +33,7 @@ from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
 from ..evaluate import run_records, run_sequential_records, select_indices
 from ..examples import ExampleSaver
-from ..noise import check_l1_options, check_smoothing
+from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
 from ..precision import PRECISIONS, at_precision, check_precision
 from ..records import read_records
 from ..sequences import list_sequences
@@ -134,6 +134,10 @@ class CertifyConfig(EvalConfig):
     two_sided: bool = setting(False, added=True)  # uniform/splitting: λ(p̲_A − p̄_B) too
     box: bool = setting(False, added=True)  # the box-constrained ℓ1 radius (post hoc)
     derandomized: bool = setting(False, added=True)  # Levine & Feizi: exact, no α
+    # derandomized: the per-pixel offset template (seed0 by default, or zero); "" elsewhere.
+    # Set for every derandomized config, so records of the old zero-template, open-radius
+    # certificate (which lack it) never share a hash with new ones
+    template: str = setting("", added=True)
 
     def validate(self) -> None:
         super().validate()
@@ -146,6 +150,10 @@ class CertifyConfig(EvalConfig):
             if self.box or self.two_sided or self.sequential or self.randomized_cp:
                 raise UserError("--derandomized counts every offset exactly: it takes none of "
                                 "--box, --two-sided, --sequential, --randomized-cp")
+            object.__setattr__(self, "template", check_template(self.template or
+                                                                DEFAULT_TEMPLATE))
+        elif self.template:
+            raise UserError("--template is the offset template of --derandomized")
         if self.sequential and (self.two_sided or self.box):
             raise UserError("--sequential tests p_A alone: it does not take --two-sided or "
                             "--box")
@@ -316,7 +324,17 @@ def _certify_options(cfg: EvalConfig) -> dict[str, bool]:
     """The ℓ1 certificate options of a certify config (none for predict)."""
     if not isinstance(cfg, CertifyConfig):
         return {}
-    return {"two_sided": cfg.two_sided, "box": cfg.box, "derandomized": cfg.derandomized}
+    return {"two_sided": cfg.two_sided, "box": cfg.box, "derandomized": cfg.derandomized,
+            **({"template": cfg.template} if cfg.derandomized else {})}
+
+
+def _threat_model(cfg: EvalConfig, norm: str) -> dict[str, str]:
+    """What a certify record's radii certify (:class:`~smoothadv.records.ThreatModel`): the
+    closed ball of ``norm`` within ℝ^d, the box [0,1]^d (``box``) or the 8-bit grid
+    (``derandomized``)."""
+    inputs = ("grid" if getattr(cfg, "derandomized", False)
+              else "box" if getattr(cfg, "box", False) else "space")
+    return {"norm": norm, "inputs": inputs, "ball": "closed"}
 
 
 def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
@@ -355,7 +373,7 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if indices:  # refuse what fails on the first input before any file is written
         smooth.noise.prepare(dataset[indices[0]][0])
         if getattr(cfg, "derandomized", False):
-            smooth.noise.offset_inputs(dataset[indices[0]][0])
+            smooth.noise.offset_inputs(dataset[indices[0]][0], cfg.template)
     if cfg.deterministic and cfg.noise == "splitting" and not getattr(cfg, "derandomized",
                                                                        False):
         say("--deterministic fixes cuDNN's algorithms; Levine & Feizi's deterministic ℓ1 "
@@ -385,7 +403,8 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
             checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
             randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
-            norm=smooth.norm, **smooth.noise.facts(),
+            norm=smooth.norm, threat_model=_threat_model(cfg, smooth.norm),
+            **smooth.noise.facts(),
             **hardware, **cfg.facts(), **facts)
         conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     if certifier is not None:

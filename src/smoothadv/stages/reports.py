@@ -41,6 +41,7 @@ class AnalyzeConfig(StageConfig):
     confidence: float = 0.001
     name: str = "envelope"
     as_written: bool = False
+    mix_threats: bool = False  # records of different input sets (ℝ^d, box, grid) in one table
 
     def validate(self) -> None:
         if not self.paths:
@@ -69,7 +70,7 @@ def run_analyze(cfg: AnalyzeConfig) -> StageResult:
     radii = list(cfg.radii)
     if "certify" in groups:
         cert_files, cert_labels = groups["certify"]
-        norm = A.common_norm(cert_files)
+        norm = A.common_norm(cert_files, cfg.mix_threats)
         summaries = A.load_summaries(cert_files, radii, cert_labels if cfg.labels else None,
                                      cfg.alpha, cfg.confidence, warn=_warn,
                                      as_written=cfg.as_written)
@@ -80,6 +81,8 @@ def run_analyze(cfg: AnalyzeConfig) -> StageResult:
                 out += ["", A.render(A.envelope_sources(cells), "text")]
         else:
             out.append(A.render(A.summary_table(summaries), cfg.format))
+        if cfg.format in ("text", "markdown"):
+            out.append(A.threat_label(cert_files))
         if cfg.plot:
             path = A.plot_curves(summaries, cfg.plot, cells, max_radius=cfg.max_radius,
                                  norm=norm)
@@ -107,6 +110,7 @@ class CompareConfig(StageConfig):
     format: str = "text"
     as_written: bool = False
     allow_mixed: bool = False  # compare records of different arithmetic precisions
+    mix_threats: bool = False  # records of different input sets (ℝ^d, box, grid)
 
     def validate(self) -> None:
         if not self.ours:
@@ -121,7 +125,7 @@ class CompareConfig(StageConfig):
 
 
 def run_compare(cfg: CompareConfig) -> StageResult:
-    A.common_norm((*cfg.ours, cfg.reference))
+    A.common_norm((*cfg.ours, cfg.reference), cfg.mix_threats)
     precisions = {p: A.record_precision(p) for p in (*cfg.ours, cfg.reference)}
     if len(set(precisions.values())) > 1 and not cfg.allow_mixed:
         shown = ", ".join(f"{p} {v}" for p, v in precisions.items())
@@ -151,7 +155,7 @@ def run_compare(cfg: CompareConfig) -> StageResult:
                          "" if r.reference_only is None else str(r.reference_only)])
     out = [A.render((head, rows), cfg.format)]
     if cfg.format in ("text", "markdown"):
-        out.append("")
+        out += [A.threat_label((*cfg.ours, cfg.reference)), ""]
         for c in results:
             kind = ("paired (the same images)" if c.paired
                     else "independent (different images)")
