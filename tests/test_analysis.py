@@ -64,7 +64,7 @@ def test_formats(two_files):
     summaries = A.load_summaries(list(two_files), [0, 0.5], labels=["A", "B"])
     table = A.summary_table(summaries)
     md = A.render(table, "markdown").splitlines()
-    assert md[0].startswith("| model | sigma | n | r=0 | r=0.5 | ACR | abstain |")
+    assert md[0].startswith("| model | sigma | inputs | r=0 | r=0.5 | ACR | abstain |")
     assert md[2].startswith("| A |  | 4 | 0.500 | 0.250 |")
     assert A.render(table, "csv").splitlines()[2].startswith("B,,4,1.000,0.250")
     assert json.loads(A.render(table, "json"))[0]["r=0.5"] == "0.250"

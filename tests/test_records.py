@@ -39,7 +39,7 @@ def test_writer_flushes_and_resumes_after_a_torn_row(tmp_path):
 def test_writer_refuses_another_header(tmp_path):
     path = tmp_path / "x.tsv"
     path.write_text("a\tb\n1\t2\n")
-    with pytest.raises(UserError, match="another header"):
+    with pytest.raises(UserError, match="not a record file of these columns"):
         RecordWriter(path, CERTIFY_COLUMNS)
 
 

@@ -162,6 +162,21 @@ def common_norm(paths, mix_threats: bool = False) -> str:
     return next(iter(norms.values()), "l2")
 
 
+def sampling_note(paths) -> str | None:
+    """A line naming the sampling settings (n, n0, α) when ``paths``' records differ in them
+    (their certified accuracies are then not comparable as they stand), else None."""
+    settings = {}
+    for p in paths:
+        values = tuple(record_setting(p, key) for key in ("n", "n0", "alpha"))
+        if values != (None, None, None):
+            settings[str(p)] = values
+    if len(set(settings.values())) <= 1:
+        return None
+    shown = "; ".join(f"{p}: n={v[0]}, n0={v[1]}, α={v[2]}" for p, v in settings.items())
+    return (f"note: these records were certified with different sampling ({shown}); larger n "
+            "certifies larger radii, so compare like with like")
+
+
 def threat_label(paths) -> str:
     """One line naming the threat model(s) of ``paths``' radii, for a table's heading."""
     found = sorted({str(threat_model(p)) for p in paths})
@@ -327,7 +342,7 @@ def load_empirical(files: Sequence[Path], labels: Sequence[str] | None = None,
 
 def empirical_table(summaries: Sequence[EmpiricalSummary]) -> Table:
     """Rows: one per prediction/attack file: ε, clean and empirical robust accuracy of g."""
-    head = ["model", "n", "eps", "clean acc", "robust acc", "mean l2", "abstain"]
+    head = ["model", "inputs", "eps", "clean acc", "robust acc", "mean l2", "abstain"]
 
     def fmt(v: float | None, spec: str) -> str:
         return "" if v is None else format(v, spec)
@@ -384,7 +399,8 @@ def summary_table(summaries: Sequence[Summary]) -> Table:
     """Rows: one per file; columns: label, σ, rows, certified accuracy per radius, ACR,
     abstention rate (and lower bounds, in brackets, where computed)."""
     radii = summaries[0].radii
-    head = ["model", "sigma", "n"] + [f"r={_radius_head(r)}" for r in radii] + ["ACR", "abstain"]
+    head = (["model", "sigma", "inputs"] + [f"r={_radius_head(r)}" for r in radii]
+            + ["ACR", "abstain"])
     sequential = any(s.samples is not None for s in summaries)
     if sequential:
         head += ["samples mean", "median", "p90"]

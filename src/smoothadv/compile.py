@@ -148,16 +148,21 @@ def should_compile(choice: str, model: nn.Module, sample: torch.Tensor, batch_si
         raise ValueError(f"compile choice must be one of {COMPILE_CHOICES}")
     if choice != "auto":
         return choice == "on", f"--compile {choice}"
+    if total_samples <= 0:
+        return False, "auto: nothing left to evaluate → eager"
     batch = torch.zeros((batch_size, *sample.shape), device=device, dtype=sample.dtype)
     with torch.inference_mode(), eval_mode(model):
         model(batch)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model(batch).argmax(1)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_batch = time.perf_counter() - t0
+        times = []  # the fastest of three: one slow batch (a busy machine) overstates less
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model(batch).argmax(1)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        per_batch = min(times)
     eager = per_batch * math.ceil(total_samples / batch_size)
     cost = estimated_compile_seconds(model)
     decision = eager >= REPAY_FACTOR * cost

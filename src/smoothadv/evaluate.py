@@ -216,7 +216,14 @@ def _open_records(out: Path, columns: tuple[str, ...],
     if world > 1 and out.exists() and out.stat().st_size > 0:
         done = set(read_records(out)["idx"].tolist())
     writer = RecordWriter(target, columns)
-    return writer, [i for i in D.shard(indices) if i not in done and i not in writer.done]
+    todo = [i for i in D.shard(indices) if i not in done and i not in writer.done]
+    kept = len(done | writer.done)
+    if kept and rank == 0:
+        import sys
+
+        print(f"smoothadv: resuming {out}: {kept:,} rows kept, {len(todo):,} inputs to go"
+              + ("" if world == 1 else " on this rank"), file=sys.stderr)
+    return writer, todo
 
 
 def _merge(out: Path) -> None:

@@ -45,7 +45,17 @@ def check_precision(precision: str, device: torch.device) -> str | None:
 
 
 def native_bf16_cpu() -> bool:
-    """Whether oneDNN has native bf16 kernels on this CPU."""
+    """Whether this CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX): read from
+    /proc/cpuinfo's flags where it exists (oneDNN also calls plain AVX-512 "bf16 supported",
+    emulating the products, which measured 2.8× slower than fp32), else oneDNN's own answer."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # pragma: no cover - older or exotic builds

@@ -148,6 +148,26 @@ def half_unit(text: str) -> float:
     return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
 
 
+def check_record_target(path: str | os.PathLike, columns: Sequence[str]) -> str:
+    """What a record file about to be written at ``path`` is now: 'new' (absent or empty),
+    'ours' (a record file with the header ``columns``), or a one-line refusal — a folder, or a
+    file that is not such a record (a checkpoint, notes, another kind of record). Reads at most
+    the first line; writes nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder: give a record file inside it, e.g. "
+                        f"{path / 'certify.tsv'}")
+    if not path.exists() or path.stat().st_size == 0:
+        return "new"
+    with open(path, "rb") as f:
+        first = f.readline(4096).rstrip(b"\n")
+    if first.decode("utf-8", errors="replace") != "\t".join(columns):
+        raise UserError(f"--out {path} exists and is not a record file of this command (its "
+                        "first line is not the header); nothing was written: choose another "
+                        "--out")
+    return "ours"
+
+
 def format_time(seconds: float) -> str:
     """``H:MM:SS.ffffff`` (always with microseconds), e.g. 14.1723 → ``0:00:14.172300``."""
     micros = int(round(max(seconds, 0.0) * 1e6))
@@ -191,15 +211,17 @@ class RecordWriter:
 
     def _recover(self, header: str) -> None:
         raw = self.path.read_bytes()
+        # the header is checked before anything is cut: a file that is not this kind of record
+        # (a checkpoint, someone's notes) is refused untouched
+        first = raw.split(b"\n", 1)[0]
+        if first.decode("utf-8", errors="replace") != header:
+            raise UserError(f"{self.path} exists and is not a record file of these columns; "
+                            "choose another --out (nothing was written to it)")
         if not raw.endswith(b"\n"):  # torn final row from an interrupted run
             raw = raw[: raw.rfind(b"\n") + 1]
             with open(self.path, "wb") as f:
                 f.write(raw)
-        lines = raw.decode("utf-8").splitlines()
-        if not lines or lines[0] != header:
-            raise UserError(
-                f"{self.path} exists with another header; choose another --out or delete it"
-            )
+        lines = raw.decode("utf-8", errors="replace").splitlines()
         for line in lines[1:]:
             if line.strip():
                 self.done.add(int(line.split("\t", 1)[0]))

@@ -42,20 +42,44 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"smoothadv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers: dict[str, argparse.ArgumentParser] = {}
+    parser.subparsers = subparsers  # type: ignore[attr-defined]  (for "did you mean")
     for name, (help_text, add_arguments, runner) in COMMANDS.items():
         # argparse %-formats help strings (not descriptions): a literal % must be doubled
         p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         if only is None or name == only:
             add_arguments(p)
         p.set_defaults(func=runner)
+        subparsers[name] = p
     return parser
+
+
+def unknown_options(parser: argparse.ArgumentParser, command: str | None,
+                    extras: list[str]) -> str:
+    """One line for arguments a sub-command does not take, with the closest option it does
+    take for each mistyped flag (``--sigam`` → ``--sigma``)."""
+    import difflib
+
+    sub = getattr(parser, "subparsers", {}).get(command)
+    known = [o for a in (sub._actions if sub else []) for o in a.option_strings]
+    parts = []
+    for word in extras:
+        flag = word.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) \
+            if flag.startswith("-") else []
+        parts.append(f"{word} (did you mean {close[0]}?)" if close else word)
+    return f"unrecognized argument{'s' if len(extras) > 1 else ''}: {', '.join(parts)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     chosen = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(chosen if chosen in COMMANDS else "")
-    args = parser.parse_args(words)
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        print(f"smoothadv: error: {unknown_options(parser, args.command, extras)} "
+              f"(see smoothadv {args.command} --help)", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except UserError as err:

@@ -15,9 +15,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", required=True,
                    help="the record file to compare with (e.g. a paper log under "
                         "../shared/data/paper-logs)")
-    p.add_argument("--radii", type=float, nargs="+",
-                   default=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25],
-                   help="radii (default: the paper's CIFAR-10 table)")
+    p.add_argument("--radii", type=float, nargs="+", default=None,
+                   help="radii (default: steps of 0.25 up to min(2.25, 4σ) for the records' σ, "
+                        "the paper's CIFAR-10 table at σ = 1)")
     p.add_argument("--format", default="text", choices=list_formats(),
                    help="table format (default: text); csv/json carry ours, reference, "
                         "difference, low and high per radius")

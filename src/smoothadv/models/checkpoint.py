@@ -172,6 +172,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`UserError` for a missing, unreadable or unsafe file.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pth*"))[:3]
+        hint = f" ({', '.join(inside)} inside)" if inside else ""
+        raise UserError(f"{path} is a folder, not a checkpoint{hint}: give the file, e.g. "
+                        f"{path / (inside[0] if inside else 'checkpoint.pth.tar')}")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:

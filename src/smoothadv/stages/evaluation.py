@@ -31,11 +31,17 @@ from ..certification.sequential import DEFAULT_ALPHA_SPLIT
 from ..compile import compile_for_inference, should_compile
 from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
-from ..evaluate import run_records, run_sequential_records, select_indices
+from ..evaluate import (
+    ATTACK_COLUMNS,
+    SEQUENTIAL_COLUMNS,
+    run_records,
+    run_sequential_records,
+    select_indices,
+)
 from ..examples import ExampleSaver
 from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
 from ..precision import PRECISIONS, at_precision, check_precision
-from ..records import read_records
+from ..records import CERTIFY_COLUMNS, PREDICT_COLUMNS, check_record_target, read_records
 from ..sequences import list_sequences
 from ..smoothing import Smooth, input_seed, make_generator
 from .loading import load_for_eval, model_facts
@@ -176,6 +182,8 @@ class CertifyConfig(EvalConfig):
             object.__setattr__(self, "radii", tuple(sorted(set(self.radii))))
 
     def samples_per_input(self) -> int:
+        if self.derandomized:  # K = 2λ·255 offsets, λ = √3σ (σ unknown here: at most 1)
+            return 2 * 255 * 2
         if self.sequential:  # sequential runs average about a tenth of their budget
             return self.budget // 10 + (0 if self.labelled else self.n0)
         return self.n + self.n0
@@ -268,6 +276,10 @@ def attack_hooks(smooth: Smooth, cfg: AttackConfig):
 # ------------------------------------------------------------------------- the record's config
 
 
+RECORD_COLUMNS = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,
+                  "attack": ATTACK_COLUMNS}
+
+
 def config_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".config.json")
@@ -291,7 +303,14 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
     Under torchrun every rank checks, so that all refuse together (a refusal on rank 0 alone
     would leave the others waiting at the merge); only rank 0 removes files."""
     out, conf = Path(cfg.out), config_path(cfg.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: give a record file inside it, e.g. "
+                        f"{out / (cfg.stage + '.tsv')}")
     if cfg.overwrite:
+        # --overwrite replaces a record file, never another kind of file (a checkpoint given as
+        # --out by mistake is refused, not deleted)
+        check_record_target(out, RECORD_COLUMNS[cfg.stage] if not getattr(
+            cfg, "sequential", False) else SEQUENTIAL_COLUMNS)
         if D.is_main():
             for path in (out, conf, *out.parent.glob(out.name + ".part*")):
                 path.unlink(missing_ok=True)
@@ -299,11 +318,24 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
         return
     if not (out.exists() or conf.exists()):
         return
+    # nothing is written beside or into a file before it is known to be this program's record
+    columns = RECORD_COLUMNS[cfg.stage] if not getattr(cfg, "sequential", False) \
+        else SEQUENTIAL_COLUMNS
+    state = check_record_target(out, columns)
+    if state == "ours" and not conf.exists():
+        raise UserError(f"--out {out} holds records without a {conf.name} beside it (not "
+                        "written by smoothadv, or its config was removed): they cannot be "
+                        "resumed as this configuration; choose another --out, or pass "
+                        "--overwrite to replace them")
     try:
         document = json.loads(conf.read_text(encoding="utf-8")) if conf.exists() else {}
     except ValueError:
-        document = {}
-    if "config_hash" not in document or not out.exists():
+        raise UserError(f"{conf} is not a readable record config: choose another --out, or "
+                        "pass --overwrite to replace the record") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{conf} is not a record config: choose another --out, or pass "
+                        "--overwrite to replace the record")
+    if "config_hash" not in document or state == "new":
         return
     differ: list[str] = []
     if document["config_hash"] != cfg.content_hash():
@@ -326,6 +358,17 @@ def _certify_options(cfg: EvalConfig) -> dict[str, bool]:
         return {}
     return {"two_sided": cfg.two_sided, "box": cfg.box, "derandomized": cfg.derandomized,
             **({"template": cfg.template} if cfg.derandomized else {})}
+
+
+def _rows_done(out: Path, indices: list[int]) -> int:
+    """How many of ``indices`` the record ``out`` already holds (0 when it does not exist or
+    cannot be read yet): the work a resumed run skips."""
+    try:
+        if not out.is_file() or out.stat().st_size == 0:
+            return 0
+        return len(set(read_records(out)["idx"].tolist()) & set(indices))
+    except UserError:
+        return 0
 
 
 def _threat_model(cfg: EvalConfig, norm: str) -> dict[str, str]:
@@ -388,8 +431,10 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     claim_record(cfg, fingerprint)
     compiled = "no input"
     if indices:
-        compiled = _maybe_compile(smooth, cfg, dataset[indices[0]][0],
-                                  len(indices) * cfg.samples_per_input())
+        left = len(indices) - _rows_done(Path(cfg.out), indices)
+        per_input = (smooth.noise.offsets_count if getattr(cfg, "derandomized", False)
+                     else cfg.samples_per_input())
+        compiled = _maybe_compile(smooth, cfg, dataset[indices[0]][0], left * per_input)
     randomized = isinstance(cfg, CertifyConfig) and cfg.randomized_cp
     out = Path(cfg.out)
     if D.is_main():

@@ -4,6 +4,8 @@ the model before any work."""
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -88,6 +90,11 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False,
     sigma = cfg.sigma if cfg.sigma is not None else ckpt.get("sigma")
     if sigma is None:
         raise UserError("the checkpoint records no sigma: give --sigma")
+    trained = ckpt.get("sigma")
+    if cfg.sigma is not None and trained is not None and not math.isclose(cfg.sigma,
+                                                                          float(trained)):
+        say(f"note: smoothing at σ = {cfg.sigma:g} a model trained at σ = {float(trained):g} "
+            "(valid, but usually weaker than a model trained at the σ it is certified at)")
     io = checkpoint_io(ckpt)
     if spec.num_classes and spec.num_classes != io["num_classes"]:
         raise UserError(

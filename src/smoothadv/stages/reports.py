@@ -83,6 +83,9 @@ def run_analyze(cfg: AnalyzeConfig) -> StageResult:
             out.append(A.render(A.summary_table(summaries), cfg.format))
         if cfg.format in ("text", "markdown"):
             out.append(A.threat_label(cert_files))
+        note = A.sampling_note(cert_files)
+        if note:
+            _warn(f"smoothadv: {note}")
         if cfg.plot:
             path = A.plot_curves(summaries, cfg.plot, cells, max_radius=cfg.max_radius,
                                  norm=norm)
@@ -106,7 +109,7 @@ class CompareConfig(StageConfig):
 
     ours: tuple[str, ...] = ()
     reference: str = ""
-    radii: tuple[float, ...] = CIFAR_RADII
+    radii: tuple[float, ...] | None = None  # None: 0.25 steps up to min(2.25, 4σ) (the paper's)
     format: str = "text"
     as_written: bool = False
     allow_mixed: bool = False  # compare records of different arithmetic precisions
@@ -117,15 +120,31 @@ class CompareConfig(StageConfig):
             raise UserError("give at least one record file to compare")
         if not self.reference:
             raise UserError("give the reference record file: --reference FILE")
-        if any(r < 0 for r in self.radii):
+        if any(r < 0 for r in self.radii or ()):
             raise UserError("--radii must be non-negative")
         if self.format not in A.list_formats():
             raise UserError(f"unknown format {self.format!r}; choose "
                             f"{', '.join(A.list_formats())}")
 
 
+def default_radii(paths) -> list[float]:
+    """The radii a comparison shows when none are given: steps of 0.25 up to min(2.25, 4σ) for
+    the largest σ the records name (the paper's CIFAR-10 table at σ ≥ 0.5625), else up to the
+    largest radius any of them counts."""
+    sigmas = [s for s in (A.sigma_from_path(p) for p in paths) if s is not None]
+    if sigmas:
+        top = min(2.25, 4 * max(sigmas))
+    else:
+        top = max(float(read_records(p).counted_radius.max(initial=0.0)) for p in paths)
+        top = min(max(top, 0.25), 2.25)
+    return [round(0.25 * i, 2) for i in range(1, int(top / 0.25 + 1e-9) + 1)] or [0.25]
+
+
 def run_compare(cfg: CompareConfig) -> StageResult:
     A.common_norm((*cfg.ours, cfg.reference), cfg.mix_threats)
+    note = A.sampling_note((*cfg.ours, cfg.reference))
+    if note:
+        _warn(f"smoothadv: {note}")
     precisions = {p: A.record_precision(p) for p in (*cfg.ours, cfg.reference)}
     if len(set(precisions.values())) > 1 and not cfg.allow_mixed:
         shown = ", ".join(f"{p} {v}" for p, v in precisions.items())
@@ -140,7 +159,8 @@ def run_compare(cfg: CompareConfig) -> StageResult:
         ours = read_records(path)
         if ours.is_empty:
             raise UserError(f"{path}: empty record file (header only)")
-        results.append(compare(ours, reference, list(cfg.radii), cfg.as_written))
+        radii = list(cfg.radii) if cfg.radii else default_radii((*cfg.ours, cfg.reference))
+        results.append(compare(ours, reference, radii, cfg.as_written))
     if cfg.format == "json":
         return StageResult(None, json.dumps([asdict(c) for c in results], indent=1))
     labels = short_labels([c.ours for c in results] + [cfg.reference])

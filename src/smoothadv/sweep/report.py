@@ -11,12 +11,13 @@ hyper-parameter selection when the grid certifies a validation split.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
 from .. import analysis as A
-from ..compare import compare
-from ..records import read_records
+from ..compare import compare, paired_acr_difference
+from ..records import read_records, record_setting
 from .jobs import is_done, lock_held
 from .ledger import Ledger
 from .plan import Plan, describe
@@ -58,10 +59,42 @@ def _radii(sigma: float) -> list[float]:
     return [round(0.25 * i, 2) for i in range(int(top / 0.25) + 1)]
 
 
-def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float]) -> list[str]:
+def _settings(record: Path) -> str:
+    """'epochs E, n N, n0 N0, α A' of a record (its training run's epochs from the config
+    beside its checkpoint), the parts that are known."""
+    parts = []
+    checkpoint = record_setting(record, "checkpoint")
+    if checkpoint:
+        try:
+            run = json.loads((Path(checkpoint).parent / "config.json").read_text())
+            epochs = (run.get("config") or {}).get("epochs")
+            if epochs is not None:
+                parts.append(f"epochs {epochs}")
+        except (OSError, ValueError):
+            pass
+    for key, name in (("n", "n"), ("n0", "n0"), ("alpha", "α")):
+        value = record_setting(record, key)
+        if value is not None:
+            parts.append(f"{name} {value:,}" if isinstance(value, int) else f"{name} {value}")
+    return ", ".join(parts)
+
+
+def _difference(a, b) -> str:
+    """The paired 95% interval of ACR(a) − ACR(b) and whether it resolves the order."""
+    try:
+        diff, (low, high) = paired_acr_difference([(a, b)])
+    except ValueError:
+        return "different images | n/a"
+    resolved = "yes" if low > 0 or high < 0 else "not resolved"
+    return f"{diff:+.3f} [{low:+.3f}, {high:+.3f}] | {resolved}"
+
+
+def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float],
+                    records: dict[str, object] | None = None) -> list[str]:
     """Markdown lines: per labelled grid and σ, the point of the highest ACR (``acr``: by run
-    label, from the summaries already read; ties: the first in the file's order) and the
-    runner-up's ACR."""
+    label, from the summaries already read; ties: the first in the file's order), the
+    runner-up's ACR and, where ``records`` has both (by label), the paired 95% interval of their
+    difference and whether it resolves which is better."""
     rows = []
     for sigma in sorted(by_sigma):
         groups: dict[str, list] = defaultdict(list)
@@ -74,13 +107,19 @@ def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float]) -> list[
             acrs = [acr[r.label] for r in runs]
             order = sorted(range(len(runs)), key=lambda i: -acrs[i])
             best, second = order[0], order[1]
+            a, b = (records or {}).get(runs[best].label), (records or {}).get(runs[second].label)
+            gap = _difference(a, b) if a is not None and b is not None else "n/a | n/a"
             rows.append(f"| {group} | {sigma:g} | {len(runs)} | {runs[best].label} | "
-                        f"{acrs[best]:.3f} | {acrs[second]:.3f} |")
+                        f"{acrs[best]:.3f} | {acrs[second]:.3f} | {gap} |")
     if not rows:
         return []
     return ["## Best of each run (highest ACR per labelled grid and σ)", "",
-            "| grid | σ | points done | best | ACR | runner-up ACR |",
-            "|---|---|---|---|---|---|", *rows, ""]
+            "The difference is the best point's ACR minus the runner-up's on the same images, "
+            "with its paired 95% interval over the images; 'not resolved' when the interval "
+            "holds 0 (the ranking is then within the test set's noise).", "",
+            "| grid | σ | points done | best | ACR | runner-up ACR | best − runner-up [95%] "
+            "| resolved |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def write_report(plan: Plan, out: Path, say=print) -> Path:
@@ -93,17 +132,23 @@ def write_report(plan: Plan, out: Path, say=print) -> Path:
         (by_sigma[run.sigma] if is_done(job) else missing).append(run)
     lines = ["# Sweep report", ""]
     acr: dict[str, float] = {}
+    records: dict[str, object] = {}
     for sigma in sorted(by_sigma):
         runs = by_sigma[sigma]
         radii = _radii(sigma)
         summaries = A.load_summaries([plan.jobs[r.record_job].output for r in runs], radii,
                                      [r.label for r in runs], warn=say)
         acr.update((summary.label, summary.acr) for summary in summaries)
+        records.update((summary.label, summary.records) for summary in summaries)
         png = out / f"curves_sigma{sigma:g}.png"
         A.plot_curves(summaries, png, title=f"certified accuracy, σ = {sigma:g}")
-        lines += [f"## σ = {sigma:g}", "", A.render(A.summary_table(summaries), "markdown"),
+        settings = sorted({_settings(Path(summary.path)) for summary in summaries} - {""})
+        lines += [f"## σ = {sigma:g}", ""]
+        if settings:
+            lines += ["Settings: " + "; ".join(settings) + ".", ""]
+        lines += [A.render(A.summary_table(summaries), "markdown"),
                   "", f"![certified accuracy at σ = {sigma:g}]({png.name})", ""]
-    lines += _best_of_groups(by_sigma, acr)
+    lines += _best_of_groups(by_sigma, acr, records)
     compared = [r for rs in by_sigma.values() for r in rs if r.reference is not None]
     if compared:
         lines += ["## Against the published logs (differences with 95% intervals)", "",

@@ -111,6 +111,12 @@ class TrainConfig(StageConfig):
             raise UserError("--input-normalization auto measures a pre-trained checkpoint's "
                             "layer: it needs --pretrained (a fresh model takes normalize, "
                             "center or none)")
+        deferred = options.get("deferred")
+        if deferred and deferred >= self.epochs:
+            raise UserError(f"--deferred {deferred} is at or past the last epoch (--epochs "
+                            f"{self.epochs}): {self.method}'s weight would be 0 for the whole "
+                            f"run, which is noise augmentation; give --deferred below "
+                            f"{self.epochs} (0: never deferred) or more --epochs")
         method = spec.build(sigma=self.sigma, **options)  # the builder's own checks
         if method.split == "floor" and method.num_noise > self.batch:
             raise UserError(f"--m-train ({method.num_noise}) cannot exceed --batch "

@@ -157,6 +157,12 @@ def assemble_data(cfg: TrainConfig, device: torch.device | None = None) -> Train
     train = create_dataset(cfg.dataset, "train", cfg.data_root)
     test = create_dataset(cfg.dataset, "test", cfg.data_root)
     num_classes = num_classes_of(train, spec)
+    for flag, size, ds in (("--train-subset", cfg.train_subset, train),
+                           ("--test-subset", cfg.test_subset, test)):
+        if size is not None and size > len(ds):
+            raise UserError(f"{flag} {size:,} exceeds the {len(ds):,} images of {cfg.dataset}'s "
+                            f"{'training' if ds is train else 'test'} split: give at most "
+                            f"{len(ds):,}, or leave it out for all of them")
     train_set = class_balanced_subset(train, cfg.train_subset, cfg.seed)
     test_set = class_balanced_subset(test, cfg.test_subset, cfg.seed + 1)
     for ds in (train_set, test_set):
