@@ -5,7 +5,6 @@ the model before any work."""
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
