@@ -214,3 +214,25 @@ def test_compare_radii_follow_sigma(tmp_path, capsys):
     assert default_radii([path]) == [0.25, 0.5, 0.75, 1.0]
     os.remove(path.with_name(path.name + ".config.json"))
     assert default_radii([path]) == [0.25]
+
+
+def test_the_demo_resumes_its_certification(tmp_path):
+    """3. Running ``make demo`` again deleted the finished certification and started over: a
+    demo record is resumed for the same model and settings, and started anew otherwise."""
+    from smoothadv.data import create_dataset
+    from smoothadv.demo import DemoConfig, certify_digits
+    from smoothadv.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mlp", 10, mean=(0.5,), std=(0.25,), image_size=8)
+    test = torch.utils.data.Subset(create_dataset("digits", "test"), range(3))
+    cfg = DemoConfig(out=str(tmp_path), n0=10, progress=False)
+    record = certify_digits(model, 0.25, tmp_path / "c.tsv", test, cfg, 50)
+    stamp, rows = record.stat().st_mtime_ns, record.read_bytes()
+    certify_digits(model, 0.25, record, test, cfg, 50)  # the same: resumed, nothing redone
+    assert record.stat().st_mtime_ns == stamp and record.read_bytes() == rows
+    config = json.loads(record.with_name("c.tsv.config.json").read_text())
+    assert (config["n"], config["n0"], config["alpha"]) == (50, 10, 0.001)
+    certify_digits(model, 0.25, record, test, cfg, 60)  # another n: certified anew
+    assert json.loads(record.with_name("c.tsv.config.json").read_text())["n"] == 60
+    assert len(read_records(record)) == 3

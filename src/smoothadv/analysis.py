@@ -167,6 +167,8 @@ def sampling_note(paths) -> str | None:
     (their certified accuracies are then not comparable as they stand), else None."""
     settings = {}
     for p in paths:
+        if record_setting(p, "derandomized", False):
+            continue  # exact counts: no n, n0 or α
         values = tuple(record_setting(p, key) for key in ("n", "n0", "alpha"))
         if values != (None, None, None):
             settings[str(p)] = values

@@ -16,12 +16,14 @@ epochs. These were chosen by trying ε ∈ {0.5, 0.75, 1.0}, T ∈ {2, 4, 6}, m 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import analysis as A
 from .data import create_dataset
@@ -125,25 +127,42 @@ def run_demo(cfg: DemoConfig) -> Path:
     return out / "report.md"
 
 
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """The first 16 hex digits of a SHA-256 over a model's state (names and tensor bytes): a
+    demo record is resumed only for the model it was certified with."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy()
+                      .tobytes())
+    return digest.hexdigest()[:16]
+
+
 def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int,
                    noise: str = "gaussian", norm: str = "l2",
                    template: str | None = None) -> Path:
     """CERTIFY the whole digits test split with base classifier ``base`` (``noise``, radii in
     ``norm``; with ``template``, the deterministic splitting certificate with that offset
     template) into a fresh ``record`` and its config line; returns the record's path."""
-    record.unlink(missing_ok=True)
-    facts: dict = {"sigma": sigma, "radius_rounding": "down"}
+    facts: dict = {"sigma": sigma, "radius_rounding": "down", "seed": cfg.seed,
+                   "model_sha256": model_fingerprint(base)}
     if (noise, norm) != ("gaussian", "l2"):
         facts.update(norm=norm, noise=noise)
     options: dict = {}
     if template is not None:
         options = {"derandomized": True, "template": template}
-        facts.update(n=0, n0=0, alpha=0.0, threat_model={"norm": norm, "inputs": "grid",
-                                                        "ball": "closed"})
+        facts.update(threat_model={"norm": norm, "inputs": "grid", "ball": "closed"})
     else:
         facts.update(n=n, n0=cfg.n0, alpha=cfg.alpha)
     facts.update(options)
-    record.with_name(record.name + ".config.json").write_text(json.dumps(facts))
+    conf = record.with_name(record.name + ".config.json")
+    try:
+        same = record.exists() and json.loads(conf.read_text()) == facts
+    except (OSError, ValueError):
+        same = False
+    if not same:  # another model or other settings: the demo's own record starts anew
+        record.unlink(missing_ok=True)
+        conf.write_text(json.dumps(facts))
     run_records("certify", Smooth(base, 10, sigma, noise=noise, norm=norm), test,
                 select_indices(len(test)), record, n0=cfg.n0, n=n, alpha=cfg.alpha,
                 batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
