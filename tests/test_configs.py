@@ -71,7 +71,7 @@ VALID = {
     "lr_milestones": [None, (10, 20)], "max_radius": [None, 1.5], "shard": [0],
     "shards": [1], "precision": ["fp32", "bf16"], "amp": [False],
     "class_map": [None, "imagenet-cifar10"], "noise": ["gaussian"], "norm": ["l2"],
-    "two_sided": [False], "box": [False], "derandomized": [False],
+    "two_sided": [False], "box": [False], "derandomized": [False], "template": [""],
 }
 
 

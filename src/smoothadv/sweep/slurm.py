@@ -159,7 +159,12 @@ class SlurmEngine:
                 todo.remove(key)
                 path = write_job_file(job, jobs)
                 executor.update_parameters(name=f"smoothadv-{key}")
-                submitted = executor.submit(stage_job, str(path))
+                try:
+                    submitted = executor.submit(stage_job, str(path))
+                except Exception as err:  # submitit raises on sbatch's failure (no controller)
+                    raise UserError(f"sbatch could not submit {key}: "
+                                    f"{_first_line(err)} (is slurmctld running and reachable? "
+                                    "`sinfo` says)") from None
                 active[key] = str(submitted.job_id)
                 ledger.update(key, status="queued", engine="slurm", job_id=active[key],
                               attempts=ledger.get(key).get("attempts", 0) + 1,
@@ -186,3 +191,11 @@ class SlurmEngine:
                                   error=f"{state}: {line}"[:200])
                     say(f"{key}: {state}: {line}")
         return not failed and all(k in done for k in jobs)
+
+
+def _first_line(err: Exception) -> str:
+    """The first informative line of an exception's text (submitit's carry sbatch's whole
+    output), for a one-line error."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "error" in ln.lower()] or lines or [type(err).__name__]
+    return useful[0][:300]
