@@ -236,3 +236,20 @@ def test_the_demo_resumes_its_certification(tmp_path):
     certify_digits(model, 0.25, record, test, cfg, 60)  # another n: certified anew
     assert json.loads(record.with_name("c.tsv.config.json").read_text())["n"] == 60
     assert len(read_records(record)) == 3
+
+
+def test_rebox_refuses_an_out_that_is_not_a_record(tmp_path):
+    """A file named as the re-boxed record's ``out`` is checked before anything is written."""
+    from smoothadv.certification import rebox_record
+
+    record = tmp_path / "u.tsv"
+    record.write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.3\t1\t0:00:01\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    images = [(torch.full((1, 1, 1), 0.5), 1)]
+    before = _snapshot(tmp_path)
+    with pytest.raises(UserError, match="not a record file"):
+        rebox_record(record, images, 0.5, "uniform", notes)
+    with pytest.raises(UserError, match="another file than"):
+        rebox_record(record, images, 0.5, "uniform", record)
+    assert _snapshot(tmp_path) == before

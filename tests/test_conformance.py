@@ -216,6 +216,9 @@ def test_rebox_record_holds_at_the_rate_alpha(tmp_path):
     boxed = read_records(rebox_record(path, dataset, sigma, "uniform", tmp_path / "b.tsv"))
     counted = np.where(boxed["predict"] >= 0, boxed.counted_radius, -1.0)
     _check_rate(_violations(counted, boxed["predict"], distance))
+    # its own config says the radii hold inside the box only: no table takes them for ℝ^d
+    assert str(boxed.threat) == "closed ℓ1 ball on the box [0,1]^d"
+    assert boxed.rounding == "down"
 
 
 # ------------------------------------------------------------------- the deterministic path

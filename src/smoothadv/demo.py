@@ -30,6 +30,7 @@ from .data import create_dataset
 from .distributed import resolve_device
 from .evaluate import run_records, select_indices
 from .models import load_checkpoint
+from .records import ThreatModel
 from .smoothing import Smooth
 from .train import TrainConfig, train
 
@@ -151,7 +152,7 @@ def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: i
     options: dict = {}
     if template is not None:
         options = {"derandomized": True, "template": template}
-        facts.update(threat_model={"norm": norm, "inputs": "grid", "ball": "closed"})
+        facts.update(threat_model=ThreatModel.of(norm, derandomized=True).as_dict())
     else:
         facts.update(n=n, n0=cfg.n0, alpha=cfg.alpha)
     facts.update(options)

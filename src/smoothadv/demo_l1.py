@@ -19,7 +19,6 @@ Writes the records, ``l1_curves.png`` and ``l1_report.md``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -79,11 +78,6 @@ def run_l1_demo(cfg: DemoConfig) -> Path:
             if cert_noise == "uniform":  # the box radius of the same counts, post hoc
                 boxed = rebox_record(record, test, sigma, "uniform",
                                      record.with_name("certify_l1_box.tsv"))
-                boxed.with_name(boxed.name + ".config.json").write_text(json.dumps(
-                    {"sigma": sigma, "radius_rounding": "down", "norm": "l1",
-                     "noise": "uniform", "box": True, "n": n, "n0": cfg.n0,
-                     "alpha": cfg.alpha, "threat_model": {"norm": "l1", "inputs": "box",
-                                                          "ball": "closed"}}))
                 records.append(boxed)
                 labels.append(f"{name}, uniform + box σ={sigma:g}")
     summaries = A.load_summaries(records, L1_RADII, labels)

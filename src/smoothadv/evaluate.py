@@ -9,6 +9,7 @@ number of processes, on resuming, or on which inputs share a batch.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from . import distributed as D
 from .certification import SequentialCertifier
 from .errors import UserError
+from .noise import DEFAULT_TEMPLATE
 from .records import (
     CERTIFY_COLUMNS,
     PREDICT_COLUMNS,
@@ -109,7 +111,8 @@ def run_records(
             seeds = [input_seed(seed, i) for i in chunk]
             t0 = time.perf_counter()
             if kind == "certify" and derandomized:
-                results = smooth.certify_derandomized(xs, batch_size, template or "seed0")
+                results = smooth.certify_derandomized(xs, batch_size,
+                                                      template or DEFAULT_TEMPLATE)
             elif kind == "certify":
                 results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
                                               randomized=randomized, **certify_options)
@@ -219,8 +222,6 @@ def _open_records(out: Path, columns: tuple[str, ...],
     todo = [i for i in D.shard(indices) if i not in done and i not in writer.done]
     kept = len(done | writer.done)
     if kept and rank == 0:
-        import sys
-
         print(f"smoothadv: resuming {out}: {kept:,} rows kept, {len(todo):,} inputs to go"
               + ("" if world == 1 else " on this rank"), file=sys.stderr)
     return writer, todo

@@ -101,6 +101,16 @@ class ThreatModel:
     norm: str = "l2"
     inputs: str = "space"
 
+    @classmethod
+    def of(cls, norm: str, box: bool = False, derandomized: bool = False) -> ThreatModel:
+        """The threat model of a certificate's options: the deterministic certificate holds on
+        the 8-bit grid, a box radius inside [0,1]^d, every other one in ℝ^d."""
+        return cls(norm, "grid" if derandomized else "box" if box else "space")
+
+    def as_dict(self) -> dict[str, str]:
+        """What a record's config keeps (``threat_model``)."""
+        return {"norm": self.norm, "inputs": self.inputs, "ball": "closed"}
+
     def __str__(self) -> str:
         names = {"l2": "ℓ2", "l1": "ℓ1", "linf": "ℓ∞"}
         where = "" if self.inputs == "space" else f" on {INPUT_SETS[self.inputs]}"
@@ -110,12 +120,9 @@ class ThreatModel:
 def threat_model(path: str | os.PathLike) -> ThreatModel:
     """The threat model of a record file from its config: its norm (ℓ2 where it names none:
     the paper's logs and records from before ℓ1 certificates) and input set."""
-    norm = str(record_setting(path, "norm", "l2"))
-    if record_setting(path, "derandomized", False):
-        return ThreatModel(norm, "grid")
-    if record_setting(path, "box", False):
-        return ThreatModel(norm, "box")
-    return ThreatModel(norm, "space")
+    return ThreatModel.of(str(record_setting(path, "norm", "l2")),
+                          box=bool(record_setting(path, "box", False)),
+                          derandomized=bool(record_setting(path, "derandomized", False)))
 
 
 def open_derandomized(path: str | os.PathLike) -> bool:

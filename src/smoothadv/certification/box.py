@@ -9,6 +9,7 @@ repeated.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..records import (
     CERTIFY_COLUMNS,
     RADIUS_DECIMALS,
     RecordWriter,
+    ThreatModel,
+    check_record_target,
     format_radius,
     format_time,
     read_records,
@@ -40,13 +43,28 @@ def rebox_record(record: str | os.PathLike, dataset: Dataset, sigma: float, nois
     spends. A radius that is already a box radius, a derandomized one (a union bound over a
     shared offset, not the product this radius needs) or another noise's would overstate the
     budget: where the record's config says any of these, or names another σ, it is refused in
-    one line (a record without a config is taken as the caller describes it)."""
+    one line (a record without a config is taken as the caller describes it).
+
+    ``out`` is refused, untouched, when it is ``record`` itself or an existing file that is not
+    a certification record (a checkpoint, notes); an existing record there is replaced. Its
+    ``.config.json`` names the box threat model (the radii hold for images in [0,1]^d only, so
+    no table counts them as radii in ℝ^d), the noise, σ and the source's sampling settings."""
     _check_reboxable(record, sigma, noise)
+    out = Path(out)
+    if out.resolve() == Path(record).resolve():
+        raise UserError(f"{out}: the re-boxed record must go to another file than {record}")
+    check_record_target(out, CERTIFY_COLUMNS)
     source = create_noise(noise, sigma)
     rows = read_records(record)
     counted = rows.counted_radius  # the radius every table counts: never above the certified
-    out = Path(out)
     out.unlink(missing_ok=True)
+    config = {"noise": noise, "norm": "l1", "sigma": sigma, "box": True,
+              "radius_rounding": "down", "threat_model": ThreatModel.of("l1", box=True).as_dict(),
+              "reboxed_from": str(record),
+              **{key: record_setting(record, key) for key in ("n", "n0", "alpha")
+                 if record_setting(record, key) is not None}}
+    out.with_name(out.name + ".config.json").write_text(json.dumps(config, indent=2) + "\n",
+                                                        encoding="utf-8")
     writer = RecordWriter(out, CERTIFY_COLUMNS)
     try:
         for i in range(len(rows)):

@@ -31,6 +31,11 @@ LAMBDA = {0.25: 12.0, 0.5: 6.0, 1.0: 12.0}
 DEFERRED = {0.25: 0, 0.5: 0, 1.0: 51}
 
 
+def default_deferral(sigma: float) -> int:
+    """The epochs MACER trains with λ = 0 at σ by its authors' re-run (51 at σ = 1.0), else 0."""
+    return next((v for s, v in DEFERRED.items() if math.isclose(s, sigma)), 0)
+
+
 def probit(p: torch.Tensor) -> torch.Tensor:
     """Φ⁻¹(p) = √2·erfinv(2p − 1), the authors' formula (torch.distributions.Normal.icdf)."""
     return math.sqrt(2.0) * torch.erfinv(2 * p - 1)
@@ -47,7 +52,7 @@ class Macer(TrainingMethod):
         self.beta = float(beta)
         self.gamma = float(gamma)
         if deferred is None:  # the re-run's setting at this σ, else never deferred
-            deferred = next((v for s, v in DEFERRED.items() if math.isclose(s, sigma)), 0)
+            deferred = default_deferral(sigma)
         self.deferred = int(deferred)
 
     def lambda_at(self, epoch: int) -> float:
@@ -85,8 +90,7 @@ class Macer(TrainingMethod):
            default_text="12 / 6 / 12 at σ = 0.25 / 0.5 / 1.0"),
     Option("beta", float, 16.0, "β, the inverse temperature"),
     Option("gamma", float, 8.0, "γ, the hinge"),
-    Option("deferred", int, lambda s, r: next((v for t, v in DEFERRED.items()
-                                              if math.isclose(t, s)), 0),
+    Option("deferred", int, lambda s, r: default_deferral(s),
            "train the first K epochs with λ = 0", default_text="51 at σ = 1.0, else 0"),
 ), summary="MACER (Zhai et al. 2020)")
 def macer(*, sigma: float, num_noise: int, lbd: float, beta: float, gamma: float,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -237,9 +236,9 @@ def recipe_stages(entry: dict, out: str | Path, scale: str = "full",
     if scale != "full" and entry["method"] == "macer":
         # MACER's deferral (λ = 0 for the first epochs, 51 of 440 at σ = 1) shrinks with the
         # run, as the warm-up does: kept at 51 it would outlast a shortened run
-        from ..methods.macer import DEFERRED
+        from ..methods.macer import default_deferral
 
-        full = next((v for s, v in DEFERRED.items() if math.isclose(s, entry["sigma"])), 0)
+        full = default_deferral(entry["sigma"])
         if full and "deferred" not in options:
             options["deferred"] = round(full * epochs / entry["epochs"])
     train = dict(dataset=entry["dataset"], data_root=data_root, sigma=entry["sigma"],

@@ -41,7 +41,13 @@ from ..evaluate import (
 from ..examples import ExampleSaver
 from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
 from ..precision import PRECISIONS, at_precision, check_precision
-from ..records import CERTIFY_COLUMNS, PREDICT_COLUMNS, check_record_target, read_records
+from ..records import (
+    CERTIFY_COLUMNS,
+    PREDICT_COLUMNS,
+    ThreatModel,
+    check_record_target,
+    read_records,
+)
 from ..sequences import list_sequences
 from ..smoothing import Smooth, input_seed, make_generator
 from .loading import load_for_eval, model_facts
@@ -182,8 +188,6 @@ class CertifyConfig(EvalConfig):
             object.__setattr__(self, "radii", tuple(sorted(set(self.radii))))
 
     def samples_per_input(self) -> int:
-        if self.derandomized:  # K = 2λ·255 offsets, λ = √3σ (σ unknown here: at most 1)
-            return 2 * 255 * 2
         if self.sequential:  # sequential runs average about a tenth of their budget
             return self.budget // 10 + (0 if self.labelled else self.n0)
         return self.n + self.n0
@@ -303,14 +307,12 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
     Under torchrun every rank checks, so that all refuse together (a refusal on rank 0 alone
     would leave the others waiting at the merge); only rank 0 removes files."""
     out, conf = Path(cfg.out), config_path(cfg.out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder: give a record file inside it, e.g. "
-                        f"{out / (cfg.stage + '.tsv')}")
+    # nothing is written beside or into a file before it is known to be this program's record:
+    # a folder or a file of another kind (a checkpoint, notes) is refused, with --overwrite too
+    columns = SEQUENTIAL_COLUMNS if getattr(cfg, "sequential", False) else \
+        RECORD_COLUMNS[cfg.stage]
+    state = check_record_target(out, columns)
     if cfg.overwrite:
-        # --overwrite replaces a record file, never another kind of file (a checkpoint given as
-        # --out by mistake is refused, not deleted)
-        check_record_target(out, RECORD_COLUMNS[cfg.stage] if not getattr(
-            cfg, "sequential", False) else SEQUENTIAL_COLUMNS)
         if D.is_main():
             for path in (out, conf, *out.parent.glob(out.name + ".part*")):
                 path.unlink(missing_ok=True)
@@ -318,10 +320,6 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
         return
     if not (out.exists() or conf.exists()):
         return
-    # nothing is written beside or into a file before it is known to be this program's record
-    columns = RECORD_COLUMNS[cfg.stage] if not getattr(cfg, "sequential", False) \
-        else SEQUENTIAL_COLUMNS
-    state = check_record_target(out, columns)
     if state == "ours" and not conf.exists():
         raise UserError(f"--out {out} holds records without a {conf.name} beside it (not "
                         "written by smoothadv, or its config was removed): they cannot be "
@@ -369,15 +367,6 @@ def _rows_done(out: Path, indices: list[int]) -> int:
         return len(set(read_records(out)["idx"].tolist()) & set(indices))
     except UserError:
         return 0
-
-
-def _threat_model(cfg: EvalConfig, norm: str) -> dict[str, str]:
-    """What a certify record's radii certify (:class:`~smoothadv.records.ThreatModel`): the
-    closed ball of ``norm`` within ℝ^d, the box [0,1]^d (``box``) or the 8-bit grid
-    (``derandomized``)."""
-    inputs = ("grid" if getattr(cfg, "derandomized", False)
-              else "box" if getattr(cfg, "box", False) else "space")
-    return {"norm": norm, "inputs": inputs, "ball": "closed"}
 
 
 def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
@@ -432,6 +421,7 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     compiled = "no input"
     if indices:
         left = len(indices) - _rows_done(Path(cfg.out), indices)
+        # the deterministic certificate evaluates K offsets, known once σ is resolved
         per_input = (smooth.noise.offsets_count if getattr(cfg, "derandomized", False)
                      else cfg.samples_per_input())
         compiled = _maybe_compile(smooth, cfg, dataset[indices[0]][0], left * per_input)
@@ -448,7 +438,9 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
             checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
             randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
-            norm=smooth.norm, threat_model=_threat_model(cfg, smooth.norm),
+            norm=smooth.norm,
+            threat_model=ThreatModel.of(smooth.norm, getattr(cfg, "box", False),
+                                        getattr(cfg, "derandomized", False)).as_dict(),
             **smooth.noise.facts(),
             **hardware, **cfg.facts(), **facts)
         conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")

@@ -17,8 +17,6 @@ from ..errors import UserError
 from ..records import read_records
 from .registry import StageResult, register_stage
 
-CIFAR_RADII = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25)
-
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)

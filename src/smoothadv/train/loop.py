@@ -180,7 +180,8 @@ class Trainer:
         warmup = cfg.options.get("warmup")
         if warmup and warmup > cfg.epochs and D.is_main():
             print(f"smoothadv: note: --warmup {warmup} is longer than the run (--epochs "
-                  f"{cfg.epochs}): ε grows to only {cfg.epochs / warmup:.0%} of its value")
+                  f"{cfg.epochs}): what it warms up reaches only {cfg.epochs / warmup:.0%} "
+                  "of its value")
         self.noise = create_noise(cfg.noise, cfg.sigma)
         # --amp, the older flag, is bf16 on CUDA and nothing on a CPU
         self.precision = ("bf16" if cfg.amp and self.device.type == "cuda" else cfg.precision)
