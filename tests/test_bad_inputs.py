@@ -253,3 +253,27 @@ def test_rebox_refuses_an_out_that_is_not_a_record(tmp_path):
     with pytest.raises(UserError, match="another file than"):
         rebox_record(record, images, 0.5, "uniform", record)
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("with_srun", [True, False])
+def test_slurm_without_a_controller_is_one_line(tmp_path, monkeypatch, capsys, with_srun):
+    """7. ``sweep run --engine slurm`` where sbatch exists but no controller answers (or srun
+    is missing) ended in a submitit traceback."""
+    pytest.importorskip("submitit", reason="submitit (the sweep extra) is not installed")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    failing = ("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to "
+               "contact slurm controller (connect failure)' >&2\nexit 1\n")
+    for name in ("sbatch", "squeue", *(("srun",) if with_srun else ())):
+        (fake / name).write_text(failing)
+        (fake / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    sweep = tmp_path / "grid.toml"
+    sweep.write_text(f'out = "{tmp_path / "out"}"\n[[runs]]\nlabel = "g"\n'
+                     'train = { dataset = "digits", arch = "mlp", epochs = 1 }\n'
+                     'certify = { n = 100, n0 = 10, skip = 40 }\n')
+    assert main(["sweep", "run", str(sweep), "--engine", "slurm"]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("smoothadv: error")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert ("Unable to contact slurm controller" if with_srun else "srun") in lines[0]

@@ -91,7 +91,10 @@ class SlurmEngine:
     def executor(self):
         import submitit
 
-        executor = submitit.AutoExecutor(folder=self.out / "slurm" / "%j", cluster="slurm")
+        try:
+            executor = submitit.AutoExecutor(folder=self.out / "slurm" / "%j", cluster="slurm")
+        except RuntimeError as err:  # e.g. no srun: a SLURM client without the job launcher
+            raise UserError(f"the slurm engine cannot start: {_first_line(err)}") from None
         o = self.options
         params: dict[str, Any] = dict(timeout_min=o.get("time") or 60,
                                       tasks_per_node=o.get("tasks_per_node") or 1, nodes=1)
