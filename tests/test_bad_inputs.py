@@ -277,3 +277,57 @@ def test_slurm_without_a_controller_is_one_line(tmp_path, monkeypatch, capsys, w
     lines = [ln for ln in err.splitlines() if ln.startswith("smoothadv: error")]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert ("Unable to contact slurm controller" if with_srun else "srun") in lines[0]
+
+
+# ------------------------------------------------------------------- the scripted mistakes
+
+MISTAKES = [  # (argv with {ckpt}, {tmp}; words the one error line must hold)
+    (["certify", "{ckpt}", "--sigma", "0", "--out", "{tmp}/c.tsv"], ["sigma"]),
+    (["certify", "{ckpt}", "--sigma", "-0.25", "--out", "{tmp}/c.tsv"], ["sigma"]),
+    (["certify", "{ckpt}", "--alpha", "1.5", "--out", "{tmp}/c.tsv"], ["alpha"]),
+    (["certify", "{ckpt}", "--alpha", "0", "--out", "{tmp}/c.tsv"], ["alpha"]),
+    (["certify", "{ckpt}", "--n", "0", "--out", "{tmp}/c.tsv"], ["--n"]),
+    (["certify", "{ckpt}", "--n0", "-1", "--out", "{tmp}/c.tsv"], ["--n0"]),
+    (["certify", "{ckpt}", "--batch", "0", "--out", "{tmp}/c.tsv"], ["--batch"]),
+    (["certify", "{ckpt}", "--skip", "0", "--out", "{tmp}/c.tsv"], ["--skip"]),
+    (["certify", "{ckpt}", "--dataset", "cifar100", "--out", "{tmp}/c.tsv"], ["cifar100"]),
+    (["certify", "{tmp}/missing.pth.tar", "--out", "{tmp}/c.tsv"], ["not found"]),
+    (["certify", "{tmp}/corrupt.pth.tar", "--out", "{tmp}/c.tsv"], ["not a readable"]),
+    (["certify", "{ckpt}", "--noise", "uniform", "--out", "{tmp}/c.tsv"], ["ℓ1"]),
+    (["certify", "{ckpt}", "--derandomized", "--out", "{tmp}/c.tsv"], ["splitting"]),
+    (["certify", "{ckpt}", "--noise", "splitting", "--norm", "l1", "--derandomized",
+      "--template", "random", "--out", "{tmp}/c.tsv"], ["template"]),
+    (["certify", "{ckpt}", "--template", "seed0", "--out", "{tmp}/c.tsv"], ["--derandomized"]),
+    (["certify", "{ckpt}", "--box", "--out", "{tmp}/c.tsv"], ["--box"]),
+    (["certify", "{ckpt}", "--radii", "0.5", "--out", "{tmp}/c.tsv"], ["--sequential"]),
+    (["certify", "{ckpt}", "--shard", "2", "--shards", "2", "--out", "{tmp}/c.tsv"],
+     ["--shard"]),
+    (["certify", "{ckpt}", "--precision", "fp16", "--device", "cpu", "--out", "{tmp}/c.tsv"],
+     ["fp16"]),
+    (["predict", "{ckpt}", "--sound", "--noise", "laplace", "--norm", "l1", "--out",
+      "{tmp}/p.tsv"], ["--sound"]),
+    (["attack", "{ckpt}", "--noise", "uniform", "--norm", "l1", "--out", "{tmp}/a.tsv"],
+     ["unrecognized", "--noise"]),
+    (["train", "--dataset", "mnist3", "--out", "{tmp}/t"], ["mnist3"]),
+    (["train", "--dataset", "digits", "--arch", "resnet9000", "--out", "{tmp}/t"],
+     ["resnet9000"]),
+    (["train", "--dataset", "digits", "--lr", "0", "--out", "{tmp}/t"], ["--lr"]),
+    (["train", "--dataset", "digits", "--epochs", "0", "--out", "{tmp}/t"], ["--epochs"]),
+    (["train", "--dataset", "digits", "--method", "macer", "--noise", "uniform", "--out",
+      "{tmp}/t"], ["macer"]),
+    (["analyze", "{tmp}/empty.tsv"], ["not a certification or prediction record"]),
+    (["analyze", "{tmp}/missing.tsv"], ["not found"]),
+    (["compare", "{tmp}/empty.tsv", "--reference", "{tmp}/empty.tsv"], ["empty"]),
+    (["certify", "{ckpt}", "--sigam", "0.5", "--out", "{tmp}/c.tsv"], ["did you mean"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", MISTAKES, ids=[" ".join(m[0][:4]) for m in MISTAKES])
+def test_a_scripted_mistake_is_one_line_and_changes_nothing(argv, words, digits_ckpt, tmp_path,
+                                                            capsys):
+    (tmp_path / "corrupt.pth.tar").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    (tmp_path / "empty.tsv").write_text("")
+    argv = [a.format(ckpt=digits_ckpt, tmp=tmp_path) for a in argv]
+    _refused(capsys, [*argv, "--no-progress"] if argv[0] in ("certify", "predict", "attack",
+                                                             "train") else argv,
+             tmp_path, *words)
