@@ -29,6 +29,7 @@ from .errors import UserError, check_alpha
 from .noise import NORM_NAMES
 from .records import (
     CERTIFY_COLUMNS,
+    INPUT_SETS,
     PREDICT_COLUMNS,
     Records,
     read_records,
@@ -515,6 +516,8 @@ def plot_curves(
     if path.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"plot file must end in .png, .pdf or .svg: {path}")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    if len(summaries) > 10:  # the default cycle repeats its colours after ten curves
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     rows = [s.records if s.records is not None else read_records(s.path) for s in summaries]
     top = max_radius
     if top is None:  # where the last curve reaches 0, not the table's largest radius
@@ -528,9 +531,9 @@ def plot_curves(
     if envelope_cells:
         ax.plot([c.radius for c in envelope_cells], [c.certified for c in envelope_cells],
                 "k--o", markersize=3, label="envelope", linewidth=1.2)
-    threats = sorted({str(rec.threat) for rec in rows})
-    ax.set_xlabel(f"{NORM_NAMES.get(norm, norm)} radius (pixel space, images in [0,1]; "
-                  f"{' / '.join(threats)})", fontsize=8)
+    inputs = sorted({INPUT_SETS[rec.threat.inputs].removeprefix("the ") for rec in rows})
+    ax.set_xlabel(f"{NORM_NAMES.get(norm, norm)} radius, closed ball (pixel space; inputs in "
+                  f"{', '.join(inputs)})")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, top)
