@@ -267,7 +267,7 @@ def test_slurm_without_a_controller_is_one_line(tmp_path, monkeypatch, capsys, w
     for name in ("sbatch", "squeue", *(("srun",) if with_srun else ())):
         (fake / name).write_text(failing)
         (fake / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    monkeypatch.setenv("PATH", str(fake))  # only the stand-ins: a real SLURM must not answer
     sweep = tmp_path / "grid.toml"
     sweep.write_text(f'out = "{tmp_path / "out"}"\n[[runs]]\nlabel = "g"\n'
                      'train = { dataset = "digits", arch = "mlp", epochs = 1 }\n'
