@@ -131,6 +131,31 @@ def test_run_resume_after_kill_and_nothing_twice(tmp_path, capsys):
     assert "| again |" not in report
 
 
+def test_ctrl_c_of_a_sweep_is_one_line_and_resumes(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: runner and workers alike."""
+    slow = TRAIN.replace("epochs = 2", "epochs = 40").replace("train_subset = 128, ", "")
+    path = write(tmp_path, f'[[runs]]\nlabel = "slow"\n{slow}\n'
+                           'grid = { seed = [0, 1] }\n' + CERTIFY + "\n")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "smoothadv", "sweep", "run", str(path),
+                             "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:  # both workers are starting (importing torch) or training
+        seen.append(line)
+        if sum(": started" in s for s in seen) == 2:
+            break
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = "".join(seen) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "leaked" not in out and "KeyboardInterrupt" not in out
+    assert out.count("smoothadv: interrupted") == 1, out
+    ledger = Ledger(load_sweep(path).out)
+    assert all(ledger.get(k)["status"] == "todo" for k in build_plan(load_sweep(path)).jobs
+               if ledger.get(k))
+
+
 def test_a_failing_stage_stops_only_its_dependents(tmp_path, capsys):
     path = write(tmp_path, f"""
 [[runs]]

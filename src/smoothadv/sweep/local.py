@@ -5,18 +5,22 @@ queue hand-off. On a CPU ``workers`` processes share the cores (each gets ⌊cor
 threads); with GPUs there is one worker per visible GPU, each pinned to its own. Workers die
 with the runner (``PR_SET_PDEATHSIG``): a runner killed with ``kill -9`` leaves no stage
 running, and ``sweep run`` again resumes each stage from its checkpoint or record file. A
-failing stage marks its dependents blocked and the others go on; Ctrl-C stops the workers.
+failing stage marks its dependents blocked and the others go on. Ctrl-C is the runner's alone:
+workers are started with SIGINT ignored (a terminal sends it to the whole process group), so
+they print no traceback of their own; the runner kills them and says one line.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .jobs import BUSY, execute, is_done, last_error, lock_held, write_job_file
 from .ledger import Ledger, mark_blocked
@@ -35,6 +39,23 @@ def init_worker(threads: int, gpus: multiprocessing.Queue | None) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while a worker is spawned, so that the child inherits the disposition.
+
+    An ignored signal stays ignored across ``exec`` and Python keeps it so; the runner alone
+    answers Ctrl-C. Off the main thread (where handlers cannot change) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _timed(path: str) -> tuple[int, float]:
@@ -98,7 +119,8 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                 path = write_job_file(job, jobs)
                 ledger.update(key, status="running", engine="local", started=time.time(),
                               attempts=ledger.get(key).get("attempts", 0) + 1)
-                running[pool.submit(_timed, str(path))] = key
+                with sigint_ignored():  # the pool spawns its workers on submit
+                    running[pool.submit(_timed, str(path))] = key
                 say(f"{key}: started")
             for key in list(waiting):  # a job another process held: done, or ours now
                 if not lock_held(jobs[key].folder):
