@@ -319,6 +319,47 @@ MISTAKES = [  # (argv with {ckpt}, {tmp}; words the one error line must hold)
     (["analyze", "{tmp}/missing.tsv"], ["not found"]),
     (["compare", "{tmp}/empty.tsv", "--reference", "{tmp}/empty.tsv"], ["empty"]),
     (["certify", "{ckpt}", "--sigam", "0.5", "--out", "{tmp}/c.tsv"], ["did you mean"]),
+    (["certify", "{ckpt}", "--max", "0", "--out", "{tmp}/c.tsv"], ["--max"]),
+    (["certify", "{ckpt}", "--max", "-3", "--out", "{tmp}/c.tsv"], ["--max"]),
+    (["certify", "{ckpt}", "--sigma", "nan", "--out", "{tmp}/c.tsv"], ["sigma"]),
+    (["certify", "{ckpt}", "--device", "tpu", "--out", "{tmp}/c.tsv"], ["tpu"]),
+    (["certify", "{ckpt}", "--sequential", "--out", "{tmp}/c.tsv"], ["--radii"]),
+    (["attack", "{ckpt}", "--epsilon", "-1", "--out", "{tmp}/a.tsv"], ["epsilon"]),
+    (["attack", "{ckpt}", "--steps", "0", "--out", "{tmp}/a.tsv"], ["--steps"]),
+    (["attack", "{ckpt}", "--m-test", "0", "--out", "{tmp}/a.tsv"], ["--m-test"]),
+    (["predict", "{ckpt}", "--n", "0", "--out", "{tmp}/p.tsv"], ["--n"]),
+    (["train", "--dataset", "digits", "--sigma", "0", "--out", "{tmp}/t"], ["sigma"]),
+    (["train", "--dataset", "digits", "--batch", "0", "--out", "{tmp}/t"], ["--batch"]),
+    (["train", "--dataset", "digits", "--weight-decay", "-1", "--out", "{tmp}/t"],
+     ["--weight-decay"]),
+    (["train", "--dataset", "digits", "--momentum", "2", "--out", "{tmp}/t"], ["--momentum"]),
+    (["train", "--dataset", "digits", "--train-subset", "0", "--out", "{tmp}/t"],
+     ["--train-subset"]),
+    (["train", "--dataset", "digits", "--lr-gamma", "-1", "--out", "{tmp}/t"], ["--lr-gamma"]),
+    (["train", "--dataset", "digits", "--method", "smoothadv", "--m-train", "0", "--out",
+      "{tmp}/t"], ["--m-train"]),
+    (["train", "--dataset", "digits", "--method", "smoothadv", "--epsilon", "-1", "--out",
+      "{tmp}/t"], ["--epsilon"]),
+    (["train", "--dataset", "digits", "--method", "consistency", "--lbd", "-1", "--out",
+      "{tmp}/t"], ["--lbd"]),
+    (["train", "--dataset", "digits", "--method", "macer", "--beta", "0", "--out", "{tmp}/t"],
+     ["--beta"]),
+    (["train", "--dataset", "digits", "--method", "macer", "--gamma", "-1", "--out",
+      "{tmp}/t"], ["--gamma"]),
+    (["train", "--dataset", "digits", "--method", "smoothmix", "--alpha", "0", "--out",
+      "{tmp}/t"], ["--alpha"]),
+    (["train", "--dataset", "digits", "--method", "stability", "--eta", "1", "--out",
+      "{tmp}/t"], ["eta"]),
+    (["train", "--dataset", "digits", "--workers", "-1", "--out", "{tmp}/t"], ["--workers"]),
+    (["demo", "--epochs", "0", "--out", "{tmp}/d"], ["--epochs"]),
+    (["demo", "--n", "0", "--out", "{tmp}/d"], ["--n"]),
+    (["analyze", "{tmp}/empty.tsv", "--radii", "-1"], ["--radii"]),
+    (["run", "{tmp}/missing.json"], ["not found"]),
+    (["run", "{tmp}/garbage.json"], ["not JSON"]),
+    (["sweep", "run", "{tmp}/missing.toml"], ["not found"]),
+    (["sweep", "run", "{tmp}/garbage.toml"], ["not TOML"]),
+    (["recipe", "show", "nope"], ["unknown recipe"]),
+    (["compare", "{tmp}/empty.tsv", "--reference", "{tmp}/missing.tsv"], ["not found"]),
 ]
 
 
@@ -327,7 +368,8 @@ def test_a_scripted_mistake_is_one_line_and_changes_nothing(argv, words, digits_
                                                             capsys):
     (tmp_path / "corrupt.pth.tar").write_bytes(b"PK\x03\x04 not really a checkpoint")
     (tmp_path / "empty.tsv").write_text("")
+    (tmp_path / "garbage.json").write_text("{garbage")
+    (tmp_path / "garbage.toml").write_text('out = "x"\n[[runs]\nlabel = 1')
     argv = [a.format(ckpt=digits_ckpt, tmp=tmp_path) for a in argv]
-    _refused(capsys, [*argv, "--no-progress"] if argv[0] in ("certify", "predict", "attack",
-                                                             "train") else argv,
-             tmp_path, *words)
+    quiet = argv[0] in ("certify", "predict", "attack", "demo", "train")
+    _refused(capsys, [*argv, "--no-progress"] if quiet else argv, tmp_path, *words)

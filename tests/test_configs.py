@@ -67,7 +67,7 @@ VALID = {
     "radii": [None], "labelled": [False], "alpha_split": [None], "anytime_tol": [None],
     "round_inputs": [False], "confidence": [0.001], "max": [-1, 100], "epsilon": [0.25, 0.5],
     "lr_gamma": [0.1, 0.5], "extra_weight": [0.5, 1.0], "lr_delay": [0, 1], "options": [{}],
-    "drop_last": [False, True],
+    "drop_last": [False, True], "momentum": [0.0, 0.9], "weight_decay": [0.0, 1e-4],
     "lr_milestones": [None, (10, 20)], "max_radius": [None, 1.5], "shard": [0],
     "shards": [1], "precision": ["fp32", "bf16"], "amp": [False],
     "class_map": [None, "imagenet-cifar10"], "noise": ["gaussian"], "norm": ["l2"],

@@ -53,7 +53,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
          "augmentation vs SmoothAdv on scikit-learn's bundled digits, trained and certified",
          _demo_args)
 def run_demo_cmd(args: argparse.Namespace) -> int:
-    from ..errors import UserError, check_sigma
+    from ..errors import UserError, check_positive_int, check_sigma
 
     if args.norm == "l1" and args.denoised:
         raise UserError("--norm l1 and --denoised are two demos: give one")
@@ -64,6 +64,11 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         raise UserError("--seeds and --workers belong to the seven-method demo (--methods all)")
     for sigma in args.sigmas or []:
         check_sigma(sigma)
+    for name in ("epochs", "steps", "m_train", "n", "batch", "workers"):
+        if getattr(args, name) is not None:
+            check_positive_int(getattr(args, name), f"--{name.replace('_', '-')}")
+    if not args.epsilon >= 0:
+        raise UserError(f"--epsilon must be a non-negative l2 radius, got {args.epsilon}")
     if seven:
         return _run_seven(args, methods)
     from ..demo import DemoConfig, run_demo, run_denoised_demo

@@ -105,11 +105,13 @@ class CatRS(TrainingMethod):
 
 
 @register_method("catrs", options=(
-    Option("num_noise", int, 4, "m, noise draws per image", flag="--m-train"),
-    Option("epsilon", float, 1.0, "ε of the attack on the noise (l2, pixels)"),
-    Option("steps", int, 4, "T, steps of the attack on the noise"),
+    Option("num_noise", int, 4, "m, noise draws per image", flag="--m-train",
+           at_least=1),
+    Option("epsilon", float, 1.0, "ε of the attack on the noise (l2, pixels)",
+           at_least=0),
+    Option("steps", int, 4, "T, steps of the attack on the noise", at_least=1),
     Option("lbd", float, per_sigma(LAMBDA, "CAT-RS λ", "--lbd"), "λ, the attacked term's "
-           "weight", default_text="0.5 / 1 / 2 at σ = 0.25 / 0.5 / 1.0"),
+           "weight", default_text="0.5 / 1 / 2 at σ = 0.25 / 0.5 / 1.0", at_least=0),
     Option("soft_targets", str, None, "per-image vote distributions p_b of a σ = 0.25 "
            "Gaussian teacher (smoothadv soft-labels); required"),
 ), needs=("soft_targets",), summary="CAT-RS (Jeong, Kim & Shin 2023)")

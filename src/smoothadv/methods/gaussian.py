@@ -92,23 +92,24 @@ EPS_HELP = ("the attack's l2 radius ε in pixel space (images in [0,1]); the pap
             "units of 1/256: its eps_64 is 0.25, eps_127 0.496, eps_255 0.996, eps_512 2.0")
 
 GAUSSIAN_OPTIONS = (
-    Option("num_noise", int, 1, M_HELP, flag="--m-train"),
+    Option("num_noise", int, 1, M_HELP, flag="--m-train", at_least=1),
     Option("multi_noise", bool, False, MULTI_HELP),
 )
 SMOOTHADV_OPTIONS = (
     Option("attack", str, "pgd", "SmoothAdv-PGD or SmoothAdv-DDN", choices=("pgd", "ddn")),
-    Option("epsilon", float, 0.25, EPS_HELP),
-    Option("steps", int, 10, "attack steps T"),
-    Option("num_noise", int, 1, M_HELP, flag="--m-train"),
+    Option("epsilon", float, 0.25, EPS_HELP, at_least=0),
+    Option("steps", int, 10, "attack steps T", at_least=1),
+    Option("num_noise", int, 1, M_HELP, flag="--m-train", at_least=1),
     Option("multi_noise", bool, False, MULTI_HELP),
-    Option("warmup", int, 0, "grow ε linearly from 0 over the first K epochs"),
+    Option("warmup", int, 0, "grow ε linearly from 0 over the first K epochs",
+           at_least=0),
     Option("estimator", str, "grad", "gradient of the soft loss: grad, no_grad (the paper's "
            "gradient-free estimator) or no_grad_cv (a departure: with a control variate)",
            choices=ESTIMATORS),
     Option("ddn_gamma", float, DDN_TRAIN_GAMMA, "DDN norm update factor γ (the paper's "
-           "training setting)"),
+           "training setting)", above=0, below=1),
     Option("ddn_init_norm", float, None, "DDN initial norm budget", default_text="the epoch's "
-           "ε, as the paper's training loop sets it"),
+           "ε, as the paper's training loop sets it", above=0),
     Option("ddn_decision", str, "vote", "DDN's 'already adversarial' test: vote (the paper) "
            "or soft (a departure: argmax of G)", choices=DDN_DECISIONS),
     Option("ddn_strict_epsilon", bool, False, "a departure: DDN never leaves the ε-ball"),

@@ -85,13 +85,13 @@ class Macer(TrainingMethod):
 
 
 @register_method("macer", options=(
-    Option("num_noise", int, 16, "k, noise draws per image", flag="--m-train"),
+    Option("num_noise", int, 16, "k, noise draws per image", flag="--m-train", at_least=1),
     Option("lbd", float, per_sigma(LAMBDA, "MACER λ", "--lbd"), "λ, the radius term's weight",
-           default_text="12 / 6 / 12 at σ = 0.25 / 0.5 / 1.0"),
-    Option("beta", float, 16.0, "β, the inverse temperature"),
-    Option("gamma", float, 8.0, "γ, the hinge"),
+           default_text="12 / 6 / 12 at σ = 0.25 / 0.5 / 1.0", at_least=0),
+    Option("beta", float, 16.0, "β, the inverse temperature", above=0),
+    Option("gamma", float, 8.0, "γ, the hinge", at_least=0),
     Option("deferred", int, lambda s, r: default_deferral(s),
-           "train the first K epochs with λ = 0", default_text="51 at σ = 1.0, else 0"),
+           "train the first K epochs with λ = 0", default_text="51 at σ = 1.0, else 0", at_least=0),
 ), summary="MACER (Zhai et al. 2020)")
 def macer(*, sigma: float, num_noise: int, lbd: float, beta: float, gamma: float,
           deferred: int) -> Macer:

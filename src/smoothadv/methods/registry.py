@@ -27,7 +27,9 @@ class Option:
 
     ``default`` is a value or a function ``(sigma, resolved) -> value`` of σ and the options
     declared before this one (resolved already); ``None`` is a valid value only when it is the
-    default. ``flag`` is the command-line flag (default ``--name-with-dashes``).
+    default. ``flag`` is the command-line flag (default ``--name-with-dashes``); ``at_least``,
+    ``above`` and ``below`` bound the value (a weight below 0 or a count below 1 would make the
+    method meaningless without a word, so it is refused in one line).
     """
 
     name: str
@@ -37,6 +39,9 @@ class Option:
     flag: str | None = None
     choices: tuple[Any, ...] | None = None
     default_text: str | None = None  # how the help describes a computed default
+    at_least: float | None = None  # the value's range: ≥ at_least, > above, < below
+    above: float | None = None
+    below: float | None = None
 
     @property
     def cli_flag(self) -> str:
@@ -73,6 +78,12 @@ class Option:
         if self.choices is not None and out not in self.choices:
             raise UserError(f"{method}: {self.cli_flag} must be one of "
                             f"{', '.join(map(str, self.choices))}, got {out!r}")
+        for bound, holds, word in ((self.at_least, lambda b: out >= b, "≥"),
+                                   (self.above, lambda b: out > b, ">"),
+                                   (self.below, lambda b: out < b, "<")):
+            if bound is not None and not (out == out and holds(bound)):  # NaN fails too
+                raise UserError(f"{method}: {self.cli_flag} must be {word} {bound:g}, "
+                                f"got {out!r}")
         return out
 
 

@@ -87,14 +87,16 @@ class SmoothMix(TrainingMethod):
 
 
 @register_method("smoothmix", options=(
-    Option("num_noise", int, 2, "m, noise draws per image", flag="--m-train"),
-    Option("steps", int, 4, "T, steps of the adversarial walk"),
-    Option("alpha", float, lambda s, r: 2 * s, "α, the walk's step size", default_text="2σ"),
-    Option("eta", float, 5.0, "η, the mixup term's weight"),
+    Option("num_noise", int, 2, "m, noise draws per image", flag="--m-train", at_least=1),
+    Option("steps", int, 4, "T, steps of the adversarial walk", at_least=1),
+    Option("alpha", float, lambda s, r: 2 * s, "α, the walk's step size", default_text="2σ",
+           above=0),
+    Option("eta", float, 5.0, "η, the mixup term's weight", at_least=0),
     Option("mix_step", int, per_sigma(MIX_STEP, "SmoothMix mix_step", "--mix-step"),
            "the walk's step whose point is mixed", default_text="0 at σ = 0.25, 1 at 0.5 and "
-           "1.0"),
-    Option("warmup", int, 10, "grow the mixup weight linearly over the first K epochs"),
+           "1.0", at_least=0),
+    Option("warmup", int, 10, "grow the mixup weight linearly over the first K epochs",
+           at_least=0),
 ), summary="SmoothMix (Jeong et al. 2021)")
 def smoothmix(*, sigma: float, num_noise: int, steps: int, alpha: float, eta: float,
               mix_step: int, warmup: int) -> SmoothMix:

@@ -36,7 +36,7 @@ class Stability(TrainingMethod):
 
 @register_method("stability", options=(
     Option("lbd", float, per_sigma(LAMBDA, "stability λ", "--lbd"), "λ, the stability "
-           "term's weight", default_text="2 / 2 / 1 at σ = 0.25 / 0.5 / 1.0"),
+           "term's weight", default_text="2 / 2 / 1 at σ = 0.25 / 0.5 / 1.0", at_least=0),
 ), summary="stability training (Li et al. 2019; with uniform noise Yang et al. 2020's best "
             "ℓ1 setting)", noises=("gaussian", "uniform", "laplace", "splitting"))
 def stability(*, sigma: float, lbd: float) -> Stability:

@@ -101,6 +101,9 @@ class EvalConfig(StageConfig):
         check_positive_int(self.batch, "--batch")
         if self.skip < 1:
             raise UserError(f"--skip must be at least 1, got {self.skip}")
+        if self.max != -1 and self.max < 1:
+            raise UserError(f"--max must be a positive number of inputs (-1: all), got "
+                            f"{self.max}")
         if self.shards < 1 or not 0 <= self.shard < self.shards:
             raise UserError(f"--shard must lie in [0, --shards), got {self.shard} of "
                             f"{self.shards}")

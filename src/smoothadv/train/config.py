@@ -93,6 +93,13 @@ class TrainConfig(StageConfig):
             raise UserError(f"--lr must be positive, got {self.lr}")
         if not 0 < self.lr_gamma <= 1:
             raise UserError(f"--lr-gamma must lie in (0, 1], got {self.lr_gamma}")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"--momentum must lie in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise UserError(f"--weight-decay must be ≥ 0, got {self.weight_decay}")
+        for name in ("train_subset", "test_subset"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
         if options.get("warmup") is not None and options["warmup"] < 0:
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
