@@ -21,9 +21,9 @@ import torch
 
 from common import build, device, machine, run_peer, verdict
 from smoothadv import Smooth
-from smoothadv.compile import compile_for_inference, compile_for_training
 from smoothadv.methods import create_method
 from smoothadv.models import create_model, to_channels_last
+from smoothadv.runtime.compile import compile_for_inference, compile_for_training
 from smoothadv.train import fit_batch
 
 N0, N, BATCH = 100, 10_000, 1000

@@ -27,10 +27,10 @@ import torch
 
 from common import SHARED, demo_models, machine, run_peer, verdict
 from smoothadv import Smooth
-from smoothadv.compile import compile_for_inference
-from smoothadv.data import create_dataset
+from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
-from smoothadv.precision import at_precision, native_bf16_cpu
+from smoothadv.runtime.compile import compile_for_inference
+from smoothadv.runtime.precision import at_precision, native_bf16_cpu
 
 CIFAR = Path(SHARED) / "cifar10"
 ARCHS = ("cifar_resnet20", "cifar_resnet110")

@@ -24,13 +24,12 @@ from scipy.stats import norm
 
 from common import cifar_resnet20, demo_models, machine, verdict
 from smoothadv import Smooth
-from smoothadv.analysis import certified_accuracy
-from smoothadv.certification import SequentialCertifier
-from smoothadv.certification.sequential import DEFAULT_ALPHA_SPLIT
-from smoothadv.data import create_dataset
-from smoothadv.evaluate import run_records, run_sequential_records, select_indices
+from smoothadv.analysis.summaries import certified_accuracy
+from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
+from smoothadv.records.loops import run_records, run_sequential_records, select_indices
+from smoothadv.smoothing.sequential import DEFAULT_ALPHA_SPLIT, SequentialCertifier
 
 ALPHA, SIGMA = 0.001, 0.25
 RADII = [0.25, 0.5]
@@ -68,7 +67,7 @@ def _stats(samples):
 
 def _label_rates(smooth, dataset, indices, n=20_000):
     """p̂ of the true label per input from ``n`` draws (for the oracle)."""
-    from smoothadv.smoothing import make_generator
+    from smoothadv.smoothing.smooth import make_generator
 
     rates = []
     with torch.inference_mode():

@@ -18,13 +18,13 @@ import torch
 
 from common import CACHE, SHARED, cifar_resnet20, demo_models, machine, verdict
 from smoothadv import Smooth
-from smoothadv.analysis import certified_accuracy
-from smoothadv.compile import compile_for_inference
-from smoothadv.data import create_dataset
-from smoothadv.evaluate import run_records, select_indices
+from smoothadv.analysis.summaries import certified_accuracy
+from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
 from smoothadv.noise import GridRounded
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
+from smoothadv.records.loops import run_records, select_indices
+from smoothadv.runtime.compile import compile_for_inference
 
 SIGMA = 0.25
 RADII = [0.0, 0.25, 0.5, 0.75]

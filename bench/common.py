@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from smoothadv.constants import (
+from smoothadv.data.constants import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     DIGITS_MEAN,
@@ -94,7 +94,7 @@ def demo_models(sigma: float = 0.25, quick: bool = False) -> dict[str, str]:
     """The demo's two digits models (Gaussian and SmoothAdv-PGD, its exact settings), trained
     once into runs/bench and reused: {label: checkpoint path}. ``quick``: the quick demo's
     Gaussian model (half the epochs) alone."""
-    from smoothadv.demo import METHODS, DemoConfig
+    from smoothadv.demos.main import METHODS, DemoConfig
     from smoothadv.train import TrainConfig, train
 
     cfg = DemoConfig(epochs=DemoConfig().epochs // 2 if quick else DemoConfig().epochs)

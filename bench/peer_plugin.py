@@ -2,7 +2,7 @@
 SmoothAdv authors' code, on the very same model objects (the harness builds the peer's ResNets)
 and images.
 
-- ``smoothadv:certify_compiled[_bf16]:ARCH``: certification through ``smoothadv.compile``'s
+- ``smoothadv:certify_compiled[_bf16]:ARCH``: certification through ``smoothadv.runtime.compile``'s
   wrapper (what ``certify --compile [--precision bf16]`` runs), channels-last, compile time
   excluded by a warm-up certification of the same size;
 - ``smoothadv:train[_bf16]:cifar_resnet20``: one SmoothAdv-PGD multi-noise training step
@@ -26,8 +26,8 @@ def _result(res):
 def _certify_compiled_task(arch: str, precision: str):
     def fn(ctx):
         from smoothadv import Smooth
-        from smoothadv.compile import CompiledClassifier
-        from smoothadv.precision import at_precision
+        from smoothadv.runtime.compile import CompiledClassifier
+        from smoothadv.runtime.precision import at_precision
 
         a = ctx.args
         torch = ctx.torch
@@ -55,7 +55,7 @@ def _train_task(arch: str, precision: str):
     def fn(ctx):
         from smoothadv import Smooth
         from smoothadv.methods import create_method
-        from smoothadv.precision import autocast
+        from smoothadv.runtime.precision import autocast
         from smoothadv.train import fit_batch
 
         a = ctx.args

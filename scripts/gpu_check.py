@@ -27,10 +27,10 @@ def throughput(device, precision: str, compiled: bool, channels_last: bool,
     """Noisy samples per second of the certification counting loop (2 inputs, n each)."""
     import torch
 
-    from smoothadv.backends import configure
-    from smoothadv.compile import compile_for_inference
     from smoothadv.models import create_model, to_channels_last
-    from smoothadv.precision import at_precision
+    from smoothadv.runtime.backends import configure
+    from smoothadv.runtime.compile import compile_for_inference
+    from smoothadv.runtime.precision import at_precision
     from smoothadv.smoothing import Smooth
 
     configure(device, precision)

@@ -68,7 +68,7 @@ def linear_model() -> LinearBinary:
 @pytest.fixture
 def digits_ckpt(tmp_path):
     """An untrained digits MLP checkpoint (ours: it records its layer, dataset and σ)."""
-    from smoothadv.data import get_dataset_spec
+    from smoothadv.data.datasets import get_dataset_spec
     from smoothadv.models import create_model, save_checkpoint
 
     spec = get_dataset_spec("digits")

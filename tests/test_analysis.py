@@ -4,10 +4,10 @@ import re
 import numpy as np
 import pytest
 
-from smoothadv import analysis as A
+from smoothadv.analysis import summaries as A
 from smoothadv.cli import main
 from smoothadv.errors import UserError
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 
 from .conftest import shared_path
 
@@ -168,7 +168,7 @@ def test_reproduces_the_papers_tables(group, capsys):
 
 
 def test_radii_never_round_up(tmp_path):
-    from smoothadv.records import format_radius
+    from smoothadv.records.files import format_radius
 
     assert format_radius(0.4996) == "0.499599"  # the double 0.4996 is 0.49959999…
     assert format_radius(0.49999999) == "0.499999"

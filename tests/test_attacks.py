@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from smoothadv import Smooth
-from smoothadv.attacks import (
+from smoothadv.attacks.smoothadv import (
     SmoothAdvDDN,
     SmoothAdvPGD,
     create_attack,
@@ -13,10 +13,10 @@ from smoothadv.attacks import (
     project,
 )
 from smoothadv.cli import main
-from smoothadv.data import create_dataset, get_dataset_spec
+from smoothadv.data.datasets import create_dataset, get_dataset_spec
 from smoothadv.errors import UserError
 from smoothadv.models import load_checkpoint, save_checkpoint
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 from smoothadv.train import TrainConfig, train
 
 from .conftest import LinearBinary

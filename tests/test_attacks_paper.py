@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from smoothadv import Smooth
-from smoothadv.attacks import (
+from smoothadv.attacks.smoothadv import (
     SmoothAdvDDN,
     SmoothAdvPGD,
     ddn_step_sizes,
@@ -21,7 +21,7 @@ from smoothadv.attacks import (
     majority_vote,
     normalize_direction,
 )
-from smoothadv.data import create_dataset
+from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
 from smoothadv.train import TrainConfig, train
 

@@ -13,8 +13,8 @@ import torch
 
 from smoothadv.cli import main
 from smoothadv.errors import UserError
-from smoothadv.records import read_records
-from smoothadv.smoothing import Smooth
+from smoothadv.records.files import read_records
+from smoothadv.smoothing.smooth import Smooth
 
 from .conftest import LinearBinary
 
@@ -219,8 +219,8 @@ def test_compare_radii_follow_sigma(tmp_path, capsys):
 def test_the_demo_resumes_its_certification(tmp_path):
     """3. Running ``make demo`` again deleted the finished certification and started over: a
     demo record is resumed for the same model and settings, and started anew otherwise."""
-    from smoothadv.data import create_dataset
-    from smoothadv.demo import DemoConfig, certify_digits
+    from smoothadv.data.datasets import create_dataset
+    from smoothadv.demos.main import DemoConfig, certify_digits
     from smoothadv.models import create_model
 
     torch.manual_seed(0)
@@ -240,7 +240,7 @@ def test_the_demo_resumes_its_certification(tmp_path):
 
 def test_rebox_refuses_an_out_that_is_not_a_record(tmp_path):
     """A file named as the re-boxed record's ``out`` is checked before anything is written."""
-    from smoothadv.certification import rebox_record
+    from smoothadv.records.rebox import rebox_record
 
     record = tmp_path / "u.tsv"
     record.write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.3\t1\t0:00:01\n")

@@ -3,7 +3,7 @@
 import pytest
 
 from smoothadv.cli import main
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 
 from .conftest import shared_path
 

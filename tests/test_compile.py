@@ -7,14 +7,14 @@ import torch
 
 from smoothadv import Smooth
 from smoothadv.cli import main
-from smoothadv.compile import (
+from smoothadv.data.datasets import create_dataset
+from smoothadv.models import load_checkpoint
+from smoothadv.runtime.compile import (
     CompiledClassifier,
     bucket_size,
     compile_for_inference,
     should_compile,
 )
-from smoothadv.data import create_dataset
-from smoothadv.models import load_checkpoint
 
 from .conftest import shared_path
 

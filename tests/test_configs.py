@@ -29,7 +29,7 @@ from smoothadv.methods import (
 from smoothadv.methods.base import accuracy_logs, cross_entropy
 from smoothadv.models import read_checkpoint
 from smoothadv.recipes import SCALES, all_recipes, get_recipe, recipe_stages
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 from smoothadv.stages import STAGES, TrainConfig, load_config
 
 # ------------------------------------------------------------------ random valid configs

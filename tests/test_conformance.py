@@ -28,12 +28,13 @@ import torch
 import torch.nn as nn
 from scipy.stats import norm as normal
 
-from smoothadv.certification import SequentialCertifier, rebox_record
 from smoothadv.errors import UserError
 from smoothadv.noise import NOISE_CHOICES, NORMS, create_noise, derandomized_steps
-from smoothadv.records import CERTIFY_COLUMNS, RecordWriter, format_radius, read_records
-from smoothadv.sequences import CERTIFIED
-from smoothadv.smoothing import ABSTAIN, Smooth
+from smoothadv.records.files import CERTIFY_COLUMNS, RecordWriter, format_radius, read_records
+from smoothadv.records.rebox import rebox_record
+from smoothadv.smoothing.sequences import CERTIFIED
+from smoothadv.smoothing.sequential import SequentialCertifier
+from smoothadv.smoothing.smooth import ABSTAIN, Smooth
 from smoothadv.stages.evaluation import CertifyConfig
 
 TRIALS = 600
@@ -334,7 +335,7 @@ def test_old_derandomized_records_are_recounted_closed(tmp_path):
     assert str(rec.threat) == "closed ℓ1 ball on the 8-bit grid"
     # at r = 0.25 the written 128/510 counted, though a tie lies 64 steps (0.251) away;
     # recounted, only the gap of 129 (64 closed steps) does
-    from smoothadv.analysis import certified_accuracy
+    from smoothadv.analysis.summaries import certified_accuracy
     assert certified_accuracy(rec, [0.25])[0] == 1 / 8
     assert certified_accuracy(rec, [0.25], as_written=True)[0] == 2 / 8
     config["config"]["norm"] = "linf"

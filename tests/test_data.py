@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smoothadv.data import create_dataset, get_dataset_spec, list_datasets
+from smoothadv.data.datasets import create_dataset, get_dataset_spec, list_datasets
 from smoothadv.errors import UserError
 
 from .conftest import shared_path

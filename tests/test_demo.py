@@ -1,5 +1,5 @@
 from smoothadv.cli import main
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 
 
 def test_demo_writes_records_curves_and_report(tmp_path, capsys):
@@ -23,7 +23,7 @@ def test_demo_writes_records_curves_and_report(tmp_path, capsys):
 def test_demo_with_every_method(tmp_path, capsys):
     """--methods all: seven methods, one σ, two seeds (a tiny budget); records per model, the
     table with the paired intervals, and a resumed run that redoes nothing."""
-    from smoothadv.demo_methods import ALL
+    from smoothadv.demos.methods import ALL
 
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--epochs", "1", "--n", "60", "--no-progress",
@@ -46,7 +46,7 @@ def test_demo_with_every_method(tmp_path, capsys):
 
 
 def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):
-    from smoothadv.analysis import record_norm
+    from smoothadv.analysis.summaries import record_norm
 
     assert main(["demo", "--norm", "l1", "--epochs", "2", "--n", "300", "--sigmas", "1.0",
                  "--no-progress", "--out", str(tmp_path)]) == 0

@@ -21,7 +21,7 @@ from smoothadv.denoise.diffusion import (
 )
 from smoothadv.denoise.dncnn import DnCNN
 from smoothadv.denoise.training import denoiser_loss
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 
 from .conftest import ROOT, shared_path
 
@@ -194,7 +194,7 @@ def test_tiny_diffusers_unet_on_digits_denoises_and_round_trips(tmp_path):
     pytest.importorskip("diffusers")
     from diffusers import DDPMScheduler
 
-    from smoothadv.data import create_dataset
+    from smoothadv.data.datasets import create_dataset
     from smoothadv.denoise.diffusion import load_diffusers
 
     torch.manual_seed(0)
@@ -293,9 +293,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_a_denoiser_lifts_a_noise_free_classifier_on_digits(tmp_path):
     """The pattern of Salman et al.'s tables at digits scale (the demo's settings, shorter)."""
-    from smoothadv.analysis import certified_accuracy
+    from smoothadv.analysis.summaries import certified_accuracy
     from smoothadv.denoise.training import DenoiserConfig, train_denoiser
-    from smoothadv.records import read_records
+    from smoothadv.records.files import read_records
     from smoothadv.train import TrainConfig, train
 
     ckpt = train(TrainConfig(dataset="digits", arch="mlp", out=str(tmp_path / "clean"),

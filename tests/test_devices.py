@@ -18,16 +18,16 @@ import torch
 import torch.nn as nn
 from scipy.stats import chisquare, norm
 
-import smoothadv.distributed as D
-from smoothadv.attacks import SmoothAdvDDN, SmoothAdvPGD, normalize_direction
-from smoothadv.backends import device_facts, same_stream
-from smoothadv.certification import SequentialCertifier
+import smoothadv.runtime.distributed as D
+from smoothadv.attacks.smoothadv import SmoothAdvDDN, SmoothAdvPGD, normalize_direction
 from smoothadv.errors import UserError
 from smoothadv.methods import create_method, list_methods
 from smoothadv.models import save_checkpoint, to_cpu
 from smoothadv.noise import RoundedGaussian
 from smoothadv.noise.rounded import exact_probabilities, round_to_grid
-from smoothadv.smoothing import Smooth
+from smoothadv.runtime.backends import device_facts, same_stream
+from smoothadv.smoothing.sequential import SequentialCertifier
+from smoothadv.smoothing.smooth import Smooth
 from smoothadv.train import TrainConfig, fit_batch
 from smoothadv.train.loop import Trainer
 
@@ -293,7 +293,7 @@ def test_attacks_stay_in_the_ball_and_the_box(linear_model, device, attack):
 def test_compiled_inference_equals_eager(device):
     if device.type == "cpu":
         pytest.skip("on the CPU: tests/test_compile.py (its compile costs ~10 s a model)")
-    from smoothadv.compile import compile_for_inference
+    from smoothadv.runtime.compile import compile_for_inference
 
     model = _tiny_cnn(device).eval()
     compiled = compile_for_inference(model, batch_size=128)

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from smoothadv.data import get_dataset_spec
-from smoothadv.distributed import merge_record_parts, part_path, shard
+from smoothadv.data.datasets import get_dataset_spec
 from smoothadv.models import create_model, save_checkpoint
+from smoothadv.runtime.distributed import merge_record_parts, part_path, shard
 
 from .conftest import ROOT
 

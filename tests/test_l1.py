@@ -23,7 +23,7 @@ from smoothadv.noise import (
     splitting_lambda,
 )
 from smoothadv.noise.splitting import bin_centres
-from smoothadv.smoothing import Smooth
+from smoothadv.smoothing.smooth import Smooth
 from smoothadv.stages.evaluation import AttackConfig, CertifyConfig, PredictConfig
 from smoothadv.train import TrainConfig
 
@@ -325,9 +325,9 @@ def test_training_draws_have_the_noise_and_sigma():
 def test_rebox_a_record_after_the_fact(tmp_path):
     """The box radius computed from a written record equals the one computed from the
     counts, up to the radius's rounding, and never falls below the plain radius."""
-    from smoothadv.certification import rebox_record
-    from smoothadv.evaluate import run_records
-    from smoothadv.records import read_records
+    from smoothadv.records.files import read_records
+    from smoothadv.records.loops import run_records
+    from smoothadv.records.rebox import rebox_record
 
     class Confident(nn.Module):  # class 1 almost everywhere: p_A near 1, radius near λ
         def forward(self, x):
@@ -352,7 +352,7 @@ def test_rebox_a_record_after_the_fact(tmp_path):
 def test_sequential_certification_with_uniform_and_laplace_noise():
     """The sequential certifier's thresholds are the p_A each ℓ1 radius needs: radii inside
     the true distance are certified, one beyond the noise's reach (> λ) never is."""
-    from smoothadv.certification import SequentialCertifier
+    from smoothadv.smoothing.sequential import SequentialCertifier
 
     distance = 0.35
     for kind, dims in (("uniform", None), ("laplace", None)):
@@ -390,8 +390,8 @@ def test_rebox_refuses_records_whose_radius_is_not_a_plain_budget(tmp_path):
     overstate the certificate, so its config makes rebox_record refuse."""
     import json
 
-    from smoothadv.certification import rebox_record
-    from smoothadv.records import CERTIFY_COLUMNS
+    from smoothadv.records.files import CERTIFY_COLUMNS
+    from smoothadv.records.rebox import rebox_record
 
     record = tmp_path / "r.tsv"
     record.write_text("\t".join(CERTIFY_COLUMNS) + "\n0\t1\t1\t0.5\t1\t0:00:00.001\n")

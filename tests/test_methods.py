@@ -469,9 +469,9 @@ def test_every_method_is_registered_and_bad_settings_fail_in_one_line():
 def _soft_targets(tmp_path):
     """p_b for the digits training split from a barely trained teacher (50 draws)."""
     from smoothadv import Smooth
-    from smoothadv.data import create_dataset
+    from smoothadv.data.datasets import create_dataset
+    from smoothadv.labels.soft import soft_labels
     from smoothadv.models import load_checkpoint
-    from smoothadv.soft_labels import soft_labels
     from smoothadv.train import TrainConfig, train
 
     teacher = train(TrainConfig(dataset="digits", out=str(tmp_path / "teacher"), epochs=1,

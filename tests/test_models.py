@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from smoothadv.constants import CIFAR10_MEAN, CIFAR10_STD
+from smoothadv.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from smoothadv.errors import UserError
 from smoothadv.models import (
     NormalizeLayer,

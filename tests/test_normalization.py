@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from smoothadv.cli import build_parser, main
-from smoothadv.constants import CIFAR10_MEAN
-from smoothadv.data import create_dataset
+from smoothadv.data.constants import CIFAR10_MEAN
+from smoothadv.data.datasets import create_dataset
 from smoothadv.errors import UserError
 from smoothadv.models import (
     choose_normalization,
@@ -23,7 +23,7 @@ from smoothadv.models import (
     read_checkpoint,
 )
 from smoothadv.recipes import catalogue, released_checkpoint
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 from smoothadv.train import TrainConfig, train
 
 from .conftest import shared_path

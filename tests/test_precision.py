@@ -13,7 +13,7 @@ from smoothadv import ABSTAIN, Smooth
 from smoothadv.cli import main
 from smoothadv.errors import UserError
 from smoothadv.models import create_model, to_channels_last
-from smoothadv.precision import Autocast, at_precision, check_precision
+from smoothadv.runtime.precision import Autocast, at_precision, check_precision
 
 
 @pytest.mark.parametrize("arch,shape,channels_last", [
@@ -103,7 +103,7 @@ def test_bf16_training_runs_and_records_its_precision(tmp_path, capsys):
 
 
 def test_bf16_composes_with_sequential_sound_and_attack(digits_ckpt, tmp_path):
-    from smoothadv.records import read_records
+    from smoothadv.records.files import read_records
 
     base = [str(digits_ckpt), "--max", "30", "--skip", "3", "--no-progress", "--precision",
             "bf16"]

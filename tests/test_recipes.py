@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smoothadv import analysis as A
 from smoothadv import recipes as R
+from smoothadv.analysis import summaries as A
+from smoothadv.analysis.compare import compare, newcombe_independent, newcombe_paired, wilson
 from smoothadv.cli import build_parser, main
 from smoothadv.cli.render import command_argv
-from smoothadv.compare import compare, newcombe_independent, newcombe_paired, wilson
 from smoothadv.errors import UserError
 from smoothadv.recipes.paperlogs import parse_log_path
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 
 from .conftest import shared_path
 from .test_analysis import _expected_tables

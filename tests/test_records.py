@@ -1,7 +1,7 @@
 import pytest
 
 from smoothadv.errors import UserError
-from smoothadv.records import (
+from smoothadv.records.files import (
     CERTIFY_COLUMNS,
     RecordWriter,
     format_time,

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from smoothadv.cli import main
-from smoothadv.data import create_dataset
+from smoothadv.data.datasets import create_dataset
 from smoothadv.errors import UserError
 from smoothadv.models import load_checkpoint, read_checkpoint
-from smoothadv.records import read_records
+from smoothadv.records.files import read_records
 from smoothadv.train import Trainer
 
 from .conftest import shared_path

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import beta as beta_dist
 
 from smoothadv.errors import UserError
-from smoothadv.sequences import (
+from smoothadv.smoothing.sequences import (
     CERTIFIED,
     NOT_CERTIFIED,
     UNDECIDED,
@@ -18,7 +18,7 @@ from smoothadv.sequences import (
     decide,
     threshold_prior,
 )
-from smoothadv.stats import lower_confidence_bound, randomized_lower_confidence_bound
+from smoothadv.smoothing.stats import lower_confidence_bound, randomized_lower_confidence_bound
 
 ALPHA = 0.05
 

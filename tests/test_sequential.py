@@ -8,11 +8,11 @@ import torch
 from scipy.stats import norm
 
 from smoothadv import Smooth
-from smoothadv.certification import SequentialCertifier, piece_size
 from smoothadv.cli import main
 from smoothadv.errors import UserError
-from smoothadv.records import read_records
-from smoothadv.sequences import CERTIFIED, NOT_CERTIFIED, UNDECIDED
+from smoothadv.records.files import read_records
+from smoothadv.smoothing.sequences import CERTIFIED, NOT_CERTIFIED, UNDECIDED
+from smoothadv.smoothing.sequential import SequentialCertifier, piece_size
 
 SIGMA = 0.25
 
@@ -150,7 +150,7 @@ def test_randomized_cp_certify(digits_ckpt, tmp_path):  # noqa: F811
 
 
 def test_end_test_keeps_the_error_rate_and_recovers_what_the_sequence_misses(linear_model):
-    from smoothadv.stats import lower_confidence_bound
+    from smoothadv.smoothing.stats import lower_confidence_bound
 
     alpha, budget, count, theta = 0.05, 3000, 400, 0.95
     smooth = Smooth(linear_model, 2, SIGMA)

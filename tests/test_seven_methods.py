@@ -9,13 +9,13 @@ import pytest
 import tomllib
 import torch
 
-from smoothadv.compare import compare, paired_acr_difference
-from smoothadv.data import create_dataset
-from smoothadv.demo_methods import CHOSEN, FIXED, GRIDS, Cell, settings, verdicts
-from smoothadv.evaluate import run_records, run_shared_records, select_indices
+from smoothadv.analysis.compare import compare, paired_acr_difference
+from smoothadv.data.datasets import create_dataset
+from smoothadv.demos.methods import CHOSEN, FIXED, GRIDS, Cell, settings, verdicts
 from smoothadv.models import create_model, load_checkpoint, wants_channels_last
-from smoothadv.records import read_records
-from smoothadv.smoothing import Smooth
+from smoothadv.records.files import read_records
+from smoothadv.records.loops import run_records, run_shared_records, select_indices
+from smoothadv.smoothing.smooth import Smooth
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from smoothadv import ABSTAIN, Smooth, stats
+from smoothadv import ABSTAIN, Smooth
 from smoothadv.errors import UserError
+from smoothadv.smoothing import stats
 
 
 def _inputs(k: int, seed: int = 1) -> torch.Tensor:

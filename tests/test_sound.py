@@ -21,8 +21,8 @@ from smoothadv.noise.rounded import (
     round_to_grid,
     truncation,
 )
-from smoothadv.records import read_records
-from smoothadv.stats import lower_confidence_bound
+from smoothadv.records.files import read_records
+from smoothadv.smoothing.stats import lower_confidence_bound
 
 
 @pytest.mark.parametrize("sigma", [0.12, 0.25, 0.5, 1.0])

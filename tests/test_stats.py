@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from smoothadv import stats
 from smoothadv.errors import UserError
+from smoothadv.smoothing import stats
 
 
 def test_exact_radius_from_cohen():

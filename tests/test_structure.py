@@ -3,26 +3,28 @@ higher layer, and there is no circle, between top-level units nor between files 
 packages too; imports inside functions count)."""
 
 import ast
+import importlib
+import re
+import warnings
 
 from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "smoothadv"
-LAYERS = [  # lowest first; a unit may import units of its own layer or below
-    {"errors", "constants", "registry", "configs", "backends"},
-    {"stats", "sequences", "noise", "records", "distributed", "rundir"},
-    {"data"},
-    {"models"},
-    {"smoothing", "precision"},
-    {"certification", "attacks", "compile", "evaluate", "soft_labels", "denoise", "examples"},
-    {"methods", "analysis", "compare"},
-    {"train"},
-    {"stages"},
-    {"recipes"},
-    {"sweep"},
-    {"demo", "demo_l1", "demo_methods"},
-    {"cli"},
-]
-FACADES = {"__init__", "__main__"}  # the package's front door may import anything
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def documented_layers() -> list[set[str]]:
+    """The layers of docs/architecture.md's table, lowest first."""
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \|", ARCHITECTURE.read_text(encoding="utf-8"),
+                      flags=re.M)
+    layers: list[set[str]] = [set() for _ in range(max(int(n) for n, _ in rows) + 1)]
+    for n, name in rows:
+        layers[int(n)].add(name)
+    return layers
+
+
+LAYERS = documented_layers()  # lowest first; a unit may import units of its own layer or below
+FACADES = {"__init__", "__main__", "_moved"}  # the package's front door may import anything
 
 
 def _units() -> set[str]:
@@ -151,3 +153,55 @@ def test_the_circle_finder_finds_circles():
 def test_no_module_below_cli_imports_it():
     assert all("cli" not in targets for unit, targets in import_graph().items()
                if unit not in ("cli", "__main__"))
+
+
+def test_at_most_eight_modules_stand_at_the_top():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top
+    assert set(top) == FACADES | {"errors", "registry", "configs"}
+
+
+def test_every_package_says_what_it_owns_and_may_import():
+    for group in LAYERS:
+        for unit in group:
+            path = PACKAGE / unit / "__init__.py"
+            path = path if path.exists() else PACKAGE / f"{unit}.py"
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+            assert doc and len(doc) > 40, f"{unit} has no docstring that says what it owns"
+
+
+def test_the_architecture_page_names_only_what_exists():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    for dotted in set(re.findall(r"`(smoothing\.Smooth|records\.\w+|runtime\.\w+)`", text)):
+        head, name = dotted.split(".")
+        module = importlib.import_module(f"smoothadv.{head}")
+        assert hasattr(module, name) or (PACKAGE / head / f"{name}.py").exists(), dotted
+    for path in set(re.findall(r"`(\w+/\w+\.py)`", text)):
+        assert (PACKAGE / path).exists() or (ROOT / path).exists(), path
+    for file in re.findall(r"`(\w+\.py)`", text):
+        assert (PACKAGE / file).exists(), file
+
+
+def test_the_moved_paths_still_import_as_the_new_modules():
+    from smoothadv._moved import CERTIFICATION, MOVED
+
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    for old, new in MOVED.items():
+        assert f"smoothadv.{old}" in changelog or f".{old.split('.')[-1]}" in changelog, old
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(f"smoothadv.{old}")
+        assert module is importlib.import_module(f"smoothadv.{new}")
+        assert not caught or issubclass(caught[0].category, DeprecationWarning)
+    cert = importlib.import_module("smoothadv.certification")
+    for name, where in CERTIFICATION.items():
+        assert getattr(cert, name) is getattr(importlib.import_module(f"smoothadv.{where}"), name)
+    # the packages that replaced modules of the same name still give those modules' names
+    from smoothadv.analysis import summarize
+    from smoothadv.attacks import create_attack
+    from smoothadv.data import create_dataset
+    from smoothadv.records import check_record_target
+    from smoothadv.smoothing import Smooth, make_generator
+
+    assert all(callable(f) for f in (summarize, create_attack, create_dataset, check_record_target,
+                                     Smooth, make_generator))

@@ -5,9 +5,9 @@ import sys
 import pytest
 import torch
 
-from smoothadv.attacks import SmoothAdvDDN, SmoothAdvPGD
+from smoothadv.attacks.smoothadv import SmoothAdvDDN, SmoothAdvPGD
 from smoothadv.cli import main
-from smoothadv.data import create_dataset
+from smoothadv.data.datasets import create_dataset
 from smoothadv.methods import create_method, warmup_epsilon
 from smoothadv.models import create_model, load_checkpoint, read_checkpoint
 from smoothadv.train import TrainConfig, Trainer, load_extra_data, train

@@ -6,7 +6,13 @@ Public surface::
     from smoothadv.models import create_model, load_checkpoint, save_checkpoint
     from smoothadv.data import create_dataset
     from smoothadv.stages import CertifyConfig, TrainConfig, run_stage
-    from smoothadv import stats, attacks, analysis
+    from smoothadv.smoothing import stats
+    from smoothadv import attacks, analysis
+
+The layout (docs/architecture.md): ``smoothing`` (the smoother and its certificates),
+``noise``, ``attacks``, ``records``, ``analysis``, ``runtime``, ``models``, ``data``,
+``methods``, ``train``, ``labels``, ``denoise``, ``stages``, ``recipes``, ``sweep``, ``demos``,
+``cli``. Module paths of 0.1 that moved still import for one release (:mod:`._moved`).
 
 The names below are imported on first use, so that ``import smoothadv`` (and the command
 line's ``--help``) does not load torch until something needs it.
@@ -17,7 +23,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _moved
 from .errors import UserError
+
+_moved.install()
 
 __version__ = "0.1.0"
 __all__ = ["ABSTAIN", "Certificate", "Prediction", "Smooth", "UserError", "input_seed"]

@@ -21,7 +21,7 @@ from .common import (
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
-    from ..attacks import DDN_DECISIONS, ESTIMATORS, list_attacks
+    from ..attacks.smoothadv import DDN_DECISIONS, ESTIMATORS, list_attacks
 
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")

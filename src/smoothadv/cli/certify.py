@@ -9,7 +9,7 @@ from .common import sampling_args, stage_command
 
 
 def _certify_args(p: argparse.ArgumentParser) -> None:
-    from ..sequences import list_sequences
+    from ..smoothing.sequences import list_sequences
 
     sampling_args(p, with_n0=True)
     p.add_argument("--randomized-cp", action="store_true",

@@ -109,7 +109,7 @@ def add_device_args(p: argparse.ArgumentParser, distributed: bool = True) -> Non
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """Dataset and selection options of certify, predict and attack."""
-    from ..data import list_datasets
+    from ..data.datasets import list_datasets
 
     p.add_argument("--dataset", default=None,
                    help=f"one of {', '.join(list_datasets())} (default: the checkpoint's)")
@@ -166,7 +166,8 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
                         "the exact-σ variant of Jeong & Shin 2023)")
 
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # smoothadv.precision's, without importing torch
+# runtime.precision's choices, without importing torch
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 PRECISION_HELP = (
     "arithmetic of the base classifier: fp32 (the authors' code; default), tf32 (CUDA: TF32 "
     "matrix products), bf16 (CPU and CUDA) or fp16 (CUDA) autocast, departures: the certificate "

@@ -71,8 +71,8 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         raise UserError(f"--epsilon must be a non-negative l2 radius, got {args.epsilon}")
     if seven:
         return _run_seven(args, methods)
-    from ..demo import DemoConfig, run_demo, run_denoised_demo
-    from ..demo_l1 import run_l1_demo
+    from ..demos.l1 import run_l1_demo
+    from ..demos.main import DemoConfig, run_demo, run_denoised_demo
 
     l1 = args.norm == "l1"
     sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.5, 1.0] if l1 else [0.25])
@@ -86,7 +86,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
 
 
 def _methods(given: list[str]) -> list[str]:
-    from ..demo_methods import ALL
+    from ..demos.methods import ALL
 
     return list(ALL) if given == ["all"] else given
 
@@ -94,7 +94,7 @@ def _methods(given: list[str]) -> list[str]:
 def _run_seven(args: argparse.Namespace, methods: list[str]) -> int:
     import os
 
-    from ..demo_methods import EPOCHS, SEEDS, SIGMAS, MethodsDemo, run_methods_demo
+    from ..demos.methods import EPOCHS, SEEDS, SIGMAS, MethodsDemo, run_methods_demo
 
     epochs = args.epochs or EPOCHS
     run_methods_demo(MethodsDemo(

@@ -8,7 +8,7 @@ from .common import add_common, add_device_args, add_normalization_arg, add_prec
 
 
 def _soft_args(p: argparse.ArgumentParser) -> None:
-    from ..data import list_datasets
+    from ..data.datasets import list_datasets
 
     p.add_argument("--teacher", required=True,
                    help="checkpoint of the teacher (CAT-RS: a σ = 0.25 Gaussian-trained model)")

@@ -32,7 +32,7 @@ def method_option_flags() -> dict[str, tuple]:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from ..data import list_datasets
+    from ..data.datasets import list_datasets
     from ..methods import list_methods, method_spec
     from ..models import list_models, list_normalizations
 

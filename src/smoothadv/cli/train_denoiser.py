@@ -8,7 +8,7 @@ from .common import add_common, add_device_args, stage_command
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    from ..data import list_datasets
+    from ..data.datasets import list_datasets
 
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
     p.add_argument("--data-root", default=None, help="data folder (default: download)")

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..data.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UserError
 from ..models import NormalizeLayer
 

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .. import distributed as D
 from ..configs import StageConfig, config_document, setting, stage_config
-from ..data import class_balanced_subset, create_dataset
+from ..data.datasets import class_balanced_subset, create_dataset
 from ..errors import UserError, check_positive_int, check_sigma
 from ..models import atomic_torch_save
-from ..rundir import RunFolder
+from ..runtime import distributed as D
+from ..runtime.rundir import RunFolder
 from .dncnn import DnCNN, load_dncnn, read_checkpoint_dncnn  # noqa: F401
 
 OBJECTIVES = ("mse", "stab", "clf")
@@ -66,7 +66,7 @@ class DenoiserConfig(StageConfig):
     resume: bool = setting(False, result=False)  # continue a run that records no config
     overwrite: bool = setting(False, result=False)  # discard a run of another configuration
     device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..attacks import (
+from ..attacks.smoothadv import (
     DDN_DECISIONS,
     DDN_TRAIN_GAMMA,
     ESTIMATORS,
@@ -22,7 +22,7 @@ from ..attacks import (
     attack_from_options,
 )
 from ..errors import check_epsilon, check_positive_int
-from ..smoothing import Smooth
+from ..smoothing.smooth import Smooth
 from .base import TrainingMethod, accuracy_logs, cross_entropy, warmup_epsilon
 from .registry import Option, register_method
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
-from ..attacks import frozen
+from ..attacks.smoothadv import frozen
 
 
 @contextlib.contextmanager

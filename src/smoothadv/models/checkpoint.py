@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..constants import ARCH_DEFAULTS
+from ..data.constants import ARCH_DEFAULTS
 from ..errors import UserError
 from .normalize import (
     DEFAULT_NORMALIZATION,
@@ -54,7 +54,7 @@ def create_model(
     otherwise mean and std are required (every kind records them).
     """
     if dataset is not None:
-        from ..data import get_dataset_spec
+        from ..data.datasets import get_dataset_spec
 
         spec = get_dataset_spec(dataset)
         mean = spec.mean if mean is None else mean

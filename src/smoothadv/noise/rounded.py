@@ -194,7 +194,7 @@ class RoundedGaussian(GaussianRadii):
             raise UserError(
                 f"sound certification needs images on the 8-bit grid (k/255); these are off by "
                 f"up to {off / LEVELS:.3g} (round them with --round-inputs, or "
-                f"smoothadv.certification.sound.round_to_grid)")
+                f"smoothadv.noise.rounded.round_to_grid)")
         return ints.to(torch.int16)
 
     def apply(self, x_int: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

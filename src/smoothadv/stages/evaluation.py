@@ -23,33 +23,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import distributed as D
-from ..attacks import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
-from ..backends import device_facts, same_stream
-from ..certification import SequentialCertifier
-from ..certification.sequential import DEFAULT_ALPHA_SPLIT
-from ..compile import compile_for_inference, should_compile
+from ..attacks.smoothadv import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
 from ..configs import StageConfig, config_document, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
-from ..evaluate import (
-    ATTACK_COLUMNS,
-    SEQUENTIAL_COLUMNS,
-    run_records,
-    run_sequential_records,
-    select_indices,
-)
-from ..examples import ExampleSaver
 from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
-from ..precision import PRECISIONS, at_precision, check_precision
-from ..records import (
+from ..records.examples import ExampleSaver
+from ..records.files import (
     CERTIFY_COLUMNS,
     PREDICT_COLUMNS,
     ThreatModel,
     check_record_target,
     read_records,
 )
-from ..sequences import list_sequences
-from ..smoothing import Smooth, input_seed, make_generator
+from ..records.loops import (
+    ATTACK_COLUMNS,
+    SEQUENTIAL_COLUMNS,
+    run_records,
+    run_sequential_records,
+    select_indices,
+)
+from ..runtime import distributed as D
+from ..runtime.backends import device_facts, same_stream
+from ..runtime.compile import compile_for_inference, should_compile
+from ..runtime.precision import PRECISIONS, at_precision, check_precision
+from ..smoothing.sequences import list_sequences
+from ..smoothing.sequential import DEFAULT_ALPHA_SPLIT, SequentialCertifier
+from ..smoothing.smooth import Smooth, input_seed, make_generator
 from .loading import load_for_eval, model_facts
 from .registry import StageResult, register_stage, say
 
@@ -86,8 +85,8 @@ class EvalConfig(StageConfig):
     batch: int = setting(1000, result=False)
     compile: str = setting("auto", result=False)
     device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
-    dist_timeout: float | None = setting(None, result=False)  # minutes (distributed.py)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
+    dist_timeout: float | None = setting(None, result=False)  # minutes (runtime/distributed.py)
     progress: bool = setting(True, result=False)
     overwrite: bool = setting(False, result=False)
 
@@ -254,7 +253,7 @@ class AttackConfig(EvalConfig):
 
 
 def attack_hooks(smooth: Smooth, cfg: AttackConfig):
-    """({attack, on_attacked, group} for :func:`~smoothadv.evaluate.run_records`, finish).
+    """({attack, on_attacked, group} for :func:`~smoothadv.records.loops.run_records`, finish).
 
     Seeding rule (so that resumed and sharded runs repeat every attack): input idx draws its
     m noise vectors from ``input_seed(seed + 1, idx)``; the random directions that replace
@@ -374,8 +373,9 @@ def _rows_done(out: Path, indices: list[int]) -> int:
 
 def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
     """Whether the record ``out`` now holds rows of two kinds of device (their noise streams
-    differ: CPU and CUDA, or two GPU models; :func:`smoothadv.backends.same_stream`), saying so
-    in one line when a resume starts the mix. Every row stays a valid certificate; what is lost is
+    differ: CPU and CUDA, or two GPU models;
+    :func:`smoothadv.runtime.backends.same_stream`), saying so in one line when a resume starts
+    the mix. Every row stays a valid certificate; what is lost is
     that a one-device run would repeat the file row for row. Sticky once set."""
     if not (out.exists() and conf.exists()):
         return False

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import distributed as D
 from ..configs import StageConfig, setting, stage_config
-from ..data import create_dataset, subset_indices
+from ..data.datasets import create_dataset, subset_indices
 from ..errors import UserError, check_positive_int, check_sigma
-from ..precision import at_precision, check_precision
-from ..smoothing import Smooth
-from ..soft_labels import soft_labels
-from ..train import pseudo_label
+from ..labels.pseudo import pseudo_label
+from ..labels.soft import soft_labels
+from ..runtime import distributed as D
+from ..runtime.precision import at_precision, check_precision
+from ..smoothing.smooth import Smooth
 from .loading import load_model
 from .registry import StageResult, register_stage
 
@@ -35,7 +35,7 @@ class SoftLabelsConfig(StageConfig):
     seed: int = 0
     batch: int = setting(1000, result=False)
     device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
@@ -79,7 +79,7 @@ class PseudoLabelConfig(StageConfig):
     seed: int = 0
     batch: int = setting(256, result=False)
     device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:

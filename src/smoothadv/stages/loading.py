@@ -9,14 +9,14 @@ from typing import Any
 
 import torch
 
-from .. import distributed as D
-from ..data import check_input_shape, create_dataset, get_dataset_spec
+from ..data.datasets import check_input_shape, create_dataset, get_dataset_spec
 from ..denoise.compose import Classifier, compose, load_classifier, load_denoiser, map_classes
 from ..errors import UserError
 from ..models import load_checkpoint, read_checkpoint
 from ..models.checkpoint import checkpoint_dataset, checkpoint_io
 from ..noise import GridRounded
-from ..smoothing import Smooth
+from ..runtime import distributed as D
+from ..smoothing.smooth import Smooth
 from .registry import say
 
 

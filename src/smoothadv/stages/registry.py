@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import distributed as D
 from ..configs import StageConfig
 from ..errors import UserError
 from ..registry import Registry
+from ..runtime import distributed as D
 
 
 @dataclass(frozen=True)

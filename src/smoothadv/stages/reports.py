@@ -10,11 +10,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import analysis as A
-from ..compare import compare
+from ..analysis import summaries as A
+from ..analysis.compare import compare
 from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError
-from ..records import read_records
+from ..records.files import read_records
 from .registry import StageResult, register_stage
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..configs import config_document
 from ..errors import UserError
-from ..records import read_records
+from ..records.files import read_records
 from .plan import Job
 
 BUSY = 75  # exit status of a job whose lock another process holds

@@ -15,9 +15,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from .. import analysis as A
-from ..compare import compare, paired_acr_difference
-from ..records import read_records, record_setting
+from ..analysis import summaries as A
+from ..analysis.compare import compare, paired_acr_difference
+from ..records.files import read_records, record_setting
 from .jobs import is_done, lock_held
 from .ledger import Ledger
 from .plan import Plan, describe

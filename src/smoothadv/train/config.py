@@ -16,7 +16,7 @@ from ..errors import UserError, check_positive_int, check_sigma
 from ..methods import method_spec
 from ..models import list_normalizations
 from ..noise import check_noise
-from ..precision import PRECISIONS
+from ..runtime.precision import PRECISIONS
 
 
 @stage_config
@@ -65,8 +65,8 @@ class TrainConfig(StageConfig):
     overwrite: bool = setting(False, result=False)  # discard a run of another configuration
     workers: int | None = setting(None, result=False)  # None: 0 on a CPU, more on CUDA
     device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (backends.py)
-    dist_timeout: float | None = setting(None, result=False)  # minutes (distributed.py)
+    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
+    dist_timeout: float | None = setting(None, result=False)  # minutes (runtime/distributed.py)
     progress: bool = setting(True, result=False)
 
     def validate(self) -> None:

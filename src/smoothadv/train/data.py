@@ -14,8 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from .. import distributed as D
-from ..data import (
+from ..data.datasets import (
     DatasetSpec,
     InMemoryDataset,
     class_balanced_subset,
@@ -24,6 +23,7 @@ from ..data import (
     num_classes_of,
 )
 from ..errors import UserError
+from ..runtime import distributed as D
 from .config import TrainConfig
 
 

@@ -3,8 +3,9 @@ SmoothAdv, stability, MACER, consistency, SmoothMix, CAT-RS), with optional pre-
 self-training on pseudo-labelled data, resume, and DDP under ``torchrun``.
 
 The data come from :mod:`.data`, the model from :func:`smoothadv.models.build_model`, the run
-folder (config, log, atomic checkpoint) from :class:`smoothadv.rundir.RunFolder`; what is here
-is the loop. Each loaded batch is split into the method's mini-batches; each gets its
+folder (config, log, atomic checkpoint) from
+:class:`smoothadv.runtime.rundir.RunFolder`; what is here is the loop. Each loaded batch is
+split into the method's mini-batches; each gets its
 standard-normal noise [b, m, C, H, W] from the run's generator, the method's loss and one
 optimizer step. Defaults follow the paper: SGD with momentum 0.9, weight decay 1e-4, lr 0.1
 decayed ×0.1 every ``lr_step`` epochs, batch 256 (``lr_delay`` = 1 reproduces the CAT-RS,
@@ -31,8 +32,6 @@ import torch.nn.functional as F
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from .. import distributed as D
-from ..backends import device_facts
 from ..configs import config_document
 from ..methods import TrainingMethod, create_method
 from ..models import (
@@ -45,9 +44,11 @@ from ..models import (
     wants_channels_last,
 )
 from ..noise import GaussianNoise, create_noise
-from ..precision import autocast, check_precision
-from ..rundir import RunFolder
-from ..smoothing import Smooth, input_seed, make_generator
+from ..runtime import distributed as D
+from ..runtime.backends import device_facts
+from ..runtime.precision import autocast, check_precision
+from ..runtime.rundir import RunFolder
+from ..smoothing.smooth import Smooth, input_seed, make_generator
 from .config import TrainConfig
 from .data import assemble_data
 
@@ -199,7 +200,7 @@ class Trainer:
         if self.compiled:
             # measured (bench 8): compiling the training steps alone is slower than eager on
             # the CPU; compiling them together with the attack's passes is 1.2× faster
-            from ..compile import compile_for_training
+            from ..runtime.compile import compile_for_training
 
             self.step_model, failure = compile_for_training(self.ddp)
             if failure is None:

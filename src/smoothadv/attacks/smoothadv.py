@@ -42,9 +42,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import UserError, check_epsilon, check_positive_int
-from .registry import Registry
-from .smoothing import Smooth, eval_mode
+from ..errors import UserError, check_epsilon, check_positive_int
+from ..registry import Registry
+from ..smoothing.smooth import Smooth, eval_mode
 
 LOG_CLAMP = 1e-20  # G_y is clamped here before the log, as in the paper's code
 ESTIMATORS = ("grad", "no_grad", "no_grad_cv")

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def world_size() -> int:
@@ -124,7 +124,7 @@ def init_process_group(device: torch.device, timeout: float | None = None) -> bo
 def setup_device(name: str, *, precision: str = "fp32", deterministic: bool = False,
                  timeout: float | None = None, join: bool = True) -> torch.device:
     """What every stage does first: this process's device (:func:`resolve_device`), the
-    backend flags (:func:`smoothadv.backends.configure`), and with ``join`` the torchrun
+    backend flags (:func:`smoothadv.runtime.backends.configure`), and with ``join`` the torchrun
     process group (:func:`init_process_group`, ``timeout`` minutes)."""
     from .backends import configure
 

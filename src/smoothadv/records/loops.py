@@ -19,11 +19,12 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from . import distributed as D
-from .certification import SequentialCertifier
-from .errors import UserError
-from .noise import DEFAULT_TEMPLATE
-from .records import (
+from ..errors import UserError
+from ..noise import DEFAULT_TEMPLATE
+from ..runtime import distributed as D
+from ..smoothing.sequential import SequentialCertifier
+from ..smoothing.smooth import ABSTAIN, Smooth, eval_mode, input_seed
+from .files import (
     CERTIFY_COLUMNS,
     PREDICT_COLUMNS,
     RecordWriter,
@@ -31,7 +32,6 @@ from .records import (
     format_time,
     read_records,
 )
-from .smoothing import ABSTAIN, Smooth, eval_mode, input_seed
 
 
 def select_indices(length: int, skip: int = 1, max_index: int = -1) -> list[int]:
@@ -245,8 +245,9 @@ def run_sequential_records(
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Sequential certification records (:class:`~smoothadv.certification.SequentialCertifier`):
-    the certification columns (``radius`` = σΦ⁻¹(p_lower), rounded down) followed by
+    """Sequential certification records
+    (:class:`~smoothadv.smoothing.sequential.SequentialCertifier`): the certification columns
+    (``radius`` = σΦ⁻¹(p_lower), rounded down) followed by
     ``samples`` (noise samples drawn), ``p_lower``, ``p_upper`` and ``decisions`` (C, N or U per
     radius of the run, comma-separated). Rows are written as inputs finish; input idx draws its
     noise from ``input_seed(seed, idx)``, so rows do not depend on packing, resuming or

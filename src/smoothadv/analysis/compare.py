@@ -24,13 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from .analysis import (
-    average_certified_radius,
-    certified_accuracy,
-    config_value,
-    counted_radius,
-)
-from .records import Records
+from ..records.files import Records
+from .summaries import average_certified_radius, certified_accuracy, config_value, counted_radius
 
 Z95 = float(norm.ppf(0.975))
 

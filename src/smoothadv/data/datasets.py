@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..errors import UserError
+from ..registry import Registry
 from .constants import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -27,8 +29,6 @@ from .constants import (
     MNIST_MEAN,
     MNIST_STD,
 )
-from .errors import UserError
-from .registry import Registry
 
 SPLITS = ("train", "test")
 DEFAULT_CACHE = Path(os.environ.get("SMOOTHADV_DATA", Path.home() / ".cache" / "smoothadv"))

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binom
 
-from .errors import UserError, check_alpha
-from .noise import NORM_NAMES
-from .records import (
+from ..errors import UserError, check_alpha
+from ..noise import NORM_NAMES
+from ..records.files import (
     CERTIFY_COLUMNS,
     INPUT_SETS,
     PREDICT_COLUMNS,
@@ -36,8 +36,8 @@ from .records import (
     record_setting,
     threat_model,
 )
-from .registry import Registry
-from .stats import lower_confidence_bound
+from ..registry import Registry
+from ..smoothing.stats import lower_confidence_bound
 
 
 @dataclass

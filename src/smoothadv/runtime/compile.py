@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from .smoothing import eval_mode
+from ..smoothing.smooth import eval_mode
 
 MIN_BUCKET = 64
 REPAY_FACTOR = 3.0  # compile when the eager run is ≥ 3× the compile time (saves ≥ 1/3 at 1.5×)

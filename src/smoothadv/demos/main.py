@@ -4,7 +4,7 @@ Two models of the same architecture (the digits MLP) get the same training budge
 Gaussian data augmentation (Cohen et al.) and one with SmoothAdv-PGD (Salman et al.); both are
 certified on the whole test split and compared by certified accuracy and ACR. Nothing is
 downloaded. The seven training methods side by side are another demo
-(:mod:`smoothadv.demo_methods`: a BatchNorm CNN, per-method settings chosen on a validation
+(:mod:`smoothadv.demos.methods`: a BatchNorm CNN, per-method settings chosen on a validation
 split, three seeds).
 
 SmoothAdv settings for 8×8 digits (pixel values in [0,1], image norms ≈ 3): ε = 0.5 (about
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import analysis as A
-from .data import create_dataset
-from .distributed import resolve_device
-from .evaluate import run_records, select_indices
-from .models import load_checkpoint
-from .records import ThreatModel
-from .smoothing import Smooth
-from .train import TrainConfig, train
+from ..analysis import summaries as A
+from ..data.datasets import create_dataset
+from ..models import load_checkpoint
+from ..records.files import ThreatModel
+from ..records.loops import run_records, select_indices
+from ..runtime.distributed import resolve_device
+from ..smoothing.smooth import Smooth
+from ..train import TrainConfig, train
 
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -92,10 +92,10 @@ def run_demo(cfg: DemoConfig) -> Path:
     train_seconds: dict[str, float] = {}
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown:
-        from .errors import UserError
+        from ..errors import UserError
 
         raise UserError(f"the main demo compares {' and '.join(METHODS)}, not "
-                        f"{unknown[0]!r} (the seven methods: smoothadv.demo_methods)")
+                        f"{unknown[0]!r} (the seven methods: smoothadv.demos.methods)")
 
     def fit(key: str, sigma: float) -> Path:
         name, options = METHODS[key]
@@ -238,8 +238,8 @@ def run_denoised_demo(cfg: DemoConfig) -> Path:
     noise, certified alone, behind an MSE-trained DnCNN and behind Stab+MSE (the MSE one
     fine-tuned with the stability objective), beside a Gaussian-trained model, at each σ.
     Writes records, ``denoised_curves.png`` and ``denoised_report.md``; returns the report."""
-    from .denoise.compose import compose, load_classifier
-    from .denoise.training import DenoiserConfig, load_dncnn, train_denoiser
+    from ..denoise.compose import compose, load_classifier
+    from ..denoise.training import DenoiserConfig, load_dncnn, train_denoiser
 
     start = time.perf_counter()
     out = Path(cfg.out)

@@ -5,12 +5,12 @@ digits' whole training split, with the learning rate and main weight chosen for 
 validation split (``digits-val``: 337 of the 1,348 training images held out) by
 ``examples/digits_selection.toml``: :data:`GRIDS` is the grid each was chosen from and
 :data:`CHOSEN` the choice, per σ. Each (σ, seed) trains its models, then certifies all of them
-on the whole test split on the *same* noisy samples (:func:`~smoothadv.evaluate.
+on the whole test split on the *same* noisy samples (:func:`~smoothadv.records.loops.
 run_shared_records`: each record equals the one the model would get alone with that seed; the
 noise is drawn once instead of once per model). ``workers`` processes run the (σ, seed) units
 side by side, each with its share of the cores. The table gives mean ± standard deviation over
 the seeds, and each method's ACR difference from Gaussian with its paired 95% interval
-(:func:`~smoothadv.compare.paired_acr_difference`, per image averaged over the seeds).
+(:func:`~smoothadv.analysis.compare.paired_acr_difference`, per image averaged over the seeds).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis as A
-from .compare import paired_acr_difference
-from .records import read_records
+from ..analysis import summaries as A
+from ..analysis.compare import paired_acr_difference
+from ..records.files import read_records
 
 ARCH = "digits_cnn"
 EPOCHS = 40  # every method, in the selection and in the demo
@@ -105,7 +105,7 @@ def train_config(cfg: MethodsDemo, method: str, sigma: float, seed: int, **extra
     last, short batch is dropped: 1,348 images at batch 64 leave 4, and a 4-image step through
     BatchNorm stalled consistency training on all three seeds (the selection's 1,011 images
     leave 51, which trains normally)."""
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     lr, options = settings(method, sigma)
     return TrainConfig(
@@ -123,12 +123,12 @@ def record_path(cfg: MethodsDemo, method: str, sigma: float, seed: int) -> Path:
 def _soft_targets(cfg: MethodsDemo, seed: int) -> Path:
     """CAT-RS's p_b for ``seed``: a σ = 0.25 Gaussian teacher (the demo's own Gaussian model of
     that seed and σ, trained here if not yet) voting 1,000 times on every training image."""
-    from .data import create_dataset
-    from .distributed import resolve_device
-    from .models import load_checkpoint
-    from .smoothing import Smooth
-    from .soft_labels import soft_labels
-    from .train import train
+    from ..data.datasets import create_dataset
+    from ..labels.soft import soft_labels
+    from ..models import load_checkpoint
+    from ..runtime.distributed import resolve_device
+    from ..smoothing.smooth import Smooth
+    from ..train import train
 
     # the teacher's folder refuses another configuration, so its p_b is never a stale one
     ckpt = train(train_config(cfg, "gaussian", TEACHER_SIGMA, seed))
@@ -142,12 +142,12 @@ def _soft_targets(cfg: MethodsDemo, seed: int) -> Path:
 
 def run_unit(cfg: MethodsDemo, sigma: float, seed: int) -> dict[str, float]:
     """Train every method at (σ, seed) and certify them together; returns seconds per step."""
-    from .data import create_dataset
-    from .distributed import resolve_device
-    from .evaluate import run_shared_records, select_indices
-    from .models import load_checkpoint
-    from .smoothing import Smooth
-    from .train import train
+    from ..data.datasets import create_dataset
+    from ..models import load_checkpoint
+    from ..records.loops import run_shared_records, select_indices
+    from ..runtime.distributed import resolve_device
+    from ..smoothing.smooth import Smooth
+    from ..train import train
 
     device = resolve_device(cfg.device)
     seconds: dict[str, float] = {}
@@ -172,9 +172,9 @@ def _claim_record(cfg: MethodsDemo, method: str, sigma: float, seed: int, ckpt: 
     """The record path of one model, claimed as ``smoothadv certify`` claims its records: the
     same CertifyConfig and checkpoint content resume it, another is refused in one line; its
     config document is written beside it."""
-    from .configs import config_document
-    from .stages import CertifyConfig
-    from .stages.evaluation import claim_record, config_path, file_fingerprint
+    from ..configs import config_document
+    from ..stages import CertifyConfig
+    from ..stages.evaluation import claim_record, config_path, file_fingerprint
 
     out = record_path(cfg, method, sigma, seed)
     rec = CertifyConfig(checkpoint=str(ckpt), dataset="digits", sigma=sigma, n=cfg.n,
@@ -190,8 +190,8 @@ def _claim_record(cfg: MethodsDemo, method: str, sigma: float, seed: int, ckpt: 
 
 def run_methods_demo(cfg: MethodsDemo) -> Path:
     """Train, certify and tabulate every (method, σ, seed); returns ``report.md``'s path."""
-    from .errors import UserError
-    from .sweep.local import init_worker
+    from ..errors import UserError
+    from ..sweep.local import init_worker
 
     unknown = [m for m in cfg.methods if m not in CHOSEN]
     if unknown:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .configs import StageConfig
-from .errors import UserError
+from ..configs import StageConfig
+from ..errors import UserError
 
 
 class RunFolder:

@@ -3,7 +3,7 @@ noise samples as the input needs, at the same ≤ α error guarantee as CERTIFY.
 
 For an input x, a class c and radii r_1 < … < r_k, g is robust at r_j with class c if
 p_c = P(f(x + δ) = c) > Φ(r_j/σ) (Cohen et al., Theorem 1). One stream of noisy samples feeds
-one confidence sequence for p_c (:mod:`smoothadv.sequences`); after each piece of samples the
+one confidence sequence for p_c (:mod:`.sequences`); after each piece of samples the
 running interval [L, U] is compared with every threshold Φ(r_j/σ): the radius is *certified*
 when L > Φ(r_j/σ), *not certified* when U < Φ(r_j/σ), else undecided. The input stops when
 every radius is decided (and, with ``anytime_tol``, when the radius σΦ⁻¹(L) cannot grow by
@@ -54,9 +54,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import check_image_range
+from ..data.datasets import check_image_range
 from ..errors import UserError, check_alpha, check_positive_int
-from ..sequences import (
+from .sequences import (
     CERTIFIED,
     DECISION_CODES,
     KT_PRIOR,
@@ -65,8 +65,8 @@ from ..sequences import (
     create_sequence,
     threshold_prior,
 )
-from ..smoothing import ABSTAIN, Smooth, eval_mode, make_generator
-from ..stats import lower_confidence_bound
+from .smooth import ABSTAIN, Smooth, eval_mode, make_generator
+from .stats import lower_confidence_bound
 
 PRIORS = ("radii", "kt")
 DEFAULT_ALPHA_SPLIT = 0.2  # α_seq / α, chosen by measurement (docs/certification.md, bench 6)
@@ -129,7 +129,7 @@ class SequentialCertifier:
         radii: radii to decide (≥ 0, any order; reported in the order given).
         alpha: the error probability per input, in (0, 1).
         budget: the most test samples per input (default 100,000).
-        sequence: ``betting`` (default) or ``union`` (:mod:`smoothadv.sequences`).
+        sequence: ``betting`` (default) or ``union`` (:mod:`smoothadv.smoothing.sequences`).
         labelled: test the true label (certified accuracy) rather than a selected class.
         n0: selection draws in unlabelled mode.
         batch_size: noisy samples per forward pass.

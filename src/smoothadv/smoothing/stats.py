@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import beta, binom, binomtest, norm
 
-from .errors import check_alpha, check_sigma
+from ..errors import check_alpha, check_sigma
 
 
 def lower_confidence_bound(n_a: int | np.ndarray, n: int | np.ndarray, alpha: float) -> np.ndarray:

@@ -21,7 +21,7 @@ import contextlib
 import torch
 import torch.nn as nn
 
-from .errors import UserError
+from ..errors import UserError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,7 +64,7 @@ def native_bf16_cpu() -> bool:
 
 def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
     """The autocast context of ``precision`` on ``device_type`` (a no-op for fp32 and tf32,
-    whose matrix products :func:`smoothadv.backends.configure` switches to TF32)."""
+    whose matrix products :func:`smoothadv.runtime.backends.configure` switches to TF32)."""
     if precision not in DTYPES:
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=DTYPES[precision])

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import check_image_range
-from .errors import UserError, check_alpha, check_positive_int, check_sigma
-from .noise import (
+from ..data.datasets import check_image_range
+from ..errors import UserError, check_alpha, check_positive_int, check_sigma
+from ..noise import (
     DEFAULT_TEMPLATE,
     LEVELS,
     box_l1_radius,

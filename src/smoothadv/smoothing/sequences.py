@@ -37,8 +37,8 @@ import numpy as np
 from scipy.special import betaln, xlog1py, xlogy
 from scipy.stats import beta as beta_dist
 
-from .errors import UserError, check_alpha
-from .registry import Registry
+from ..errors import UserError, check_alpha
+from ..registry import Registry
 
 CERTIFIED, UNDECIDED, NOT_CERTIFIED = 1, 0, -1
 DECISION_CODES = {CERTIFIED: "C", UNDECIDED: "U", NOT_CERTIFIED: "N"}

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from ..noise import box_l1_radius, create_noise
 from ..noise.rules import L1_OPTION_NOISES
-from ..records import (
+from .files import (
     CERTIFY_COLUMNS,
     RADIUS_DECIMALS,
     RecordWriter,

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .models.checkpoint import atomic_torch_save
-from .smoothing import Smooth, make_generator
+from ..models.checkpoint import atomic_torch_save
+from ..smoothing.smooth import Smooth, make_generator
 
 
 def _augmented(dataset: Dataset, i: int, seed: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ CIFAR-10 setting, is left out: at its authors' λ = 2 it collapses to one class 
 without BatchNorm, as it does with Gaussian noise (docs/certification.md). Both are certified
 at ℓ1 on the whole test split: the Gaussian model through its ℓ2 radius (an ℓ1 ball of radius R
 lies inside the ℓ2 ball of radius R), the uniform models with the uniform radius 2λ(p̲_A − ½)
-(λ = √3σ) and, post hoc from the same counts (:func:`~smoothadv.certification.rebox_record`),
+(λ = √3σ) and, post hoc from the same counts (:func:`~smoothadv.records.rebox.rebox_record`),
 with the box-constrained radius (perturbed images stay in [0,1]^64).
 Writes the records, ``l1_curves.png`` and ``l1_report.md``.
 """
@@ -22,14 +22,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import analysis as A
-from .certification import rebox_record
-from .data import create_dataset
-from .demo import DemoConfig, budget, certify_digits, digits_training
-from .distributed import resolve_device
-from .models import load_checkpoint
-from .noise import GridRounded
-from .train import TrainConfig, train
+from ..analysis import summaries as A
+from ..data.datasets import create_dataset
+from ..models import load_checkpoint
+from ..noise import GridRounded
+from ..records.rebox import rebox_record
+from ..runtime.distributed import resolve_device
+from ..train import TrainConfig, train
+from .main import DemoConfig, budget, certify_digits, digits_training
 
 L1_RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # (label, method, training noise, certificate label, certification noise)
