@@ -24,7 +24,7 @@ from scipy.stats import norm
 
 from common import cifar_resnet20, demo_models, machine, verdict
 from smoothadv import Smooth
-from smoothadv.analysis.summaries import certified_accuracy
+from smoothadv.analysis.metrics import certified_accuracy
 from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
 from smoothadv.records.files import read_records

@@ -18,7 +18,7 @@ import torch
 
 from common import CACHE, SHARED, cifar_resnet20, demo_models, machine, verdict
 from smoothadv import Smooth
-from smoothadv.analysis.summaries import certified_accuracy
+from smoothadv.analysis.metrics import certified_accuracy
 from smoothadv.data.datasets import create_dataset
 from smoothadv.models import load_checkpoint
 from smoothadv.noise import GridRounded

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from smoothadv.analysis import summaries as A
+from smoothadv import analysis as A
 from smoothadv.cli import main
 from smoothadv.errors import UserError
 from smoothadv.records.files import read_records

@@ -335,7 +335,7 @@ def test_old_derandomized_records_are_recounted_closed(tmp_path):
     assert str(rec.threat) == "closed ℓ1 ball on the 8-bit grid"
     # at r = 0.25 the written 128/510 counted, though a tie lies 64 steps (0.251) away;
     # recounted, only the gap of 129 (64 closed steps) does
-    from smoothadv.analysis.summaries import certified_accuracy
+    from smoothadv.analysis.metrics import certified_accuracy
     assert certified_accuracy(rec, [0.25])[0] == 1 / 8
     assert certified_accuracy(rec, [0.25], as_written=True)[0] == 2 / 8
     config["config"]["norm"] = "linf"

@@ -46,7 +46,7 @@ def test_demo_with_every_method(tmp_path, capsys):
 
 
 def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):
-    from smoothadv.analysis.summaries import record_norm
+    from smoothadv.analysis.settings import record_norm
 
     assert main(["demo", "--norm", "l1", "--epochs", "2", "--n", "300", "--sigmas", "1.0",
                  "--no-progress", "--out", str(tmp_path)]) == 0

@@ -293,7 +293,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_a_denoiser_lifts_a_noise_free_classifier_on_digits(tmp_path):
     """The pattern of Salman et al.'s tables at digits scale (the demo's settings, shorter)."""
-    from smoothadv.analysis.summaries import certified_accuracy
+    from smoothadv.analysis.metrics import certified_accuracy
     from smoothadv.denoise.training import DenoiserConfig, train_denoiser
     from smoothadv.records.files import read_records
     from smoothadv.train import TrainConfig, train

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smoothadv import analysis as A
 from smoothadv import recipes as R
-from smoothadv.analysis import summaries as A
 from smoothadv.analysis.compare import compare, newcombe_independent, newcombe_paired, wilson
 from smoothadv.cli import build_parser, main
 from smoothadv.cli.render import command_argv

@@ -121,7 +121,7 @@ def test_run_resume_after_kill_and_nothing_twice(tmp_path, capsys):
     assert "## σ = 0.25" in report and "ACR" in report
     assert (sweep.out / "curves_sigma0.25.png").exists()
     # the labelled grid's best point by ACR (the one-point 'again' grid has no row)
-    from smoothadv.analysis.summaries import average_certified_radius
+    from smoothadv.analysis.metrics import average_certified_radius
 
     acrs = {r.label: average_certified_radius(read_records(plan.jobs[r.record_job].output))
             for r in plan.runs if r.group == "grid"}

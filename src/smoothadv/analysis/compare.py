@@ -25,7 +25,8 @@ import numpy as np
 from scipy.stats import norm
 
 from ..records.files import Records
-from .summaries import average_certified_radius, certified_accuracy, config_value, counted_radius
+from .metrics import average_certified_radius, certified_accuracy, counted_radius
+from .settings import config_value
 
 Z95 = float(norm.ppf(0.975))
 

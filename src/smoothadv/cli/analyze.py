@@ -9,7 +9,7 @@ from .common import stage_command
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
-    from ..analysis.summaries import list_formats
+    from ..analysis.tables import list_formats
 
     p.add_argument("paths", nargs="+",
                    help="record files of certify, predict or attack; a folder means every one "

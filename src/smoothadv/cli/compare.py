@@ -9,7 +9,7 @@ from .common import stage_command
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
-    from ..analysis.summaries import list_formats
+    from ..analysis.tables import list_formats
 
     p.add_argument("ours", nargs="+", help="certification record files (ours or the paper's)")
     p.add_argument("--reference", required=True,

@@ -72,8 +72,8 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
 
 @command("recipe", "the paper's models as recipes: list, show and run them", _recipe_args)
 def run_recipe_cmd(args: argparse.Namespace) -> int:
+    from .. import analysis as A
     from .. import recipes as R
-    from ..analysis import summaries as A
 
     if args.action == "list":
         entries = R.list_recipes(args.dataset, args.group, args.winners, args.method)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from ..data.datasets import create_dataset
 from ..models import load_checkpoint
 from ..noise import GridRounded

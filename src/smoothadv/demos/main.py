@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from ..data.datasets import create_dataset
 from ..models import load_checkpoint
 from ..records.files import ThreatModel

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from ..analysis.compare import paired_acr_difference
 from ..records.files import read_records
 

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from .paperlogs import parse_log_path
 
 GROUPS = {  # group folder: (short name, table radii)

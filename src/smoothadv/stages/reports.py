@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from ..analysis.compare import compare
 from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError

@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ..analysis import summaries as A
+from .. import analysis as A
 from ..analysis.compare import compare, paired_acr_difference
 from ..records.files import read_records, record_setting
 from .jobs import is_done, lock_held
