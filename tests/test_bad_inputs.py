@@ -373,3 +373,34 @@ def test_a_scripted_mistake_is_one_line_and_changes_nothing(argv, words, digits_
     argv = [a.format(ckpt=digits_ckpt, tmp=tmp_path) for a in argv]
     quiet = argv[0] in ("certify", "predict", "attack", "demo", "train")
     _refused(capsys, [*argv, "--no-progress"] if quiet else argv, tmp_path, *words)
+
+
+# ------------------------------------------------------------- certification modes, typed
+
+MODE_BASE = {"fixed": {}, "sequential": {"sequential": True, "radii": (0.25,)},
+             "derandomized": {"derandomized": True, "noise": "splitting", "norm": "l1"}}
+AWAY = {"n0": 50, "randomized_cp": True, "two_sided": True, "box": True, "radii": (0.5,),
+        "budget": 5_000, "sequence": "union", "labelled": True, "alpha_split": 0.5,
+        "anytime_tol": 0.1, "template": "zero"}
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_BASE))
+def test_each_mode_refuses_the_options_of_another(mode):
+    """The mode table is the one place that says which options go together: every option of
+    another mode, set away from its default, is refused in one line that names its flag."""
+    from smoothadv.stages import CertifyConfig
+    from smoothadv.stages.modes import MODE_OPTIONS, MODES
+
+    takes = MODES.get(mode).takes
+    assert set(AWAY) == MODE_OPTIONS
+    for option in sorted(MODE_OPTIONS - takes):
+        kwargs = {**MODE_BASE[mode], option: AWAY[option], "out": "x.tsv", "checkpoint": "c"}
+        with pytest.raises(UserError) as caught:
+            CertifyConfig(**kwargs)
+        message = str(caught.value)
+        assert "\n" not in message and "--" + option.replace("_", "-") in message, message
+    with pytest.raises(UserError, match="two certification modes"):
+        CertifyConfig(sequential=True, derandomized=True, radii=(0.25,), noise="splitting",
+                      norm="l1", out="x.tsv", checkpoint="c")
+    assert CertifyConfig(**MODE_BASE[mode], out="x.tsv", checkpoint="c").certify_mode() \
+        is MODES.get(mode)

@@ -72,6 +72,7 @@ VALID = {
     "shards": [1], "precision": ["fp32", "bf16"], "amp": [False],
     "class_map": [None, "imagenet-cifar10"], "noise": ["gaussian"], "norm": ["l2"],
     "two_sided": [False], "box": [False], "derandomized": [False], "template": [""],
+    "budget": [100_000],  # a sequential option: fixed-n configs refuse another value
 }
 
 

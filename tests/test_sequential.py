@@ -130,7 +130,7 @@ def test_records_resume_and_analyze(digits_ckpt, tmp_path, capsys):  # noqa: F81
 def test_cli_refuses_mixed_options(digits_ckpt, tmp_path, capsys):  # noqa: F811
     out = str(tmp_path / "x.tsv")
     assert main(["certify", str(digits_ckpt), "--radii", "0.5", "--out", out]) == 2
-    assert "need --sequential" in capsys.readouterr().err
+    assert "--radii needs --sequential" in capsys.readouterr().err
     assert main(["certify", str(digits_ckpt), "--sequential", "--out", out]) == 2
     assert "--radii" in capsys.readouterr().err
     assert main(["certify", str(digits_ckpt), "--sequential", "--radii", "0.5",

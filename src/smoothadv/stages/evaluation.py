@@ -15,6 +15,7 @@ in one line naming the options that differ, unless ``overwrite`` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -50,6 +51,7 @@ from ..smoothing.sequences import list_sequences
 from ..smoothing.sequential import DEFAULT_ALPHA_SPLIT, SequentialCertifier
 from ..smoothing.smooth import Smooth, input_seed, make_generator
 from .loading import load_for_eval, model_facts
+from .modes import DERANDOMIZED, SEQUENTIAL, CertifyMode, check_mode, choose_mode
 from .registry import StageResult, register_stage, say
 
 
@@ -110,7 +112,7 @@ class EvalConfig(StageConfig):
             raise UserError(f"--split must be train or test, got {self.split!r}")
         if self.compile not in ("auto", "on", "off"):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
-        if self.round_inputs and not (self.sound or getattr(self, "derandomized", False)):
+        if self.round_inputs and not (self.sound or self.certify_mode() is DERANDOMIZED):
             raise UserError("--round-inputs goes with --sound or --derandomized")
         check_smoothing(self.noise, self.norm, self.sound)
         if self.precision not in PRECISIONS:
@@ -128,6 +130,25 @@ class EvalConfig(StageConfig):
 
     def facts(self) -> dict[str, Any]:
         return {}
+
+    # what each stage adds to the one runner (overridden by certify and attack)
+
+    def certify_mode(self) -> CertifyMode | None:
+        """The certification mode (:mod:`.modes`); None for predict and attack."""
+        return None
+
+    def record_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~smoothadv.records.loops.run_records` for this stage."""
+        return {}
+
+    def threat(self, norm: str) -> ThreatModel:
+        """The set the radii of this stage's records certify over."""
+        return ThreatModel.of(norm, False, False)
+
+    def hooks(self, smooth: Smooth) -> tuple[dict[str, Any], Any]:
+        """(hooks for :func:`~smoothadv.records.loops.run_records`, a function to call after
+        the loop or None): nothing but for attack."""
+        return {}, None
 
 
 @stage_config
@@ -153,33 +174,25 @@ class CertifyConfig(EvalConfig):
     # certificate (which lack it) never share a hash with new ones
     template: str = setting("", added=True)
 
+    def certify_mode(self) -> CertifyMode:
+        return choose_mode(self.sequential, self.derandomized)
+
     def validate(self) -> None:
         super().validate()
+        mode = self.certify_mode()
+        given = {f.name for f in dataclasses.fields(self)
+                 if getattr(self, f.name) != _DEFAULTS[f.name]}
+        check_mode(mode, given, both=self.sequential and self.derandomized)
         check_positive_int(self.n0, "--n0")
         check_l1_options(self.noise, self.norm, self.two_sided, self.box)
-        if self.derandomized:
+        if mode is DERANDOMIZED:
             if self.noise != "splitting":
                 raise UserError("--derandomized is Levine & Feizi's certificate for --noise "
                                 "splitting")
-            if self.box or self.two_sided or self.sequential or self.randomized_cp:
-                raise UserError("--derandomized counts every offset exactly: it takes none of "
-                                "--box, --two-sided, --sequential, --randomized-cp")
             object.__setattr__(self, "template", check_template(self.template or
                                                                 DEFAULT_TEMPLATE))
-        elif self.template:
-            raise UserError("--template is the offset template of --derandomized")
-        if self.sequential and (self.two_sided or self.box):
-            raise UserError("--sequential tests p_A alone: it does not take --two-sided or "
-                            "--box")
-        if not self.sequential:
-            if (self.radii is not None or self.anytime_tol is not None or self.labelled
-                    or self.alpha_split is not None):
-                raise UserError("--radii, --labelled, --alpha-split and --anytime-tol need "
-                                "--sequential")
+        if mode is not SEQUENTIAL:
             return
-        if self.randomized_cp:
-            raise UserError("--randomized-cp is a fixed-n option; it does not apply to "
-                            "--sequential")
         check_positive_int(self.budget, "--budget")
         if self.sequence not in list_sequences():
             raise UserError(f"unknown sequence {self.sequence!r}; choose "
@@ -189,10 +202,22 @@ class CertifyConfig(EvalConfig):
         if self.radii is not None:
             object.__setattr__(self, "radii", tuple(sorted(set(self.radii))))
 
+    def record_options(self) -> dict[str, Any]:
+        options = {"two_sided": self.two_sided, "box": self.box,
+                   "derandomized": self.derandomized,
+                   **({"template": self.template} if self.derandomized else {})}
+        return {"n0": self.n0, "randomized": self.randomized_cp, "certify_options": options}
+
+    def threat(self, norm: str) -> ThreatModel:
+        return ThreatModel.of(norm, self.box, self.derandomized)
+
     def samples_per_input(self) -> int:
         if self.sequential:  # sequential runs average about a tenth of their budget
             return self.budget // 10 + (0 if self.labelled else self.n0)
         return self.n + self.n0
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CertifyConfig)}
 
 
 @stage_config
@@ -239,6 +264,9 @@ class AttackConfig(EvalConfig):
 
     def facts(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon}
+
+    def hooks(self, smooth: Smooth) -> tuple[dict[str, Any], Any]:
+        return attack_hooks(smooth, self)
 
     def build_attack(self):
         """The attack object the config describes."""
@@ -311,7 +339,7 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
     out, conf = Path(cfg.out), config_path(cfg.out)
     # nothing is written beside or into a file before it is known to be this program's record:
     # a folder or a file of another kind (a checkpoint, notes) is refused, with --overwrite too
-    columns = SEQUENTIAL_COLUMNS if getattr(cfg, "sequential", False) else \
+    columns = SEQUENTIAL_COLUMNS if cfg.certify_mode() is SEQUENTIAL else \
         RECORD_COLUMNS[cfg.stage]
     state = check_record_target(out, columns)
     if cfg.overwrite:
@@ -350,14 +378,6 @@ def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:
         raise UserError(f"{out} holds records of another configuration (differs in "
                         f"{', '.join(differ) or 'its hash'}): write to a new --out, or "
                         "pass --overwrite to discard them")
-
-
-def _certify_options(cfg: EvalConfig) -> dict[str, bool]:
-    """The ℓ1 certificate options of a certify config (none for predict)."""
-    if not isinstance(cfg, CertifyConfig):
-        return {}
-    return {"two_sided": cfg.two_sided, "box": cfg.box, "derandomized": cfg.derandomized,
-            **({"template": cfg.template} if cfg.derandomized else {})}
 
 
 def _rows_done(out: Path, indices: list[int]) -> int:
@@ -404,18 +424,18 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if notice:
         say(notice)
     smooth.base_classifier = at_precision(smooth.base_classifier, cfg.precision)
+    mode = cfg.certify_mode()
     indices = select_indices(len(dataset), cfg.skip, cfg.max)[cfg.shard::cfg.shards]
     if indices:  # refuse what fails on the first input before any file is written
         smooth.noise.prepare(dataset[indices[0]][0])
-        if getattr(cfg, "derandomized", False):
+        if mode is DERANDOMIZED:
             smooth.noise.offset_inputs(dataset[indices[0]][0], cfg.template)
-    if cfg.deterministic and cfg.noise == "splitting" and not getattr(cfg, "derandomized",
-                                                                       False):
+    if cfg.deterministic and cfg.noise == "splitting" and mode is not DERANDOMIZED:
         say("--deterministic fixes cuDNN's algorithms; Levine & Feizi's deterministic ℓ1 "
             "certificate is --derandomized")
     facts: dict[str, Any] = {}
     certifier = None
-    if isinstance(cfg, CertifyConfig) and cfg.sequential:
+    if mode is SEQUENTIAL:
         certifier = _sequential_certifier(smooth, cfg, dataset, indices)
         facts = dict(mode="sequential", radii=list(cfg.radii or ()),
                      alpha_seq=certifier.alpha_seq, alpha_end=certifier.alpha_end)
@@ -425,10 +445,10 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if indices:
         left = len(indices) - _rows_done(Path(cfg.out), indices)
         # the deterministic certificate evaluates K offsets, known once σ is resolved
-        per_input = (smooth.noise.offsets_count if getattr(cfg, "derandomized", False)
+        per_input = (smooth.noise.offsets_count if mode is DERANDOMIZED
                      else cfg.samples_per_input())
         compiled = _maybe_compile(smooth, cfg, dataset[indices[0]][0], left * per_input)
-    randomized = isinstance(cfg, CertifyConfig) and cfg.randomized_cp
+    options = cfg.record_options()
     out = Path(cfg.out)
     if D.is_main():
         conf = config_path(out)
@@ -440,10 +460,8 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
         document = config_document(
             cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
             checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
-            randomized_cp=randomized, noise=smooth.noise.kind, compiled=compiled,
-            norm=smooth.norm,
-            threat_model=ThreatModel.of(smooth.norm, getattr(cfg, "box", False),
-                                        getattr(cfg, "derandomized", False)).as_dict(),
+            randomized_cp=options.get("randomized", False), noise=smooth.noise.kind,
+            compiled=compiled, norm=smooth.norm, threat_model=cfg.threat(smooth.norm).as_dict(),
             **smooth.noise.facts(),
             **hardware, **cfg.facts(), **facts)
         conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
@@ -451,12 +469,10 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
         run_sequential_records(certifier, dataset, indices, out, seed=cfg.seed,
                                progress=cfg.progress)
     else:
-        hooks, finish = (attack_hooks(smooth, cfg) if isinstance(cfg, AttackConfig)
-                         else ({}, None))
-        run_records(cfg.stage, smooth, dataset, indices, out,
-                    n0=getattr(cfg, "n0", 100), n=cfg.n, alpha=cfg.alpha,
-                    batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
-                    randomized=randomized, certify_options=_certify_options(cfg), **hooks)
+        hooks, finish = cfg.hooks(smooth)
+        run_records(cfg.stage, smooth, dataset, indices, out, n=cfg.n, alpha=cfg.alpha,
+                    batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress, **options,
+                    **hooks)
         if finish is not None:
             finish()
     text = ""
