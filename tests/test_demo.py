@@ -3,21 +3,56 @@ from smoothadv.records.files import read_records
 
 
 def test_demo_writes_records_curves_and_report(tmp_path, capsys):
+    """The main demo runs on the sweep engine: one stage per training and certification, a
+    report from the records, and a second run that starts nothing."""
+    from smoothadv.demos.main import SWEEP_FILE, DemoConfig, demo_sweep_data
+    from smoothadv.sweep import build_plan, load_sweep, sweep_from_data
+
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "4", "--n", "400", "--no-progress",
-                 "--sigmas", "0.25", "0.5", "--device", "cpu"]) == 0
+    argv = ["demo", "--out", str(out), "--epochs", "4", "--n", "400", "--no-progress",
+            "--sigmas", "0.25", "0.5", "--device", "cpu"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "Gaussian σ=0.25" in printed and "SmoothAdv-PGD σ=0.5" in printed
-    assert "elapsed" in printed
-    for run in ("gaussian_sigma0.25", "smoothadv_sigma0.25", "gaussian_sigma0.5",
-                "smoothadv_sigma0.5"):
-        rec = read_records(out / run / "certify.tsv")
-        assert len(rec) == 449  # the whole digits test split
-        assert (out / run / "checkpoint.pth.tar").exists()
+    assert "elapsed" in printed and "train smoothadv σ=0.5 seed=0 epochs=4: done" in printed
+    config = DemoConfig(out=str(out), sigmas=(0.25, 0.5), epochs=4, n=400, device="cpu",
+                        progress=False)
+    plan = build_plan(sweep_from_data(demo_sweep_data(config), SWEEP_FILE))
+    assert [plan.jobs[r.train_job].config.method for r in plan.runs] == [
+        "gaussian", "smoothadv", "gaussian", "smoothadv"]
+    for run in plan.runs:
+        assert len(read_records(plan.jobs[run.record_job].output)) == 449  # the whole split
+        assert plan.jobs[run.train_job].output.exists()
+        smoothadv = plan.jobs[run.train_job].config
+        if smoothadv.method == "smoothadv":  # the shipped grid's options, --epochs applied
+            assert smoothadv.options["warmup"] == 1 and smoothadv.options["num_noise"] == 2
+            assert smoothadv.lr_step == 2 and smoothadv.options["multi_noise"] is True
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "| SmoothAdv-PGD σ=0.25 |" in report and "n = 400" in report
     assert "has the larger ACR" in report
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("stages/*/*")}
+    assert main(argv) == 0  # resumed: nothing starts, nothing is rewritten
+    assert ": started" not in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("stages/*/*")}
+    # the grid as a sweep file: the same stages for `smoothadv sweep run`
+    sweep_file = tmp_path / "demo.toml"
+    assert main([*argv, "--write-sweep", str(sweep_file)]) == 0
+    assert list(build_plan(load_sweep(sweep_file)).jobs) == list(plan.jobs)
+    assert main(["sweep", "run", str(sweep_file)]) == 0
+    assert ": started" not in capsys.readouterr().out
+
+
+def test_the_docs_name_the_default_demos_record():
+    from smoothadv.demos.main import SWEEP_FILE, DemoConfig, demo_sweep_data
+    from smoothadv.sweep import build_plan, sweep_from_data
+
+    from .conftest import ROOT
+
+    plan = build_plan(sweep_from_data(demo_sweep_data(DemoConfig()), SWEEP_FILE))
+    key = next(r.record_job for r in plan.runs
+               if plan.jobs[r.train_job].config.method == "smoothadv")
+    assert f"runs/demo/stages/{key}/certify.tsv" in (ROOT / "docs" / "analysis.md").read_text()
 
 
 def test_demo_with_every_method(tmp_path, capsys):

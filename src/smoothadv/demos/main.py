@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tomllib
 import torch
 
 from .. import analysis as A
@@ -32,6 +33,8 @@ from ..records.files import ThreatModel
 from ..records.loops import run_records, select_indices
 from ..runtime.distributed import resolve_device
 from ..smoothing.smooth import Smooth
+from ..sweep import Ledger, build_plan, run_local, sweep_from_data, to_toml
+from ..sweep.plan import describe
 from ..train import TrainConfig, train
 
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -81,39 +84,69 @@ def digits_training(cfg: DemoConfig, epochs: int) -> dict:
                 progress=False)
 
 
-def run_demo(cfg: DemoConfig) -> Path:
-    """Train, certify and compare; returns the path of ``report.md``."""
-    start = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+SWEEP_FILE = Path(__file__).with_name("main.toml")
+
+
+def demo_sweep_data(cfg: DemoConfig) -> dict:
+    """The contents of the shipped sweep file :data:`SWEEP_FILE` with ``cfg``'s options: the
+    demo's grid as the sweep engine runs it."""
+    data = tomllib.loads(SWEEP_FILE.read_text(encoding="utf-8"))
     n, epochs = budget(cfg)
-    test = create_dataset("digits", "test")
-    records, labels = [], []
-    train_seconds: dict[str, float] = {}
+    run = data["runs"][0]
+    run["train"].update(epochs=epochs, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
+                        device=cfg.device)
+    run["grid"] = {"sigma": list(cfg.sigmas), "method": list(cfg.methods)}
+    run["options"]["smoothadv"].update(epsilon=cfg.epsilon, steps=cfg.steps,
+                                       num_noise=cfg.m_train, warmup=max(1, epochs // 5))
+    run["certify"].update(n=n, n0=cfg.n0, alpha=cfg.alpha, batch=cfg.batch, seed=cfg.seed,
+                          device=cfg.device, progress=cfg.progress)
+    data["out"] = cfg.out
+    return data
+
+
+def run_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
+    """Train, certify and compare on the sweep engine (resumable: a finished stage is not run
+    again; changed options are new stages beside the old); returns the path of ``report.md``.
+    With ``write_sweep``, only write the demo's sweep file there (for ``smoothadv sweep run
+    FILE --engine slurm``) and return its path."""
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown:
         from ..errors import UserError
 
         raise UserError(f"the main demo compares {' and '.join(METHODS)}, not "
                         f"{unknown[0]!r} (the seven methods: smoothadv.demos.methods)")
+    data = demo_sweep_data(cfg)
+    if write_sweep:
+        path = Path(write_sweep)
+        path.write_text(to_toml(data), encoding="utf-8")
+        print(f"the demo's sweep: {path}; run it with smoothadv sweep run {path}")
+        return path
+    start = time.perf_counter()
+    sweep = sweep_from_data(data, SWEEP_FILE)
+    plan = build_plan(sweep)
+    ledger = Ledger(sweep.out)
+    names = {key: describe(job) for key, job in plan.jobs.items()}
 
-    def fit(key: str, sigma: float) -> Path:
-        name, options = METHODS[key]
-        print(f"training {name} at σ={sigma:g} for {epochs} epochs …", flush=True)
-        return train(TrainConfig(
-            out=str(out / f"{key}_sigma{sigma:g}"), sigma=sigma, method=key,
-            options=options(cfg), **digits_training(cfg, epochs)))
+    def say(line: str) -> None:
+        key, _, rest = line.partition(": ")
+        print(f"{names[key]}: {rest}" if key in names else line, flush=True)
 
-    for sigma in cfg.sigmas:
-        for key in cfg.methods:
-            name = METHODS[key][0]
-            run_dir = out / f"{key}_sigma{sigma:g}"
-            t0 = time.perf_counter()
-            ckpt = fit(key, sigma)
-            train_seconds[f"{name} σ={sigma:g}"] = time.perf_counter() - t0
-            model, _ = load_checkpoint(ckpt, device=resolve_device(cfg.device))
-            records.append(certify_digits(model, sigma, run_dir / "certify.tsv", test, cfg, n))
-            labels.append(f"{name} σ={sigma:g}")
+    if not run_local(plan, ledger, workers=1, say=say):
+        from ..errors import UserError
+
+        raise UserError(f"a stage of the demo failed (see smoothadv sweep status with the "
+                        f"sweep from smoothadv demo --write-sweep); finished stages in "
+                        f"{sweep.out} are kept")
+    n, epochs = budget(cfg)
+    records, labels = [], []
+    train_seconds: dict[str, float] = {}
+    for run in plan.runs:
+        method = plan.jobs[run.train_job].config.method
+        label = f"{METHODS[method][0]} σ={run.sigma:g}"
+        records.append(plan.jobs[run.record_job].output)
+        labels.append(label)
+        train_seconds[label] = float(ledger.get(run.train_job).get("seconds", float("nan")))
+    out = Path(cfg.out)
     summaries = A.load_summaries(records, RADII, labels)
     table = A.summary_table(summaries)
     print()
@@ -124,7 +157,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     report = _report(cfg, summaries, table, n, epochs, elapsed, train_seconds)
     (out / "report.md").write_text(report, encoding="utf-8")
     print(f"\n{_verdict(summaries)}")
-    print(f"records, {plot.name} and report.md in {out}; elapsed {elapsed:.1f} s")
+    print(f"records (stages/), {plot.name} and report.md in {out}; elapsed {elapsed:.1f} s")
     return out / "report.md"
 
 
@@ -222,6 +255,9 @@ def _report(cfg: DemoConfig, summaries, table, n: int, epochs: int, elapsed: flo
         "",
         "Training time:",
         *rows,
+        "",
+        "Records:",
+        *[f"- {s.label}: `{s.path}`" for s in summaries],
         "",
         f"Elapsed: {elapsed:.1f} s.",
         "",

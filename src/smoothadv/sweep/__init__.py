@@ -16,9 +16,10 @@ from .ledger import Ledger
 from .local import run_local
 from .plan import Job, Plan, build_plan
 from .report import status_table, write_report
-from .spec import Sweep, load_sweep
+from .spec import Sweep, load_sweep, sweep_from_data, to_toml
 
 ENGINES = ("local", "slurm")
 
 __all__ = ["ENGINES", "Job", "Ledger", "Plan", "Sweep", "build_plan", "is_done",
-           "load_sweep", "run_local", "status_table", "write_report"]
+           "load_sweep", "run_local", "status_table", "sweep_from_data", "to_toml",
+           "write_report"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,13 @@ def load_sweep(path: str | Path) -> Sweep:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path} is not TOML: {err}") from None
+    return sweep_from_data(data, path)
+
+
+def sweep_from_data(data: dict[str, Any], path: Path) -> Sweep:
+    """Check the parsed contents ``data`` of a sweep file and build the sweep (``path`` names
+    the file in errors and gives the default ``out``): the demos build theirs this way from
+    the sweep files shipped with the package and the options given."""
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; the file takes "
@@ -110,6 +118,29 @@ def load_sweep(path: str | Path) -> Sweep:
     for i, run in enumerate(runs):
         sweep.runs += _parse_run(run, sweep, _where(path, i))
     return sweep
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """A sweep's contents as the TOML text :func:`load_sweep` reads back to the same ``data``
+    (top-level values, then one ``[[runs]]`` table per run with inline tables)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        raise TypeError(f"no TOML for {type(v).__name__}")
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if k != "runs"]
+    for run in data.get("runs", []):
+        lines += ["", "[[runs]]", *(f"{k} = {value(v)}" for k, v in run.items())]
+    return "\n".join(lines) + "\n"
 
 
 def _parse_run(run: dict, sweep: Sweep, where: str) -> list[GridRun | RecipeRun]:
