@@ -186,8 +186,9 @@ def test_no_grad_with_one_draw_takes_the_exact_gradient(digits_model):
     noise = _noise(x, 1)
     smooth = Smooth(digits_model, 10, SIGMA)
     for estimator in ("no_grad", "no_grad_cv"):
-        a = SmoothAdvPGD(epsilon=0.5, steps=1, estimator=estimator).evaluate(smooth, x, y, noise)
-        b = SmoothAdvPGD(epsilon=0.5, steps=1).evaluate(smooth, x, y, noise)
+        f = smooth.base_classifier
+        a = SmoothAdvPGD(epsilon=0.5, steps=1, estimator=estimator).evaluate(f, x, y, noise)
+        b = SmoothAdvPGD(epsilon=0.5, steps=1).evaluate(smooth.base_classifier, x, y, noise)
         assert torch.equal(a.direction, b.direction)
         assert (a.direction.flatten(1).norm(dim=1) > 0).all()
 
@@ -257,7 +258,7 @@ def test_ddn_decides_by_the_majority_vote_of_hard_labels():
     smooth = Smooth(model, 2, SIGMA)
     y = torch.zeros(1, dtype=torch.long)
     ddn = SmoothAdvDDN(epsilon=0.5, steps=2, num_noise_vectors=3)
-    step = ddn.evaluate(smooth, x, y, noise)
+    step = ddn.evaluate(smooth.base_classifier, x, y, noise)
     assert step.probs.argmax(1).item() == 0  # G: (1 + 0.4 + 0.4)/3 = 0.6 for class 0
     assert step.vote.item() == 1  # two of three hard labels say 1
     assert ddn._adversarial(step, y).item()

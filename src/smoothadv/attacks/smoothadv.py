@@ -26,9 +26,14 @@ first clip x + δ to [0,1], then rescale δ onto the ε-ball (``torch.renorm``, 
 
 **SmoothAdv-DDN** (the paper's adaptation of Rony et al.'s DDN): see :class:`SmoothAdvDDN`.
 
-Attacks hold hyper-parameters only and are called as ``attack(smooth, x, y, noise=None)`` on a
-batch x [B,C,H,W] in [0,1]. They run the model in eval mode with its parameters frozen and
-restore the caller's training mode and ``requires_grad`` flags afterwards.
+Attacks hold hyper-parameters only and are called as ``attack(model, x, y, noise)`` on a batch
+x [B,C,H,W] in [0,1]: ``model`` is the base classifier f (what they use; G is computed from its
+logits by :func:`~smoothadv.smoothing.smooth.soft_classifier`, the one definition of G) and
+``noise`` the draws δ [B, m, C, H, W], already scaled by σ. (0.1's call with a
+:class:`~smoothadv.smoothing.Smooth` in place of ``model`` still works: its base classifier is
+attacked and, without ``noise``, its Gaussian draws are taken.) They run the model in eval mode
+with its parameters frozen and restore the caller's training mode and ``requires_grad`` flags
+afterwards.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError, check_epsilon, check_positive_int
 from ..registry import Registry
-from ..smoothing.smooth import Smooth, eval_mode
+from ..smoothing.smooth import Smooth, eval_mode, soft_classifier
 
 LOG_CLAMP = 1e-20  # G_y is clamped here before the log, as in the paper's code
 ESTIMATORS = ("grad", "no_grad", "no_grad_cv")
@@ -190,7 +195,7 @@ class SmoothAdvAttack:
 
     # ------------------------------------------------------------------- loss, gradient
 
-    def evaluate(self, smooth: Smooth, x_adv: torch.Tensor, y: torch.Tensor,
+    def evaluate(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
                  noise: torch.Tensor) -> AttackStep:
         """One pass at x_adv [B,C,H,W] with noise [B,m,C,H,W]: see :class:`AttackStep`."""
         b, m = noise.shape[:2]
@@ -198,8 +203,8 @@ class SmoothAdvAttack:
             x_var = x_adv.detach().requires_grad_(True)
             with torch.enable_grad():
                 noisy = (x_var.unsqueeze(1) + noise).reshape(b * m, *x_adv.shape[1:])
-                logits = smooth.base_classifier(noisy)
-                probs = torch.softmax(logits, dim=1).view(b, m, -1).mean(dim=1)
+                logits = model(noisy)
+                probs = soft_classifier(logits.view(b, m, -1))
                 if m == 1:  # the paper's plain cross-entropy, summed
                     loss = F.cross_entropy(logits, y, reduction="sum")
                 else:  # the paper's −log of the clamped average softmax, mean over the batch
@@ -209,8 +214,8 @@ class SmoothAdvAttack:
             return AttackStep(direction, probs.detach(), self._vote(logits.detach(), b, m))
         with torch.no_grad():
             noisy = (x_adv.unsqueeze(1) + noise).reshape(b * m, *x_adv.shape[1:])
-            logits = smooth.base_classifier(noisy)
-            per_draw = torch.softmax(logits, dim=1).view(b, m, -1)
+            logits = model(noisy)
+            per_draw = torch.softmax(logits.view(b, m, -1), dim=-1)
             p_y = per_draw.gather(2, y.view(b, 1, 1).expand(b, m, 1)).squeeze(2)  # [B, m]
             if self.estimator == "no_grad_cv":
                 p_y = p_y - p_y.mean(dim=1, keepdim=True)
@@ -224,10 +229,10 @@ class SmoothAdvAttack:
     def _vote(logits: torch.Tensor, b: int, m: int) -> torch.Tensor:
         return majority_vote(logits.argmax(1).view(b, m))
 
-    def ascent_direction(self, smooth: Smooth, x_adv: torch.Tensor, y: torch.Tensor,
+    def ascent_direction(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
                          noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(direction [B,C,H,W] increasing the objective, G [B,K]) at x_adv."""
-        step = self.evaluate(smooth, x_adv, y, noise)
+        step = self.evaluate(model, x_adv, y, noise)
         return step.direction, step.probs
 
     def fooled(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -236,7 +241,7 @@ class SmoothAdvAttack:
 
     # ------------------------------------------------------------------------- calling
 
-    def __call__(self, smooth: Smooth, x: torch.Tensor, y: torch.Tensor,
+    def __call__(self, model: nn.Module | Smooth, x: torch.Tensor, y: torch.Tensor,
                  noise: torch.Tensor | None = None,
                  generator: torch.Generator | None = None,
                  epsilon: float | None = None) -> torch.Tensor:
@@ -249,17 +254,21 @@ class SmoothAdvAttack:
         detached, in [0,1].
         """
         eps = self.epsilon if epsilon is None else check_epsilon(epsilon)
+        if isinstance(model, Smooth):  # 0.1's call: attack the smoother's base classifier
+            if noise is None:
+                noise = model.sample_noise(x, self.num_noise_vectors, generator)
+            model = model.base_classifier
         if noise is None:
-            noise = smooth.sample_noise(x, self.num_noise_vectors, generator)
+            raise ValueError("give the noise draws δ [B, m, C, H, W], already scaled by σ")
         if noise.shape[0] != x.shape[0] or noise.shape[2:] != x.shape[1:]:
             raise ValueError(f"noise shape {tuple(noise.shape)} does not fit x {tuple(x.shape)}")
         x = x.detach()
         if eps == 0:
             return x.clone()
-        with frozen(smooth.base_classifier):
-            return self._run(smooth, x, y, noise, generator, eps).detach()
+        with frozen(model):
+            return self._run(model, x, y, noise, generator, eps).detach()
 
-    def _run(self, smooth: Smooth, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+    def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
              generator: torch.Generator | None, epsilon: float) -> torch.Tensor:
         raise NotImplementedError
 
@@ -283,7 +292,7 @@ class SmoothAdvPGD(SmoothAdvAttack):
                          estimator=estimator, targeted=targeted)
         self.random_start = bool(random_start)
 
-    def _run(self, smooth, x, y, noise, generator, epsilon):
+    def _run(self, model, x, y, noise, generator, epsilon):
         step = epsilon / self.steps * 2
         delta = torch.zeros_like(x)
         if self.random_start:
@@ -291,7 +300,7 @@ class SmoothAdvPGD(SmoothAdvAttack):
             start = start / _per_example(_norms(start), start)
             delta = project(x, x + epsilon * start, epsilon) - x
         for _ in range(self.steps):
-            direction = self.evaluate(smooth, x + delta, y, noise).direction
+            direction = self.evaluate(model, x + delta, y, noise).direction
             delta = delta + step * normalize_direction(direction, generator)
             delta = (x + delta).clamp(0.0, 1.0) - x
             delta = delta.renorm(p=2, dim=0, maxnorm=epsilon)
@@ -375,7 +384,7 @@ class SmoothAdvDDN(SmoothAdvAttack):
         pred = step.vote if self.decision == "vote" else step.probs.argmax(dim=1)
         return self.fooled(pred, y)
 
-    def _run(self, smooth, x, y, noise, generator, epsilon):
+    def _run(self, model, x, y, noise, generator, epsilon):
         gamma = default_ddn_gamma(epsilon, self.steps) if self.gamma is None else self.gamma
         b = x.shape[0]
         delta = torch.zeros_like(x)
@@ -386,7 +395,7 @@ class SmoothAdvDDN(SmoothAdvAttack):
         best_delta = torch.zeros_like(x)
         for size in ddn_step_sizes(self.steps):
             l2 = _norms(delta)
-            step = self.evaluate(smooth, x + delta, y, noise)
+            step = self.evaluate(model, x + delta, y, noise)
             adv = self._adversarial(step, y)
             better = adv & (l2 < best_l2)
             best_l2 = torch.where(better, l2, best_l2)

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError, check_positive_int, check_sigma
+from ..smoothing.smooth import soft_classifier  # noqa: F401  (G, for the methods: p̄)
 
 SPLITS = ("none", "ceil", "floor")
 
@@ -52,11 +53,6 @@ def by_sigma(table: dict[float, float], sigma: float, name: str, option: str) ->
     known = ", ".join(f"{v:g} at σ = {s:g}" for s, v in table.items())
     raise UserError(f"{name} has no default at σ = {sigma:g} (the authors used {known}): "
                     f"give {option}")
-
-
-def mean_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """p̄ = mean_j softmax(z_ij): logits [B, m, K] → [B, K] (gradient flows through)."""
-    return logits.softmax(dim=-1).mean(dim=1)
 
 
 def kl_to(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

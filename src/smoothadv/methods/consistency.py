@@ -27,7 +27,7 @@ from .base import (
     cross_entropy,
     entropy,
     kl_to,
-    mean_softmax,
+    soft_classifier,
     warmup_epsilon,
 )
 from .registry import Option, per_sigma, register_method
@@ -44,7 +44,7 @@ def consistency_terms(logits: torch.Tensor, lbd: float, eta: float,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean_i (1/m)Σ_j KL(p̄_i ‖ p_ij), mean_i H(p̄_i), their weighted sum) for logits
     [B, m, K]."""
-    p_bar = mean_softmax(logits)
+    p_bar = soft_classifier(logits)
     kl = kl_to(p_bar.unsqueeze(1), logits).mean(1).mean()
     ent = entropy(p_bar).mean()
     return kl, ent, lbd * kl + eta * ent
@@ -59,7 +59,7 @@ def consistency_pgd(model, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor
     with frozen_eval(model) as frozen:
         for _ in range(steps):
             adv = adv.requires_grad_(True)
-            loss = soft_nll(mean_softmax(forward_draws(frozen, adv, delta)), y).mean()
+            loss = soft_nll(soft_classifier(forward_draws(frozen, adv, delta)), y).mean()
             grad, = torch.autograd.grad(loss, [adv])
             adv = adv.detach() + alpha * unit_step(grad)
             eta = (adv - x).renorm(p=2, dim=0, maxnorm=epsilon)

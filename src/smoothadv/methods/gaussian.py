@@ -22,7 +22,6 @@ from ..attacks.smoothadv import (
     attack_from_options,
 )
 from ..errors import check_epsilon, check_positive_int
-from ..smoothing.smooth import Smooth
 from .base import TrainingMethod, accuracy_logs, cross_entropy, warmup_epsilon
 from .registry import Option, register_method
 
@@ -78,10 +77,10 @@ class NoiseAugmentation(TrainingMethod):
     def _attacked(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   delta: torch.Tensor, epoch: int, generator) -> torch.Tensor:
         """x′ in pieces of ⌈B/m⌉ images (each attack forward then holds about B samples)."""
-        smooth = Smooth(getattr(model, "module", model), 1, self.sigma)
+        base = getattr(model, "module", model)
         eps = self.epsilon_at(epoch)
         piece = x.shape[0] if self.multi_noise else math.ceil(x.shape[0] / self.num_noise)
-        parts = [self.attack(smooth, xc, yc, noise=dc, generator=generator, epsilon=eps)
+        parts = [self.attack(base, xc, yc, noise=dc, generator=generator, epsilon=eps)
                  for xc, yc, dc in zip(x.split(piece), y.split(piece), delta.split(piece))]
         return torch.cat(parts)
 

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .base import TrainingMethod, accuracy_logs, by_sigma
+from .base import TrainingMethod, accuracy_logs, by_sigma, soft_classifier
 from .registry import Option, per_sigma, register_method
 from .steps import forward_draws
 
@@ -64,7 +64,7 @@ class Macer(TrainingMethod):
         self.check_noise(x, noise, epoch)
         b = x.shape[0]
         logits = forward_draws(model, x, noise.mul(self.sigma))  # [B, k, K]
-        p_bar = logits.softmax(-1).mean(1)
+        p_bar = soft_classifier(logits)
         cl = -(p_bar.gather(1, y.view(-1, 1)).squeeze(1) + 1e-10).log().sum()
         p_beta = (self.beta * logits).softmax(-1).mean(1)
         top = p_beta.topk(2, dim=1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to, mean_softmax
+from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to, soft_classifier
 from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
@@ -35,7 +35,7 @@ def smoothmix_walk(model, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
             if t == mix_step:
                 start = adv.detach()
             adv = adv.requires_grad_(True)
-            loss = soft_nll(mean_softmax(forward_draws(frozen, adv, delta)), y).sum()
+            loss = soft_nll(soft_classifier(forward_draws(frozen, adv, delta)), y).sum()
             grad, = torch.autograd.grad(loss, [adv])
             adv = (adv.detach() + alpha * unit_step(grad)).clamp(0.0, 1.0)
     start = (x + (start - x).renorm(p=2, dim=0, maxnorm=pull)).clamp(0.0, 1.0)
@@ -71,7 +71,7 @@ class SmoothMix(TrainingMethod):
         b, m, k = logits.shape
         targets = y.repeat_interleave(m)
         ce = cross_entropy(logits.flatten(0, 1), targets, reduction="none")
-        p_bar = mean_softmax(logits)
+        p_bar = soft_classifier(logits)
         if mix_weights is None:
             mix_weights = torch.rand(b, generator=generator, device=x.device, dtype=x.dtype) / 2
         lam = mix_weights.to(x.dtype)

@@ -103,6 +103,17 @@ def randomization(seeds: Sequence[int] | None, count: int) -> np.ndarray:
     return np.array([np.random.default_rng([int(s), 0x52414E44]).random() for s in seeds])
 
 
+def soft_classifier(logits: torch.Tensor) -> torch.Tensor:
+    """The soft smoothed classifier G from the logits of m noisy copies of each input:
+    logits [B, m, K] → G [B, K] = mean over the m draws of softmax over the K classes.
+
+    The one definition of G: :meth:`Smooth.soft_forward`, the attacks and the training methods
+    (MACER, consistency, SmoothMix) all take it from here. Differentiable; no clamping (the
+    callers that take a log clamp as their authors' code does).
+    """
+    return torch.softmax(logits, dim=-1).mean(dim=1)
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block, then restore each module's own flag."""
@@ -515,5 +526,4 @@ class Smooth:
             noise = self.sample_noise(x, num_noise, generator)
         b, m = noise.shape[:2]
         noisy = (x.unsqueeze(1) + noise).reshape(b * m, *x.shape[1:])
-        probs = torch.softmax(self.base_classifier(noisy), dim=1)
-        return probs.view(b, m, -1).mean(dim=1)
+        return soft_classifier(self.base_classifier(noisy).view(b, m, -1))
