@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from .common import stage_command
+from .common import add_shared, stage_command
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
-    from ..analysis.tables import list_formats
-
     p.add_argument("paths", nargs="+",
                    help="record files of certify, predict or attack; a folder means every one "
                         "below it")
@@ -19,8 +17,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", nargs="+", default=None, help="one label per record file")
     p.add_argument("--envelope", action="store_true",
                    help="best model per radius, with its clean accuracy (the paper's tables)")
-    p.add_argument("--format", default="text", choices=list_formats(),
-                   help="table format (default: text)")
+    add_shared(p, "--format")
     p.add_argument("--plot", default=None, help="write certified-accuracy curves (.png/.pdf)")
     p.add_argument("--max-radius", type=float, default=None, help="x-axis limit of the plot")
     p.add_argument("--alpha", type=float, default=None,
@@ -28,17 +25,7 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", type=float, default=0.001,
                    help="γ of the lower bounds: they hold with probability ≥ 1−γ (0.001)")
     p.add_argument("--name", default="envelope", help="row name of the envelope table")
-    p.add_argument("--mix-threats", action="store_true",
-                   help="put records of different threat models in one table (radii on ℝ^d, "
-                        "on the box [0,1]^d with --box, on the 8-bit grid with --derandomized: "
-                        "refused otherwise, since their balls hold different images)")
-    p.add_argument("--as-written", action="store_true",
-                   help="compare radii as written, as the paper's analysis did (reproduces its "
-                        "tables exactly); by default a radius rounded to nearest (the paper's "
-                        "logs) loses half a unit in its last digit first, so a row written "
-                        "0.500 is not counted at r=0.5. Our own files are rounded down and "
-                        "unaffected")
-
+    add_shared(p, "--mix-threats", "--as-written")
 
 stage_command("analyze", "certified-accuracy tables, envelopes, ACR and plots from record files "
               "(and empirical robust accuracy from attack records)",

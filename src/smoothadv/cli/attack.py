@@ -8,14 +8,10 @@ import argparse
 from .common import (
     EPS_HELP,
     ESTIMATOR_HELP,
-    add_common,
-    add_compile,
     add_data_args,
-    add_denoise_args,
-    add_device_args,
-    add_normalization_arg,
+    add_model_args,
     add_out_args,
-    add_precision,
+    add_shared,
     stage_command,
 )
 
@@ -55,17 +51,11 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="inputs attacked together; each forward holds this × m samples (16)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
                    help="PREDICT samples (100000); --num-samples under torchrun")
-    p.add_argument("--alpha", type=float, default=0.001, help="PREDICT's α (0.001)")
-    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    add_shared(p, "--alpha", "--batch")
     add_out_args(p, "prediction record file on attacked points")
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")
-    add_normalization_arg(p)
-    add_denoise_args(p)
-    add_precision(p)
-    add_compile(p)
-    add_common(p)
-    add_device_args(p)
+    add_model_args(p)
 
 
 stage_command("attack", "empirical robustness: attack g with SmoothAdv, then PREDICT",

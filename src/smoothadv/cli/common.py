@@ -202,8 +202,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    help=("noise samples (those estimating p_A; 100000)" if with_n0 else
                          "noise samples of PREDICT's test (100000)")
                    + "; under torchrun write --num-samples, since torchrun takes --n")
-    p.add_argument("--alpha", type=float, default=0.001, help="failure probability (0.001)")
-    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    add_shared(p, "--alpha", "--batch")
     add_out_args(p, "record file (TSV)")
     p.add_argument("--sound", action="store_true",
                    help="sound certification in floating point: inputs on the 8-bit grid, "
@@ -221,12 +220,53 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     p.add_argument("--norm", default="l2", choices=["l2", "l1", "linf"],
                    help="norm of the certified radius: l2 (Gaussian; default), l1, or linf "
                         "(Gaussian: the ℓ2 radius over √d; others: the ℓ1 radius over d)")
+    add_model_args(p)
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """How the base classifier is built and run: input layer, denoiser, precision, compile,
+    seed and progress, device (certify, predict and attack)."""
     add_normalization_arg(p)
     add_denoise_args(p)
     add_precision(p)
     add_compile(p)
     add_common(p)
     add_device_args(p)
+
+
+def _formats() -> list[str]:
+    from ..analysis.tables import list_formats
+
+    return list_formats()
+
+
+# Options several commands take, declared once: flag → add_argument's keywords (a callable
+# ``choices`` is called when the parser is built, so that --help loads no more than it needs).
+SHARED_OPTIONS: dict[str, dict[str, Any]] = {
+    "--format": {"default": "text", "choices": _formats,
+                 "help": "table format (default: text); csv and json keep every column"},
+    "--mix-threats": {"action": "store_true", "help": (
+        "put records of different threat models in one table (radii on ℝ^d, on the box "
+        "[0,1]^d with --box, on the 8-bit grid with --derandomized: refused otherwise, since "
+        "their balls hold different images)")},
+    "--as-written": {"action": "store_true", "help": (
+        "compare radii as written, as the paper's analysis did (reproduces its tables "
+        "exactly); by default a radius rounded to nearest (the paper's logs) loses half a unit "
+        "in its last digit first, so a row written 0.500 is not counted at r=0.5. Our own "
+        "files are rounded down and unaffected")},
+    "--alpha": {"type": float, "default": 0.001,
+                "help": "failure probability of each certificate or PREDICT test (0.001)"},
+    "--batch": {"type": int, "default": 1000, "help": "noisy samples per forward (1000)"},
+}
+
+
+def add_shared(p: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str) -> None:
+    """Add the :data:`SHARED_OPTIONS` named by ``flags``."""
+    for flag in flags:
+        keywords = dict(SHARED_OPTIONS[flag])
+        if callable(keywords.get("choices")):
+            keywords["choices"] = keywords["choices"]()
+        p.add_argument(flag, **keywords)
 
 
 ESTIMATOR_HELP = (

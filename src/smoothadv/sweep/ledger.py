@@ -23,6 +23,15 @@ def mark_blocked(ledger: Ledger, key: str, deps: list[str], failed: set[str]) ->
     return bool(bad)
 
 
+def drop_blocked(ledger: Ledger, todo: list[str], jobs: dict, failed: set[str]) -> None:
+    """Take out of ``todo`` (in order) every job a failed stage blocks, marking it blocked in
+    the ledger and failed, so that what needs it is blocked in turn."""
+    for key in list(todo):
+        if mark_blocked(ledger, key, jobs[key].deps, failed):
+            todo.remove(key)
+            failed.add(key)
+
+
 class Ledger:
     def __init__(self, out: Path) -> None:
         self.folder = Path(out) / "ledger"

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from .jobs import BUSY, execute, is_done, last_error, lock_held, write_job_file
-from .ledger import Ledger, mark_blocked
+from .ledger import Ledger, drop_blocked
 from .plan import Plan
 
 
@@ -102,12 +102,9 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
     waiting: set[str] = set()  # held by another process (a job left running elsewhere)
     try:
         while todo or running:
+            drop_blocked(ledger, todo, jobs, failed)
             for key in list(todo):
                 job = jobs[key]
-                if mark_blocked(ledger, key, job.deps, failed):
-                    todo.remove(key)
-                    failed.add(key)
-                    continue
                 if len(running) >= workers or not all(d in done for d in job.deps):
                     continue
                 if lock_held(job.folder):

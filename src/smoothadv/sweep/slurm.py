@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import UserError
 from .jobs import execute, is_done, last_error, write_job_file
-from .ledger import Ledger, mark_blocked
+from .ledger import Ledger, drop_blocked
 from .plan import Plan
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
@@ -151,12 +151,9 @@ class SlurmEngine:
                 say(f"{key}: already on SLURM as job {jid} ({states[jid]})")
         todo = [k for k in jobs if k not in done and k not in active]
         while todo or active:
+            drop_blocked(ledger, todo, jobs, failed)
             for key in list(todo):
                 job = jobs[key]
-                if mark_blocked(ledger, key, job.deps, failed):
-                    todo.remove(key)
-                    failed.add(key)
-                    continue
                 if not all(d in done for d in job.deps):
                     continue
                 todo.remove(key)
