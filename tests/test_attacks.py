@@ -168,3 +168,26 @@ def test_help_states_the_papers_defaults(capsys):
     assert "With m = 1 every choice uses the exact gradient" in text
     assert "1-(3/510/ε)^(1/T), the paper's evaluation setting, no floor" in text
     assert "vote (the paper" in text and "a departure" in text
+
+
+def test_an_attack_takes_the_base_classifier_and_the_noise(digits_model):
+    """What the attack uses is what it takes: f and δ. The smoother in f's place gives the same
+    point; soft G from the attack's logits is the one soft classifier of the smoother."""
+    from smoothadv.smoothing.smooth import soft_classifier
+
+    model = digits_model
+    test = create_dataset("digits", "test")
+    x, y = test.images[:16], test.targets[:16]
+    smooth = Smooth(model, 10, 0.25)
+    gen = torch.Generator().manual_seed(3)
+    noise = smooth.sample_noise(x, 4, gen)
+    attack = SmoothAdvPGD(epsilon=0.5, steps=3, num_noise_vectors=4)
+    by_model = attack(model, x, y, noise)
+    assert torch.equal(by_model, attack(smooth, x, y, noise))
+    with pytest.raises(ValueError, match="noise draws"):
+        attack(model, x, y)
+    step = attack.evaluate(model, x, y, noise)
+    b, m = noise.shape[:2]
+    logits = model((x.unsqueeze(1) + noise).reshape(b * m, *x.shape[1:])).detach()
+    assert torch.equal(step.probs, soft_classifier(logits.view(b, m, -1)))
+    assert torch.allclose(smooth.soft_forward(x, noise=noise).detach(), step.probs)
