@@ -166,8 +166,6 @@ def add_denoise_args(p: argparse.ArgumentParser) -> None:
                         "the exact-σ variant of Jeong & Shin 2023)")
 
 
-# runtime.precision's choices, without importing torch
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 PRECISION_HELP = (
     "arithmetic of the base classifier: fp32 (the authors' code; default), tf32 (CUDA: TF32 "
     "matrix products), bf16 (CPU and CUDA) or fp16 (CUDA) autocast, departures: the certificate "
@@ -176,6 +174,8 @@ PRECISION_HELP = (
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
+    from ..runtime.precision import PRECISIONS
+
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help=PRECISION_HELP)
 
@@ -190,6 +190,8 @@ def add_out_args(p: argparse.ArgumentParser, what: str) -> None:
 
 def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     """Options of certify and predict (the paper's names and defaults)."""
+    from ..noise import NOISE_CHOICES, NORMS
+
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
     add_data_args(p)
@@ -212,12 +214,11 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    help="with --sound or --derandomized: round inputs that are off the 8-bit "
                         "grid to it (the record's config says so); without it such inputs are "
                         "refused")
-    p.add_argument("--noise", default="gaussian",
-                   choices=["gaussian", "uniform", "laplace", "splitting"],
+    p.add_argument("--noise", default="gaussian", choices=list(NOISE_CHOICES),
                    help="noise of the smoothed classifier: gaussian (default), or for ℓ1 "
                         "certificates uniform (cube [-λ,λ], λ = √3σ), laplace (scale σ/√2) or "
                         "splitting (Levine & Feizi); σ is the per-coordinate standard deviation")
-    p.add_argument("--norm", default="l2", choices=["l2", "l1", "linf"],
+    p.add_argument("--norm", default="l2", choices=list(NORMS),
                    help="norm of the certified radius: l2 (Gaussian; default), l1, or linf "
                         "(Gaussian: the ℓ2 radius over √d; others: the ℓ1 radius over d)")
     add_model_args(p)

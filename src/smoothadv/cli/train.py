@@ -35,6 +35,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     from ..data.datasets import list_datasets
     from ..methods import list_methods, method_spec
     from ..models import list_models, list_normalizations
+    from ..noise import NOISE_CHOICES
 
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(list_datasets())}")
     p.add_argument("--data-root", default=None, help="data folder (default: download)")
@@ -46,8 +47,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                      "CIFAR-10 defaults)")
     p.add_argument("--sigma", type=float, default=0.25,
                    help="training noise σ, the per-coordinate standard deviation (0.25)")
-    p.add_argument("--noise", default="gaussian",
-                   choices=["gaussian", "uniform", "laplace", "splitting"],
+    p.add_argument("--noise", default="gaussian", choices=list(NOISE_CHOICES),
                    help="training noise: gaussian (default) or, for ℓ1 models, uniform, laplace "
                         "or splitting (methods gaussian — then noise augmentation — stability "
                         "and clean take any; the others refuse all but gaussian)")
