@@ -29,7 +29,7 @@ from ..noise import GridRounded
 from ..records.rebox import rebox_record
 from ..runtime.distributed import resolve_device
 from ..train import TrainConfig, train
-from .main import DemoConfig, budget, certify_digits, digits_training
+from .main import DemoConfig, budget, certify_digits, digits_training, publish
 
 L1_RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # (label, method, training noise, certificate label, certification noise)
@@ -81,24 +81,11 @@ def run_l1_demo(cfg: DemoConfig) -> Path:
                 records.append(boxed)
                 labels.append(f"{name}, uniform + box σ={sigma:g}")
     summaries = A.load_summaries(records, L1_RADII, labels)
-    table = A.summary_table(summaries)
-    print()
-    print(A.render(table, "text"))
-    plot = A.plot_curves(summaries, out / "l1_curves.png", norm="l1",
-                         title=f"digits, MLP, ℓ1, n={n:,}, α={cfg.alpha}")
-    elapsed = time.perf_counter() - start
-    report = "\n".join([
-        "# smoothadv demo --norm l1: ℓ1 certificates on digits", "",
+    return publish(out, "l1_", "# smoothadv demo --norm l1: ℓ1 certificates on digits", [
         f"Data: scikit-learn's 8×8 digits, {summaries[0].rows} test images. Model: the `mlp`, "
         f"{epochs} epochs, batch 64, SGD lr 0.1 for every model. σ is each noise's "
         "per-coordinate standard deviation (uniform: λ = √3σ).",
         f"Certification: n0 = {cfg.n0}, n = {n:,}, α = {cfg.alpha}, seed {cfg.seed}; ℓ1 radii "
         "(the Gaussian model: its ℓ2 radius). Threat models: the closed ℓ1 ball in ℝ^d; "
-        "'+ box' within [0,1]^d; 'deterministic' on the 8-bit grid (images rounded to it).",
-        "",
-        A.render(table, "markdown"), "",
-        "![ℓ1 certified accuracy against radius](l1_curves.png)", "",
-        f"Elapsed: {elapsed:.1f} s.", ""])
-    (out / "l1_report.md").write_text(report, encoding="utf-8")
-    print(f"records, {plot.name} and l1_report.md in {out}; elapsed {elapsed:.1f} s")
-    return out / "l1_report.md"
+        "'+ box' within [0,1]^d; 'deterministic' on the 8-bit grid (images rounded to it)."],
+        summaries, start, norm="l1", title=f"digits, MLP, ℓ1, n={n:,}, α={cfg.alpha}")

@@ -40,8 +40,47 @@ from ..train import TrainConfig, train
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-@dataclass
-class DemoConfig:
+def show(summaries: list[A.Summary], plot: Path, **plot_options) -> A.Table:
+    """Print the demo's table of ``summaries`` and draw their curves into ``plot``; returns
+    the table (for the report)."""
+    table = A.summary_table(summaries)
+    print()
+    print(A.render(table, "text"))
+    A.plot_curves(summaries, plot, **plot_options)
+    return table
+
+
+def publish(out: Path, stem: str, heading: str, about: list[str], summaries: list[A.Summary],
+            start: float, **plot_options) -> Path:
+    """Print the table, draw ``{stem}curves.png`` and write ``{stem}report.md`` (the heading,
+    the ``about`` lines, the table, the curves, the time since ``start``) into ``out``;
+    returns the report's path."""
+    curves = f"{stem}curves.png"
+    table = show(summaries, out / curves, **plot_options)
+    elapsed = time.perf_counter() - start
+    path = out / f"{stem}report.md"
+    path.write_text("\n".join([heading, "", *about, "", A.render(table, "markdown"), "",
+                               f"![certified accuracy against radius]({curves})", "",
+                               f"Elapsed: {elapsed:.1f} s.", ""]), encoding="utf-8")
+    print(f"records, {curves} and {path.name} in {out}; elapsed {elapsed:.1f} s")
+    return path
+
+
+@dataclass(frozen=True)
+class DemoCertification:
+    """What every demo certifies with: CERTIFY's n0, n and α (the paper's), noisy samples per
+    forward, the device and the progress bars."""
+
+    n0: int = 100
+    n: int = 100_000
+    alpha: float = 0.001
+    batch: int = 1_000
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class DemoConfig(DemoCertification):
     """Options of ``smoothadv demo`` (defaults: the documented main job)."""
 
     out: str = "runs/demo"
@@ -51,13 +90,7 @@ class DemoConfig:
     steps: int = 4
     m_train: int = 2
     quick: bool = False
-    n0: int = 100
-    n: int = 100_000
-    alpha: float = 0.001
-    batch: int = 1_000
     seed: int = 0
-    device: str = "auto"
-    progress: bool = True
     methods: tuple[str, ...] = ("gaussian", "smoothadv")
 
 
@@ -148,16 +181,13 @@ def run_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
         train_seconds[label] = float(ledger.get(run.train_job).get("seconds", float("nan")))
     out = Path(cfg.out)
     summaries = A.load_summaries(records, RADII, labels)
-    table = A.summary_table(summaries)
-    print()
-    print(A.render(table, "text"))
-    plot = A.plot_curves(summaries, out / "curves.png", max_radius=1.25,
-                         title=f"digits, MLP, n={n:,}, α={cfg.alpha}")
+    table = show(summaries, out / "curves.png", max_radius=1.25,
+                 title=f"digits, MLP, n={n:,}, α={cfg.alpha}")
     elapsed = time.perf_counter() - start
     report = _report(cfg, summaries, table, n, epochs, elapsed, train_seconds)
     (out / "report.md").write_text(report, encoding="utf-8")
     print(f"\n{_verdict(summaries)}")
-    print(f"records (stages/), {plot.name} and report.md in {out}; elapsed {elapsed:.1f} s")
+    print(f"records (stages/), curves.png and report.md in {out}; elapsed {elapsed:.1f} s")
     return out / "report.md"
 
 
@@ -315,22 +345,12 @@ def run_denoised_demo(cfg: DemoConfig) -> Path:
             records.append(certify_digits(base, sigma, rec, test, cfg, n))
             labels.append(f"{name} σ={sigma:g}")
     summaries = A.load_summaries(records, RADII, labels)
-    table = A.summary_table(summaries)
-    print()
-    print(A.render(table, "text"))
-    A.plot_curves(summaries, out / "denoised_curves.png", max_radius=1.25,
-                  title=f"digits: a noise-free classifier behind denoisers, n={n:,}")
-    elapsed = time.perf_counter() - start
-    report = "\n".join([
-        "# smoothadv demo --denoised: certifying a classifier trained without noise", "",
-        f"Classifier: the digits `mlp`, {epochs} epochs without noise. Denoisers: DnCNN "
-        f"depth {DENOISER_SHAPE['depth']}, width {DENOISER_SHAPE['width']}; MSE for "
-        f"{dn_epochs} epochs, then Stab (against the classifier) for {max(1, dn_epochs // 2)}. "
-        f"Certification: n0 = {cfg.n0}, n = {n:,}, α = {cfg.alpha}.", "",
-        A.render(table, "markdown"), "", "![curves](denoised_curves.png)", "",
-        f"Elapsed: {elapsed:.1f} s.", ""])
-    path = out / "denoised_report.md"
-    path.write_text(report, encoding="utf-8")
-    print(f"records, denoised_curves.png and denoised_report.md in {out}; elapsed "
-          f"{elapsed:.1f} s")
-    return path
+    return publish(out, "denoised_", "# smoothadv demo --denoised: certifying a classifier "
+                   "trained without noise", [
+                       f"Classifier: the digits `mlp`, {epochs} epochs without noise. Denoisers: "
+                       f"DnCNN depth {DENOISER_SHAPE['depth']}, width {DENOISER_SHAPE['width']}; "
+                       f"MSE for {dn_epochs} epochs, then Stab (against the classifier) for "
+                       f"{max(1, dn_epochs // 2)}. Certification: n0 = {cfg.n0}, n = {n:,}, "
+                       f"α = {cfg.alpha}."],
+                   summaries, start, max_radius=1.25,
+                   title=f"digits: a noise-free classifier behind denoisers, n={n:,}")

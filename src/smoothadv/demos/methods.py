@@ -29,6 +29,7 @@ import numpy as np
 from .. import analysis as A
 from ..analysis.compare import paired_acr_difference
 from ..records.files import read_records
+from .main import DemoCertification
 
 ARCH = "digits_cnn"
 EPOCHS = 40  # every method, in the selection and in the demo
@@ -73,7 +74,7 @@ CHOSEN: dict[str, dict[float, dict[str, float]]] = {
 
 
 @dataclass(frozen=True)
-class MethodsDemo:
+class MethodsDemo(DemoCertification):
     """Options of the seven-method demo (defaults: the documented run)."""
 
     out: str = "runs/demo_methods"
@@ -81,13 +82,7 @@ class MethodsDemo:
     sigmas: tuple[float, ...] = SIGMAS
     seeds: tuple[int, ...] = SEEDS
     epochs: int = EPOCHS
-    n0: int = 100
-    n: int = 100_000
-    alpha: float = 0.001
-    batch: int = 1_000
     workers: int = 2
-    device: str = "auto"
-    progress: bool = True
 
 
 def settings(method: str, sigma: float) -> tuple[float, dict]:
