@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to
+from .base import TrainingMethod, accuracy_logs, cross_entropy, kl_to
 from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, unit_step
 
@@ -64,13 +64,13 @@ class CatRS(TrainingMethod):
     name = "catrs"
     split = "floor"
 
-    def __init__(self, *, sigma: float, num_noise: int = 4, epsilon: float = 1.0,
-                 steps: int = 4, lbd: float | None = None) -> None:
+    def __init__(self, *, sigma: float, num_noise: int, epsilon: float, steps: int,
+                 lbd: float) -> None:
+        """Every value as resolved by the registry (the defaults are the options')."""
         super().__init__(sigma=sigma, num_noise=num_noise)
         self.epsilon = float(epsilon)
         self.steps = int(steps)
-        self.lbd = float(lbd) if lbd is not None else by_sigma(LAMBDA, sigma, "CAT-RS λ",
-                                                               "--lbd")
+        self.lbd = float(lbd)
 
     def needs(self) -> tuple[str, ...]:
         return ("soft_targets",)

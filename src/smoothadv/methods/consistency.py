@@ -23,7 +23,6 @@ from ..errors import UserError
 from .base import (
     TrainingMethod,
     accuracy_logs,
-    by_sigma,
     cross_entropy,
     entropy,
     kl_to,
@@ -71,24 +70,20 @@ class Consistency(TrainingMethod):
     name = "consistency"
     split = "floor"
 
-    def __init__(self, *, sigma: float, num_noise: int | None = None, lbd: float | None = None,
-                 eta: float = 0.5, attack: str | None = None, epsilon: float | None = None,
-                 steps: int | None = None, warmup: int = 10) -> None:
+    def __init__(self, *, sigma: float, num_noise: int, lbd: float, eta: float,
+                 attack: str | None, epsilon: float, steps: int, warmup: int) -> None:
+        """Every value as resolved by the registry (the defaults, with and without the
+        attack, are the options')."""
         if attack not in (None, "pgd"):
             raise UserError(f"consistency takes --attack pgd or none, not {attack!r}")
-        adv = by_sigma(ADV_SETTINGS, sigma, "consistency + SmoothAdv",
-                       "--epsilon, --steps and --m-train") if attack and None in (
-            num_noise, epsilon, steps) else {}
-        super().__init__(sigma=sigma, num_noise=num_noise or adv.get("num_noise", 2))
+        super().__init__(sigma=sigma, num_noise=num_noise)
         if self.num_noise < 2:
             raise UserError("consistency needs m ≥ 2 draws per image (--m-train)")
-        table = LAMBDA_ADV if attack else LAMBDA
-        self.lbd = float(lbd) if lbd is not None else by_sigma(table, sigma, "consistency λ",
-                                                               "--lbd")
+        self.lbd = float(lbd)
         self.eta = float(eta)
         self.adversarial = attack == "pgd"
-        self.epsilon = float(epsilon if epsilon is not None else adv.get("epsilon", 0.0))
-        self.steps = int(steps if steps is not None else adv.get("steps", 0))
+        self.epsilon = float(epsilon)
+        self.steps = int(steps)
         self.warmup = int(warmup)
 
     def epsilon_at(self, epoch: int) -> float:

@@ -37,7 +37,7 @@ class NoiseAugmentation(TrainingMethod):
         epsilon, warmup: the attack radius (ℓ2, pixels) and its warm-up in epochs.
     """
 
-    def __init__(self, *, sigma: float, num_noise: int = 1, multi_noise: bool = False,
+    def __init__(self, *, sigma: float, num_noise: int, multi_noise: bool,
                  attack: SmoothAdvAttack | None = None, epsilon: float = 0.0,
                  warmup: int = 0) -> None:
         super().__init__(sigma=sigma, num_noise=num_noise)

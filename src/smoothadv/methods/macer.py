@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .base import TrainingMethod, accuracy_logs, by_sigma, soft_classifier
+from .base import TrainingMethod, accuracy_logs, soft_classifier
 from .registry import Option, per_sigma, register_method
 from .steps import forward_draws
 
@@ -44,15 +44,13 @@ def probit(p: torch.Tensor) -> torch.Tensor:
 class Macer(TrainingMethod):
     name = "macer"
 
-    def __init__(self, *, sigma: float, num_noise: int = 16, lbd: float | None = None,
-                 beta: float = 16.0, gamma: float = 8.0, deferred: int | None = None) -> None:
+    def __init__(self, *, sigma: float, num_noise: int, lbd: float, beta: float, gamma: float,
+                 deferred: int) -> None:
+        """Every value as resolved by the registry (the defaults are the options')."""
         super().__init__(sigma=sigma, num_noise=num_noise)
-        self.lbd = float(lbd) if lbd is not None else by_sigma(LAMBDA, sigma, "MACER λ",
-                                                               "--lbd")
+        self.lbd = float(lbd)
         self.beta = float(beta)
         self.gamma = float(gamma)
-        if deferred is None:  # the re-run's setting at this σ, else never deferred
-            deferred = default_deferral(sigma)
         self.deferred = int(deferred)
 
     def lambda_at(self, epoch: int) -> float:

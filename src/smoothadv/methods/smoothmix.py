@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy, kl_to, soft_classifier
+from .base import TrainingMethod, accuracy_logs, cross_entropy, kl_to, soft_classifier
 from .registry import Option, per_sigma, register_method
 from .steps import forward_draws, frozen_eval, soft_nll, unit_step
 
@@ -46,15 +46,14 @@ class SmoothMix(TrainingMethod):
     name = "smoothmix"
     split = "floor"
 
-    def __init__(self, *, sigma: float, num_noise: int = 2, steps: int = 4,
-                 alpha: float | None = None, eta: float = 5.0, mix_step: int | None = None,
-                 warmup: int = 10) -> None:
+    def __init__(self, *, sigma: float, num_noise: int, steps: int, alpha: float, eta: float,
+                 mix_step: int, warmup: int) -> None:
+        """Every value as resolved by the registry (the defaults are the options')."""
         super().__init__(sigma=sigma, num_noise=num_noise)
         self.steps = int(steps)
-        self.alpha = float(alpha) if alpha is not None else 2 * self.sigma
+        self.alpha = float(alpha)
         self.eta = float(eta)
-        self.mix_step = int(mix_step) if mix_step is not None else int(
-            by_sigma(MIX_STEP, sigma, "SmoothMix mix_step", "--mix-step"))
+        self.mix_step = int(mix_step)
         self.warmup = int(warmup)
 
     def warmup_at(self, epoch: int) -> float:

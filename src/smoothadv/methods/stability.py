@@ -8,7 +8,7 @@ passes). λ = 2, 2, 1 at σ = 0.25, 0.5, 1.0.
 
 from __future__ import annotations
 
-from .base import TrainingMethod, accuracy_logs, by_sigma, cross_entropy
+from .base import TrainingMethod, accuracy_logs, cross_entropy
 from .registry import Option, per_sigma, register_method
 
 LAMBDA = {0.25: 2.0, 0.5: 2.0, 1.0: 1.0}
@@ -17,10 +17,10 @@ LAMBDA = {0.25: 2.0, 0.5: 2.0, 1.0: 1.0}
 class Stability(TrainingMethod):
     name = "stability"
 
-    def __init__(self, *, sigma: float, lbd: float | None = None) -> None:
+    def __init__(self, *, sigma: float, lbd: float) -> None:
+        """λ as resolved by the registry (the default is the option's)."""
         super().__init__(sigma=sigma, num_noise=1)
-        self.lbd = float(lbd) if lbd is not None else by_sigma(LAMBDA, sigma, "stability λ",
-                                                               "--lbd")
+        self.lbd = float(lbd)
 
     def loss(self, model, x, y, noise, epoch=0, *, attack_model=None, generator=None,
              **draws):
