@@ -81,17 +81,33 @@ def test_demo_with_every_method(tmp_path, capsys):
 
 
 def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):
+    """The ℓ1 demo on the engine: three trainings, each shared by its certifications, and the
+    box radii post hoc from the uniform record (a rebox stage), at least the plain radii."""
     from smoothadv.analysis.settings import record_norm
+    from smoothadv.demos.l1 import SWEEP_FILE
+    from smoothadv.demos.main import DemoConfig, shipped_sweep
+    from smoothadv.records.files import threat_model
+    from smoothadv.sweep import build_plan, sweep_from_data
 
-    assert main(["demo", "--norm", "l1", "--epochs", "2", "--n", "300", "--sigmas", "1.0",
-                 "--no-progress", "--out", str(tmp_path)]) == 0
+    argv = ["demo", "--norm", "l1", "--epochs", "2", "--n", "300", "--sigmas", "1.0",
+            "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Uniform, uniform + box σ=1" in out and "Gaussian, ℓ2 radius σ=1" in out
     assert (tmp_path / "l1_curves.png").stat().st_size > 0
     assert "ℓ1" in (tmp_path / "l1_report.md").read_text()
-    plain = tmp_path / "gaussian_uniform_sigma1" / "certify_l1.tsv"
-    boxed = plain.with_name("certify_l1_box.tsv")
+    cfg = DemoConfig(out=str(tmp_path), epochs=2, n=300, sigmas=(1.0,), progress=False)
+    plan = build_plan(sweep_from_data(shipped_sweep(SWEEP_FILE, cfg), SWEEP_FILE))
+    kinds = [j.kind for j in plan.jobs.values()]
+    assert kinds.count("train") == 3 and kinds.count("rebox") == 1
+    by_label = {r.group: plan.jobs[r.record_job] for r in plan.runs}
+    plain, boxed = by_label["Uniform, uniform"].output, by_label["Uniform, uniform + box"].output
     assert record_norm(plain) == record_norm(boxed) == "l1"
+    assert threat_model(boxed).inputs == "box" and threat_model(plain).inputs != "box"
     a, b = read_records(plain), read_records(boxed)
     assert len(a) == 449 and all(b["radius"] >= a["radius"])
     assert (a["predict"] == b["predict"]).all()
+    grid = by_label["Splitting, deterministic (8-bit grid)"].config
+    assert grid.derandomized and grid.template == "seed0" and grid.round_inputs
+    assert main(argv) == 0  # resumed: nothing starts
+    assert ": started" not in capsys.readouterr().out

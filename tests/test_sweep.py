@@ -191,6 +191,7 @@ train = {{ dataset = "folder", data_root = "{tmp_path / 'nowhere'}", epochs = 1 
     ('[[runs]]\ntrain = { dataset = "digits", epochz = 3 }\n', "unknown train option"),
     ('[[runs]]\nrecipes = []\nbogus = 1\n', "unknown key"),
     ('scale = "huge"\n[[runs]]\nrecipes = []\n', "unknown scale"),
+    (f'[[runs]]\n{TRAIN}\n{CERTIFY}\nrebox = true\n', "rebox takes a uniform or splitting"),
 ])
 def test_bad_sweep_files_fail_in_one_line(tmp_path, capsys, body, message):
     path = write(tmp_path, body)

@@ -14,7 +14,9 @@ at ℓ1 on the whole test split: the Gaussian model through its ℓ2 radius (an 
 lies inside the ℓ2 ball of radius R), the uniform models with the uniform radius 2λ(p̲_A − ½)
 (λ = √3σ) and, post hoc from the same counts (:func:`~smoothadv.records.rebox.rebox_record`),
 with the box-constrained radius (perturbed images stay in [0,1]^64).
-Writes the records, ``l1_curves.png`` and ``l1_report.md``.
+The grid is a sweep file shipped beside this module (``l1.toml``), run by the sweep engine: one
+training stage per model, shared by its certifications, and a rebox stage for the box radii.
+Writes ``l1_curves.png`` and ``l1_report.md``; the records are in the stage folders.
 """
 
 from __future__ import annotations
@@ -23,69 +25,32 @@ import time
 from pathlib import Path
 
 from .. import analysis as A
-from ..data.datasets import create_dataset
-from ..models import load_checkpoint
-from ..noise import GridRounded
-from ..records.rebox import rebox_record
-from ..runtime.distributed import resolve_device
-from ..train import TrainConfig, train
-from .main import DemoConfig, budget, certify_digits, digits_training, publish
+from .main import DemoConfig, budget, publish, run_shipped, shipped_sweep
 
 L1_RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-# (label, method, training noise, certificate label, certification noise)
-L1_MODELS = (
-    ("Gaussian", "gaussian", "gaussian", "ℓ2 radius", "gaussian"),
-    ("Uniform", "gaussian", "uniform", "uniform", "uniform"),
-    ("Splitting", "gaussian", "splitting", "splitting", "splitting"),
-)
-# the deterministic certificate of the splitting model: Levine & Feizi's template, and the
-# zero template (one offset for every pixel) to show what the template is for
-TEMPLATES = (("seed0", "deterministic"), ("zero", "deterministic, zero template"))
+SWEEP_FILE = Path(__file__).with_name("l1.toml")
 
 
-def run_l1_demo(cfg: DemoConfig) -> Path:
-    """Train, certify at ℓ1 and compare; returns the path of ``l1_report.md``."""
+def run_l1_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
+    """Train, certify at ℓ1 and compare on the sweep engine (the grid of :data:`SWEEP_FILE`
+    with ``cfg``'s options); returns the path of ``l1_report.md`` (with ``write_sweep``, of
+    the sweep file written instead)."""
     start = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    done = run_shipped(shipped_sweep(SWEEP_FILE, cfg), SWEEP_FILE, write_sweep)
+    if done is None:
+        return Path(write_sweep)
+    plan, _ = done
     n, epochs = budget(cfg)
-    test = create_dataset("digits", "test")
-    device = resolve_device(cfg.device)
-    records, labels = [], []
-    for sigma in cfg.sigmas:
-        for name, method, noise, cert_label, cert_noise in L1_MODELS:
-            tag = f"{method}_{noise}_sigma{sigma:g}"
-            print(f"training {name} ({noise} noise) at σ={sigma:g} for {epochs} epochs …",
-                  flush=True)
-            ckpt = train(TrainConfig(out=str(out / tag), sigma=sigma, noise=noise,
-                                     method=method, **digits_training(cfg, epochs)))
-            model, _ = load_checkpoint(ckpt, device=device)
-            # splitting: both certificates on the images rounded to the 8-bit grid (the
-            # deterministic one needs them there), so they certify the same inputs
-            data = GridRounded(test) if cert_noise == "splitting" else test
-            record = certify_digits(model, sigma, out / tag / "certify_l1.tsv", data, cfg, n,
-                                    noise=cert_noise, norm="l1")
-            records.append(record)
-            labels.append(f"{name}, {cert_label} σ={sigma:g}")
-            if cert_noise == "splitting":
-                for template, what in TEMPLATES:
-                    print(f"deterministic certificate ({template} template) at σ={sigma:g} …",
-                          flush=True)
-                    records.append(certify_digits(
-                        model, sigma, out / tag / f"certify_l1_derandomized_{template}.tsv",
-                        data, cfg, n, noise="splitting", norm="l1", template=template))
-                    labels.append(f"{name}, {what} (8-bit grid) σ={sigma:g}")
-            if cert_noise == "uniform":  # the box radius of the same counts, post hoc
-                boxed = rebox_record(record, test, sigma, "uniform",
-                                     record.with_name("certify_l1_box.tsv"))
-                records.append(boxed)
-                labels.append(f"{name}, uniform + box σ={sigma:g}")
+    runs = sorted(plan.runs, key=lambda r: r.sigma)  # by σ, each σ's runs in the file's order
+    records = [plan.jobs[r.record_job].output for r in runs]
+    labels = [f"{r.group} σ={r.sigma:g}" for r in runs]
     summaries = A.load_summaries(records, L1_RADII, labels)
-    return publish(out, "l1_", "# smoothadv demo --norm l1: ℓ1 certificates on digits", [
+    return publish(Path(cfg.out), "l1_", "# smoothadv demo --norm l1: ℓ1 certificates on digits", [
         f"Data: scikit-learn's 8×8 digits, {summaries[0].rows} test images. Model: the `mlp`, "
         f"{epochs} epochs, batch 64, SGD lr 0.1 for every model. σ is each noise's "
         "per-coordinate standard deviation (uniform: λ = √3σ).",
         f"Certification: n0 = {cfg.n0}, n = {n:,}, α = {cfg.alpha}, seed {cfg.seed}; ℓ1 radii "
         "(the Gaussian model: its ℓ2 radius). Threat models: the closed ℓ1 ball in ℝ^d; "
-        "'+ box' within [0,1]^d; 'deterministic' on the 8-bit grid (images rounded to it)."],
+        "'+ box' within [0,1]^d; 'deterministic' on the 8-bit grid (images rounded to it).",
+        "", "Records:", *[f"- {s.label}: `{s.path}`" for s in summaries]],
         summaries, start, norm="l1", title=f"digits, MLP, ℓ1, n={n:,}, α={cfg.alpha}")

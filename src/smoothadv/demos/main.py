@@ -120,21 +120,58 @@ def digits_training(cfg: DemoConfig, epochs: int) -> dict:
 SWEEP_FILE = Path(__file__).with_name("main.toml")
 
 
-def demo_sweep_data(cfg: DemoConfig) -> dict:
-    """The contents of the shipped sweep file :data:`SWEEP_FILE` with ``cfg``'s options: the
-    demo's grid as the sweep engine runs it."""
-    data = tomllib.loads(SWEEP_FILE.read_text(encoding="utf-8"))
+def shipped_sweep(path: Path, cfg: DemoConfig) -> dict:
+    """The contents of a demo's sweep file shipped with the package, with ``cfg``'s options
+    applied to every run: σ, epochs (the learning rate decays after two thirds of them), the
+    seed, n, n0, α, the batch, the device and the progress bars."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
     n, epochs = budget(cfg)
-    run = data["runs"][0]
-    run["train"].update(epochs=epochs, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
-                        device=cfg.device)
-    run["grid"] = {"sigma": list(cfg.sigmas), "method": list(cfg.methods)}
-    run["options"]["smoothadv"].update(epsilon=cfg.epsilon, steps=cfg.steps,
-                                       num_noise=cfg.m_train, warmup=max(1, epochs // 5))
-    run["certify"].update(n=n, n0=cfg.n0, alpha=cfg.alpha, batch=cfg.batch, seed=cfg.seed,
-                          device=cfg.device, progress=cfg.progress)
+    for run in data["runs"]:
+        run["train"].update(epochs=epochs, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
+                            device=cfg.device)
+        run["grid"]["sigma"] = list(cfg.sigmas)
+        run["certify"].update(n=n, n0=cfg.n0, alpha=cfg.alpha, batch=cfg.batch, seed=cfg.seed,
+                              device=cfg.device, progress=cfg.progress)
     data["out"] = cfg.out
     return data
+
+
+def demo_sweep_data(cfg: DemoConfig) -> dict:
+    """The main demo's sweep: :data:`SWEEP_FILE` with ``cfg``'s options, its methods and
+    SmoothAdv's settings (the warm-up a fifth of the epochs)."""
+    data = shipped_sweep(SWEEP_FILE, cfg)
+    run = data["runs"][0]
+    run["grid"]["method"] = list(cfg.methods)
+    run["options"]["smoothadv"].update(epsilon=cfg.epsilon, steps=cfg.steps,
+                                       num_noise=cfg.m_train,
+                                       warmup=max(1, budget(cfg)[1] // 5))
+    return data
+
+
+def run_shipped(data: dict, path: Path, write_sweep: str | None = None):
+    """Run a demo's sweep ``data`` (from the shipped file ``path``) on the local engine, one
+    stage at a time, each named as ``sweep status`` names it; returns (plan, ledger), or None
+    after writing the sweep to ``write_sweep`` instead."""
+    from ..errors import UserError
+
+    if write_sweep:
+        Path(write_sweep).write_text(to_toml(data), encoding="utf-8")
+        print(f"the demo's sweep: {write_sweep}; run it with smoothadv sweep run {write_sweep}")
+        return None
+    sweep = sweep_from_data(data, path)
+    plan = build_plan(sweep)
+    ledger = Ledger(sweep.out)
+    names = {key: describe(job) for key, job in plan.jobs.items()}
+
+    def say(line: str) -> None:
+        key, _, rest = line.partition(": ")
+        print(f"{names[key]}: {rest}" if key in names else line, flush=True)
+
+    if not run_local(plan, ledger, workers=1, say=say):
+        raise UserError(f"a stage of the demo failed (its line above; smoothadv sweep status "
+                        f"FILE with the file of --write-sweep FILE lists them); finished "
+                        f"stages in {sweep.out} are kept")
+    return plan, ledger
 
 
 def run_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
@@ -148,28 +185,11 @@ def run_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
 
         raise UserError(f"the main demo compares {' and '.join(METHODS)}, not "
                         f"{unknown[0]!r} (the seven methods: smoothadv.demos.methods)")
-    data = demo_sweep_data(cfg)
-    if write_sweep:
-        path = Path(write_sweep)
-        path.write_text(to_toml(data), encoding="utf-8")
-        print(f"the demo's sweep: {path}; run it with smoothadv sweep run {path}")
-        return path
     start = time.perf_counter()
-    sweep = sweep_from_data(data, SWEEP_FILE)
-    plan = build_plan(sweep)
-    ledger = Ledger(sweep.out)
-    names = {key: describe(job) for key, job in plan.jobs.items()}
-
-    def say(line: str) -> None:
-        key, _, rest = line.partition(": ")
-        print(f"{names[key]}: {rest}" if key in names else line, flush=True)
-
-    if not run_local(plan, ledger, workers=1, say=say):
-        from ..errors import UserError
-
-        raise UserError(f"a stage of the demo failed (see smoothadv sweep status with the "
-                        f"sweep from smoothadv demo --write-sweep); finished stages in "
-                        f"{sweep.out} are kept")
+    done = run_shipped(demo_sweep_data(cfg), SWEEP_FILE, write_sweep)
+    if done is None:
+        return Path(write_sweep)
+    plan, ledger = done
     n, epochs = budget(cfg)
     records, labels = [], []
     train_seconds: dict[str, float] = {}

@@ -77,7 +77,7 @@ class EvalConfig(StageConfig):
     input_normalization: str | None = None
     precision: str = "fp32"  # fp32 (the authors'), bf16 or fp16 autocast (a departure)
     sound: bool = False  # integer rounded-Gaussian noise on the 8-bit grid
-    round_inputs: bool = False  # with sound or derandomized: inputs rounded to the grid
+    round_inputs: bool = False  # sound, derandomized or splitting: inputs rounded to the grid
     # ℓ1 certificates (added after the first records: hashed only when not the default)
     noise: str = setting("gaussian", added=True)  # gaussian, uniform, laplace, splitting
     norm: str = setting("l2", added=True)  # l2 (Gaussian), l1, linf
@@ -112,8 +112,11 @@ class EvalConfig(StageConfig):
             raise UserError(f"--split must be train or test, got {self.split!r}")
         if self.compile not in ("auto", "on", "off"):
             raise UserError(f"compile must be auto, on or off, got {self.compile!r}")
-        if self.round_inputs and not (self.sound or self.certify_mode() is DERANDOMIZED):
-            raise UserError("--round-inputs goes with --sound or --derandomized")
+        if self.round_inputs and not (self.sound or self.noise == "splitting"
+                                      or self.certify_mode() is DERANDOMIZED):
+            raise UserError("--round-inputs goes with --sound, --derandomized or --noise "
+                            "splitting (its randomized certificate on the inputs the "
+                            "deterministic one certifies)")
         check_smoothing(self.noise, self.norm, self.sound)
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose "

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..configs import config_document
 from ..errors import UserError
 from ..records.files import read_records
-from .plan import Job
+from .plan import OUTPUT_NAMES, Job
 
 BUSY = 75  # exit status of a job whose lock another process holds
 
@@ -33,7 +33,7 @@ def write_job_file(job: Job, plan_jobs: dict[str, Job]) -> Path:
     job.folder.mkdir(parents=True, exist_ok=True)
     path = job.folder / "job.json"
     document = {"kind": job.kind, "key": job.key, **config_document(job.config)}
-    if job.kind == "merge":
+    if job.kind in ("merge", "rebox"):  # the records it reads
         document["shards"] = [str(plan_jobs[k].output) for k in job.shards]
     text = json.dumps(document, indent=1) + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -57,6 +57,12 @@ def is_done(job: Job) -> bool:
             return False
         return (int(ckpt.get("epoch", 0)) >= job.config.epochs
                 and ckpt.get("config_hash") == job.config.content_hash())
+    if job.kind == "rebox":
+        try:
+            source = read_records(job.folder.parent / job.shards[0] / OUTPUT_NAMES["certify"])
+            return len(read_records(out)) >= len(source)
+        except (UserError, ValueError):
+            return False
     if job.kind in ("certify", "merge"):
         conf = out.with_name(out.name + ".config.json")
         try:
@@ -112,6 +118,8 @@ def execute(job_file: str | Path, lock: bool = True) -> int:
             try:
                 if document["kind"] == "merge":
                     merge_shards(document)
+                elif document["kind"] == "rebox":
+                    rebox_job(document)
                 else:
                     from ..stages import config_from_document, run_stage
 
@@ -154,6 +162,21 @@ def merge_shards(document: dict) -> Path:
                     + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
+
+
+def rebox_job(document: dict) -> Path:
+    """The box-constrained radii of the job's source record (:func:`~smoothadv.records.rebox.
+    rebox_record`), on the inputs that record certified (rounded to the grid where it did)."""
+    from ..data import create_dataset
+    from ..noise import GridRounded
+    from ..records.rebox import rebox_record
+    from ..stages import config_from_document
+
+    config = config_from_document(document)
+    dataset = create_dataset(config.dataset, config.split, config.data_root)
+    if config.round_inputs:
+        dataset = GridRounded(dataset)
+    return rebox_record(document["shards"][0], dataset, config.sigma, config.noise, config.out)
 
 
 def last_error(job: Job) -> str:

@@ -22,13 +22,15 @@ from ..stages import CertifyConfig, SoftLabelsConfig, TrainConfig
 from .spec import SOFT_TARGETS, GridRun, RecipeRun, Sweep
 
 OUTPUT_NAMES = {"train": "checkpoint.pth.tar", "soft-labels": "soft_targets.pt",
-                "certify": "certify.tsv", "merge": "certify.tsv"}
+                "certify": "certify.tsv", "merge": "certify.tsv", "rebox": "certify_box.tsv"}
 
 
 @dataclass
 class Job:
-    """One stage of the plan: ``kind`` is the stage ('train', 'soft-labels', 'certify') or
-    'merge' (shard records → one record, config ``merge_of`` the unsharded certify config)."""
+    """One stage of the plan: ``kind`` is the stage ('train', 'soft-labels', 'certify'),
+    'merge' (shard records → one record; config: the unsharded certify config) or 'rebox' (the
+    box-constrained ℓ1 radii of a finished uniform or splitting record, post hoc from its
+    counts; config: that record's certify config)."""
 
     key: str
     kind: str
@@ -131,6 +133,8 @@ def build_plan(sweep: Sweep) -> Plan:
                 "data_root": run.train.data_root, "sigma": run.train.sigma, "progress": False,
                 "out": "x", **run.certify})
             record = _certify(plan, out, cert, moved, run.label, run.shards)
+            if run.rebox:
+                record = _rebox(plan, out, record, run.label)
             plan.runs.append(RunResult(run.label, run.train.sigma, record.key, train.key,
                                        group=run.group))
             continue
@@ -163,6 +167,15 @@ def build_plan(sweep: Sweep) -> Plan:
                                    reference))
     _check_collisions(plan)
     return plan
+
+
+def _rebox(plan: Plan, out: Path, record: Job, label: str) -> Job:
+    """The rebox job of ``record`` (a uniform or splitting ℓ1 certification)."""
+    key = f"rebox-{record.config.content_hash()}"
+    folder = out / "stages" / key
+    job = Job(key, "rebox", record.config.replace(out=str(folder / OUTPUT_NAMES["rebox"])),
+              folder, [record.key], shards=[record.key])
+    return _add(plan, job, label)
 
 
 def _teacher(plan: Plan, out: Path, run: GridRun, moved: dict) -> None:
@@ -204,8 +217,10 @@ def describe(job: Job) -> str:
         return f"train {c.method} σ={c.sigma:g} seed={c.seed} epochs={c.epochs}"
     if isinstance(c, CertifyConfig):
         part = f" shard {c.shard + 1}/{c.shards}" if c.shards > 1 else ""
-        return (("merge " if job.kind == "merge" else "certify ")
-                + f"σ={c.sigma:g} n={c.n}{part}")
+        what = {"merge": "merge ", "rebox": "rebox "}.get(job.kind, "certify ")
+        mode = f" {c.noise} {c.norm}" if (c.noise, c.norm) != ("gaussian", "l2") else ""
+        mode += " derandomized " + c.template if c.derandomized else ""
+        return what + f"σ={c.sigma:g}{mode} n={c.n}{part}"
     return c.stage
 
 

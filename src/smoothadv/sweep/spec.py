@@ -19,6 +19,7 @@
     options = { macer = { lbd = 3.0 } }         # per-method options (optional)
     certify = { n = 1000, n0 = 100 }            # σ and data follow the run's training
     shards = 2                                  # certify in 2 index shards, merged
+    rebox = true        # uniform/splitting ℓ1: also the box radii of the record, post hoc
 
 A grid key is a ``TrainConfig`` field or an option of the methods it is used with; every
 point of the product becomes train → certify. Unknown recipes, methods, options, keys and
@@ -43,7 +44,7 @@ from ..stages import CertifyConfig, TrainConfig
 
 TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "runs"}
 RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
-            "certify", "shards", "teacher_draws"}
+            "certify", "shards", "teacher_draws", "rebox"}
 SOFT_TARGETS = "<soft targets of the run's teacher>"  # replaced by the plan
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
 CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
@@ -60,6 +61,7 @@ class GridRun:
     shards: int = 1
     teacher_draws: int | None = None  # CAT-RS: p_b from a σ = 0.25 Gaussian teacher
     group: str = ""  # the [[runs]] table's label: its grid points are compared in the report
+    rebox: bool = False  # then also the box-constrained ℓ1 radii of the record, post hoc
 
 @dataclass
 class RecipeRun:
@@ -183,6 +185,9 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
             raise UserError(f"{where}: grid.{key} must be a non-empty list")
     if "dataset" not in base and "dataset" not in grid:
         raise UserError(f"{where}: the product needs train.dataset")
+    if run.get("rebox") and certify.get("noise") not in ("uniform", "splitting"):
+        raise UserError(f"{where}: rebox takes a uniform or splitting ℓ1 record (certify "
+                        "noise = \"uniform\" or \"splitting\", norm = \"l1\")")
     if sweep.data_root and "data_root" not in base:
         base["data_root"] = sweep.data_root
     keys = list(grid)
@@ -207,5 +212,6 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         label = " ".join(f"{k}={v}" for k, v in point.items()) or run.get("label", "run")
         if run.get("label"):
             label = f"{run['label']} {label}"
-        out.append(GridRun(label, train, certify, shards, teacher, run.get("label", "")))
+        out.append(GridRun(label, train, certify, shards, teacher, run.get("label", ""),
+                           bool(run.get("rebox", False))))
     return out
