@@ -212,8 +212,9 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                         "float computation (see docs/certification.md)")
     p.add_argument("--round-inputs", action="store_true",
                    help="with --sound or --derandomized: round inputs that are off the 8-bit "
-                        "grid to it (the record's config says so); without it such inputs are "
-                        "refused")
+                        "grid to it (the record's config says so; without it such inputs are "
+                        "refused); with --noise splitting also for the randomized certificate, "
+                        "to certify the inputs the deterministic one certifies")
     p.add_argument("--noise", default="gaussian", choices=list(NOISE_CHOICES),
                    help="noise of the smoothed classifier: gaussian (default), or for ℓ1 "
                         "certificates uniform (cube [-λ,λ], λ = √3σ), laplace (scale σ/√2) or "
