@@ -38,13 +38,17 @@ HASH_LENGTH = 16  # hex digits of the SHA-256 kept: 64 bits, collision-free for 
 
 
 def setting(default: Any = dataclasses.MISSING, *, result: bool = True,
-            default_factory: Any = dataclasses.MISSING, added: bool = False) -> Any:
+            default_factory: Any = dataclasses.MISSING, added: bool = False,
+            kw_only: bool = False) -> Any:
     """A config field; ``result=False`` marks one that does not change what the stage
     computes (it is then left out of the content hash). ``added=True`` marks a result field
     added to a stage after runs of it existed, whose default is what those runs computed: it
     enters the hash only when set to another value, so every earlier run folder and record
-    file keeps its hash (the default of such a field must never change)."""
-    kwargs: dict[str, Any] = {"metadata": {"result": result, "added": added}}
+    file keeps its hash (the default of such a field must never change). ``kw_only`` lets a
+    base class declare fields that its subclasses' fields without defaults may follow (the
+    hash does not depend on the fields' order)."""
+    kwargs: dict[str, Any] = {"metadata": {"result": result, "added": added},
+                              "kw_only": kw_only}
     if default_factory is not dataclasses.MISSING:
         kwargs["default_factory"] = default_factory
     else:

@@ -79,7 +79,7 @@ class TrainingMethod:
     split = "none"
     attack = None  # a SmoothAdv attack, for the trainer's per-epoch attacked accuracy
 
-    def __init__(self, *, sigma: float, num_noise: int) -> None:
+    def __init__(self, *, sigma: float, num_noise: int = 1) -> None:
         self.sigma = check_sigma(sigma)
         self.num_noise = check_positive_int(num_noise, "--num-noise")
 

@@ -3,6 +3,7 @@ teacher) and ``pseudo-label`` (a teacher's labels for self-training)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..configs import StageConfig, setting, stage_config
@@ -17,8 +18,20 @@ from .loading import load_model
 from .registry import StageResult, register_stage
 
 
+@dataclasses.dataclass(frozen=True)
+class TeacherRun(StageConfig):
+    """What both teacher stages (soft labels, pseudo-labels) take besides their own options:
+    the teacher's input layer, the seed, and how to run."""
+
+    input_normalization: str | None = setting(None, kw_only=True)
+    seed: int = setting(0, kw_only=True)
+    device: str = setting("auto", result=False, kw_only=True)
+    deterministic: bool = setting(False, result=False, kw_only=True)  # runtime/backends.py
+    progress: bool = setting(True, result=False, kw_only=True)
+
+
 @stage_config
-class SoftLabelsConfig(StageConfig):
+class SoftLabelsConfig(TeacherRun):
     """p_b of every training image (or of a training subset) under a teacher."""
 
     stage = "soft-labels"
@@ -31,12 +44,7 @@ class SoftLabelsConfig(StageConfig):
     num_noise: int = 10_000
     precision: str = "fp32"  # the teacher's: fp32, bf16 or fp16 autocast
     train_subset: int | None = None
-    input_normalization: str | None = None
-    seed: int = 0
     batch: int = setting(1000, result=False)
-    device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
-    progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
         check_sigma(self.sigma)
@@ -65,7 +73,7 @@ def run_soft_labels(cfg: SoftLabelsConfig) -> StageResult:
 
 
 @stage_config
-class PseudoLabelConfig(StageConfig):
+class PseudoLabelConfig(TeacherRun):
     """A teacher's labels for unlabelled images (Carmon et al.'s format)."""
 
     stage = "pseudo-label"
@@ -75,12 +83,7 @@ class PseudoLabelConfig(StageConfig):
     dataset: str = "folder"
     data_root: str | None = None
     split: str = "train"
-    input_normalization: str | None = None
-    seed: int = 0
     batch: int = setting(256, result=False)
-    device: str = setting("auto", result=False)
-    deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
-    progress: bool = setting(True, result=False)
 
     def validate(self) -> None:
         check_positive_int(self.batch, "--batch")
