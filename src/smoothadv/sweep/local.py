@@ -152,7 +152,8 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                     ledger.update(key, status="failed", finished=time.time(), error=line)
                     say(f"{key}: FAILED: {line}")
     except KeyboardInterrupt:
-        say("interrupted: stopping the workers; run the same sweep again to continue")
+        say("interrupted: stopping the workers; run the same command again to continue "
+            "(finished stages are kept)")
         for future, key in running.items():
             future.cancel()
             ledger.update(key, status="todo")
