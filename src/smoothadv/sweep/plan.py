@@ -214,7 +214,8 @@ def describe(job: Job) -> str:
     """A short description of a job for tables: the stage and its distinguishing options."""
     c = job.config
     if isinstance(c, TrainConfig):
-        return f"train {c.method} σ={c.sigma:g} seed={c.seed} epochs={c.epochs}"
+        noise = f" {c.noise} noise" if c.noise != "gaussian" else ""
+        return f"train {c.method}{noise} σ={c.sigma:g} seed={c.seed} epochs={c.epochs}"
     if isinstance(c, CertifyConfig):
         part = f" shard {c.shard + 1}/{c.shards}" if c.shards > 1 else ""
         what = {"merge": "merge ", "rebox": "rebox "}.get(job.kind, "certify ")
