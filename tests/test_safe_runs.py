@@ -164,7 +164,7 @@ def test_smaller_items_a_new_user_met(tmp_path, capsys):
                  str(tmp_path / "rc"), "--scale", "full"]) == 2
     assert "is a cifar_resnet110" in _one_line(capsys)
     # compare keeps absolute paths whole when they share only the root
-    from smoothadv.stages.reports import short_labels
+    from smoothadv.analysis.reading import short_labels
 
     assert short_labels(["/a/x.tsv", "/b/y.tsv"]) == {"/a/x.tsv": "/a/x.tsv",
                                                       "/b/y.tsv": "/b/y.tsv"}

@@ -43,6 +43,7 @@ from .reading import (
     load_empirical,
     load_summaries,
     record_kind,
+    short_labels,
 )
 from .settings import (
     common_norm,
@@ -70,6 +71,7 @@ from .tables import (
 )
 
 __all__ = [
+    "short_labels",
     "Comparison",
     "EmpiricalSummary",
     "EnvelopeCell",

@@ -60,12 +60,13 @@ def _read_nonempty(
     """(records, label) of each file with rows; header-only files are reported and skipped."""
     if labels is not None and len(labels) != len(files):
         raise UserError(f"{len(labels)} labels for {len(files)} record files")
+    short = short_labels([str(f) for f in files])
     for i, f in enumerate(files):
         rec = read_records(f, required=required)
         if rec.is_empty:
             warn(f"skipping {f}: header only, no rows")
             continue
-        yield rec, labels[i] if labels else _short_label(f, files)
+        yield rec, labels[i] if labels else short[str(f)]
 
 
 def load_empirical(files: Sequence[Path], labels: Sequence[str] | None = None,
@@ -106,11 +107,17 @@ def load_summaries(
     return out
 
 
-def _short_label(path: Path, all_paths: Sequence[Path]) -> str:
-    """The path relative to the files' common folder (readable legends and tables)."""
+def short_labels(paths: list[str]) -> dict[str, str]:
+    """Short, distinct names: each path relative to the files' common folder (a path that is
+    the common folder itself, or on another drive, is kept whole)."""
     try:
-        common = Path(os.path.commonpath([str(p.parent) for p in all_paths]))
-        rel = path.relative_to(common)
-        return str(rel) if len(all_paths) > 1 else str(path)
+        common = os.path.commonpath([os.path.abspath(p) for p in paths])
     except ValueError:
-        return str(path)
+        return {p: p for p in paths}
+    if os.path.dirname(common) == common:  # nothing shared but the root: keep paths whole
+        return {p: p for p in paths}
+    out = {}
+    for p in paths:
+        rel = os.path.relpath(os.path.abspath(p), common)
+        out[p] = p if rel == "." else rel
+    return out

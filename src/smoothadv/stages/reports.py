@@ -5,13 +5,13 @@ files against a reference, with 95% intervals). Both return the text the command
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import analysis as A
 from ..analysis.compare import compare
+from ..analysis.reading import short_labels
 from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError
 from ..records.files import read_records
@@ -193,22 +193,6 @@ def run_compare(cfg: CompareConfig) -> StageResult:
         for note in c.warnings:
             _warn(f"smoothadv: warning: {c.ours}: {note}")
     return StageResult(None, "\n".join(out))
-
-
-def short_labels(paths: list[str]) -> dict[str, str]:
-    """Short, distinct names: each path relative to the files' common folder (a path that is
-    the common folder itself, or on another drive, is kept whole)."""
-    try:
-        common = os.path.commonpath([os.path.abspath(p) for p in paths])
-    except ValueError:
-        return {p: p for p in paths}
-    if os.path.dirname(common) == common:  # nothing shared but the root: keep paths whole
-        return {p: p for p in paths}
-    out = {}
-    for p in paths:
-        rel = os.path.relpath(os.path.abspath(p), common)
-        out[p] = p if rel == "." else rel
-    return out
 
 
 register_stage(AnalyzeConfig, run_analyze)
