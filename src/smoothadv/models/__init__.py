@@ -1,5 +1,17 @@
 """Models: a registry of architectures, the input layers (normalize / center / none) and
-checkpoints."""
+checkpoints.
+
+Four functions make a model, each from what its caller has:
+
+- :func:`~.registry.create_network` (an architecture's name): the bare network, untrained,
+  normalised inputs in, logits out;
+- :func:`create_model` (a name and the normalisation constants): that network behind its
+  input layer, pixel-space inputs in [0,1];
+- :func:`build_model` (a training config's data): the model a training run starts from, its
+  input layer chosen or measured from the data, optionally from pre-trained weights;
+- :func:`load_checkpoint` (a file, ours or the paper's): the trained model ready for use,
+  behind the input layer the checkpoint records, or that is asked for or measured.
+"""
 
 from . import cifar_resnet as _cifar_resnet  # noqa: F401  (registers architectures)
 from . import small as _small  # noqa: F401

@@ -50,7 +50,7 @@ from ..runtime.precision import PRECISIONS, at_precision, check_precision
 from ..smoothing.sequences import list_sequences
 from ..smoothing.sequential import DEFAULT_ALPHA_SPLIT, SequentialCertifier
 from ..smoothing.smooth import Smooth, input_seed, make_generator
-from .loading import load_for_eval, model_facts
+from .eval_setup import load_for_eval, model_facts
 from .modes import DERANDOMIZED, SEQUENTIAL, CertifyMode, check_mode, choose_mode
 from .registry import StageResult, register_stage, say
 

@@ -14,7 +14,7 @@ from ..labels.soft import soft_labels
 from ..runtime import distributed as D
 from ..runtime.precision import at_precision, check_precision
 from ..smoothing.smooth import Smooth
-from .loading import load_model
+from .eval_setup import load_model
 from .registry import StageResult, register_stage
 
 
