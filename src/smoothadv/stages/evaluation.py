@@ -3,7 +3,7 @@ certification at given radii), ``predict`` (PREDICT, Algorithm 1) and ``attack``
 on g, then PREDICT on the attacked points), each one config and one runner.
 
 One runner serves all three and every sampling mode (fixed n, sequential, sound): load the
-model and data (:mod:`.loading`), select the inputs, refuse what would fail on the first input
+model and data (:mod:`.eval_setup`), select the inputs, refuse what would fail on the first input
 before any file is written, decide on compiling, keep the config beside the record file
 (``OUT.config.json``), write one row per input (resumable, sharded under ``torchrun``) and
 return the closing summary line.
