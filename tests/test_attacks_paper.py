@@ -50,7 +50,7 @@ def _noise(x, m, seed=0):
 
 def _ref_direction(model, x_adv, y, noise, no_grad):
     """The gradient of the paper's loss w.r.t. the perturbation (or its gradient-free
-    estimate), per example, before normalisation; it points *down* the loss for
+    estimate), per example, before normalization; it points *down* the loss for
     minimisation, so the ascent direction is its negative in the exact case."""
     b, m = noise.shape[:2]
     if no_grad and m > 1:
@@ -171,13 +171,13 @@ def test_pgd_clips_before_projecting():
     assert delta.norm().item() < eps - 0.005
 
 
-def test_zero_gradient_becomes_an_unnormalised_normal_draw():
+def test_zero_gradient_becomes_an_unnormalized_normal_draw():
     g = torch.zeros(3, 1, 4, 4)
     g[1] = 2.0
     out = normalize_direction(g, torch.Generator().manual_seed(0))
     expected = torch.randn((2, 1, 4, 4), generator=torch.Generator().manual_seed(0))
     assert torch.equal(out[0], expected[0]) and torch.equal(out[2], expected[1])
-    assert out[0].norm().item() != pytest.approx(1.0, abs=1e-3)  # not normalised
+    assert out[0].norm().item() != pytest.approx(1.0, abs=1e-3)  # not normalized
     assert out[1].norm().item() == pytest.approx(1.0)
 
 

@@ -179,7 +179,7 @@ def test_device_facts_and_when_streams_match():
 def test_sync_free_variants_equal_in_distribution():
     """The variants CUDA runs (they read nothing back from the device), checked on the CPU:
     the sound sampler's draws pass the same chi-square test as the CPU variant's, and a zero
-    direction becomes a random draw, the others their normalised selves."""
+    direction becomes a random draw, the others their normalized selves."""
     noise = RoundedGaussian(SIGMA)
     draws = noise.draw((600_000,), torch.Generator().manual_seed(1), torch.device("cpu"),
                        sync_free=True)

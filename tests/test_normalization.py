@@ -58,7 +58,7 @@ def test_center_fixture_gives_the_authors_outputs_and_is_far_more_accurate():
     sd = torch.load(path, weights_only=True)["state_dict"]
     _, x, y = _test_images(200)
     centred = ReferenceCenterLayer(CIFAR10_MEAN)(x[:6])
-    # the reference network takes its input already centred: undo its own normalisation step
+    # the reference network takes its input already centred: undo its own normalization step
     std = torch.tensor((0.2023, 0.1994, 0.2010)).view(1, 3, 1, 1)
     mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
     with torch.no_grad():

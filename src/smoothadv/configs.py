@@ -144,7 +144,7 @@ class StageConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Check the values (one-line :class:`UserError`); may normalise them."""
+        """Check the values (one-line :class:`UserError`); may normalize them."""
 
     # ----------------------------------------------------------------------- JSON
 

@@ -19,7 +19,7 @@ direction of its gradient is used.
   too (the centred estimate would be exactly zero).
 
 Every direction is divided by its per-example ℓ2 norm; where that norm is 0 it is replaced by
-a standard normal draw, *not* normalised (as in the paper).
+a standard normal draw, *not* normalized (as in the paper).
 
 **SmoothAdv-PGD** (T steps of size 2ε/T from δ = 0, no random start): δ ← δ + (2ε/T)·u, then
 first clip x + δ to [0,1], then rescale δ onto the ε-ball (``torch.renorm``, max norm ε).
@@ -109,7 +109,7 @@ def _per_example(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def normalize_direction(direction: torch.Tensor, generator: torch.Generator | None = None,
                         sync_free: bool | None = None) -> torch.Tensor:
     """Divide each example [B, ...] by its ℓ2 norm; an example whose norm is 0 becomes a
-    standard normal draw, not normalised (the paper's rule).
+    standard normal draw, not normalized (the paper's rule).
 
     On the CPU the draws are made only when some norm is 0 (the paper's code, draw for draw).
     On other devices, asking whether a norm is 0 would wait for the device, so a draw for every
@@ -152,7 +152,7 @@ def majority_vote(preds: torch.Tensor) -> torch.Tensor:
 class AttackStep:
     """What one forward (and backward) pass at the current point x' gives.
 
-    ``direction``: [B,C,H,W], increases the attack's objective (not yet normalised).
+    ``direction``: [B,C,H,W], increases the attack's objective (not yet normalized).
     ``probs``: G(x') [B,K] from the m draws. ``vote``: the majority vote of the hard labels
     argmax f(x' + δ_i) over the m draws [B].
     """
@@ -275,7 +275,7 @@ class SmoothAdvAttack:
 
 @ATTACKS.register("pgd")
 class SmoothAdvPGD(SmoothAdvAttack):
-    """SmoothAdv-PGD: T steps δ ← Π(δ + (2ε/T)·u) from δ = 0, u the normalised direction,
+    """SmoothAdv-PGD: T steps δ ← Π(δ + (2ε/T)·u) from δ = 0, u the normalized direction,
     Π = clip x + δ to [0,1], then rescale δ to norm ≤ ε; the same m draws every step.
 
     The result satisfies ‖x_adv − x‖₂ ≤ ε (up to ``torch.renorm``'s 1e-7 margin) and equals ε

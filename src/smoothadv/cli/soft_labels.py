@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_device_args, add_normalization_arg, add_precision, stage_command
+from .common import (
+    add_common,
+    add_device_args,
+    add_normalization_arg,
+    add_precision,
+    add_shared,
+    stage_command,
+)
 
 
 def _soft_args(p: argparse.ArgumentParser) -> None:
@@ -16,9 +23,10 @@ def _soft_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="data folder (default: download)")
     p.add_argument("--sigma", type=float, default=0.25,
                    help="the teacher's noise σ (0.25, the CAT-RS authors' for every training σ)")
-    p.add_argument("--num-noise", type=int, default=10_000,
-                   help="noise draws per image (10000, the authors')")
-    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward (1000)")
+    p.add_argument("--n", "--num-noise", dest="num_noise", type=int, default=10_000,
+                   help="noise draws per image, n as in certify (10000, the authors'; "
+                        "--num-noise is the same)")
+    add_shared(p, "--batch")
     p.add_argument("--train-subset", type=int, default=None,
                    help="only the images of train --train-subset N with the same --seed (the "
                         "other rows stay 0)")

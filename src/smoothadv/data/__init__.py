@@ -1,4 +1,4 @@
-"""Data sets as ``(image in [0,1]^{C×H×W}, label)`` pairs, and their normalisation constants.
+"""Data sets as ``(image in [0,1]^{C×H×W}, label)`` pairs, and their normalization constants.
 
 - :mod:`.datasets`: the registry of data sets (digits, MNIST, CIFAR-10, ImageNet, folders).
 - :mod:`.constants`: the means and deviations the paper's checkpoints were trained with.

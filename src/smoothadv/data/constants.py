@@ -1,4 +1,4 @@
-"""Normalisation constants of the paper's code, shared by datasets and checkpoint loading."""
+"""Normalization constants of the paper's code, shared by datasets and checkpoint loading."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 [0,1] of shape [C,H,W] and label an int in [0, num_classes).
 
 ``create_dataset(name, split, root=None)`` builds one; ``get_dataset_spec(name)`` gives its
-class count, shape and the normalisation constants its models use.
+class count, shape and the normalization constants its models use.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEFAULT_CACHE = Path(os.environ.get("SMOOTHADV_DATA", Path.home() / ".cache" / "
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a model for this dataset must know: classes, input shape, normalisation."""
+    """What a model for this dataset must know: classes, input shape, normalization."""
 
     name: str
     num_classes: int

@@ -2,7 +2,7 @@
 classes (CIFAR-10), as an explicit, documented choice.
 
 A map assigns each class k of the data set a set S_k of the classifier's classes; the mapped
-classifier's logit for k is log Σ_{c ∈ S_k} exp z_c, the log of the (unnormalised) probability
+classifier's logit for k is log Σ_{c ∈ S_k} exp z_c, the log of the (unnormalized) probability
 mass the classifier puts on S_k, and classes in no set are ignored. The mapped network is one
 deterministic function of its input, so certification of it is exact like any other base
 classifier's; what it certifies is that mapped classifier, not the original head.

@@ -2,7 +2,7 @@
 classifiers and denoisers the command line names.
 
 The composition (denoiser, resize to the classifier's input size with bicubic antialiasing,
-the classifier's own normalisation, the classifier) maps pixel-space noisy inputs [B,C,H,W] to
+the classifier's own normalization, the classifier) maps pixel-space noisy inputs [B,C,H,W] to
 logits [B,K]; certify, predict, sequential, sound, attack, compile and torchrun use it like any
 base classifier. Specs:
 
@@ -58,7 +58,7 @@ class DenoisedClassifier(nn.Module):
 @dataclass
 class Classifier:
     """A loaded classifier: the module (pixel space in when ``normalize`` is None), its
-    normalisation layer, input size, class count and what to record."""
+    normalization layer, input size, class count and what to record."""
 
     module: nn.Module
     normalize: nn.Module | None

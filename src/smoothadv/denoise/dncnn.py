@@ -4,7 +4,7 @@ conv3×3 + ReLU, then depth − 2 × [conv3×3 without bias + BatchNorm (eps 1e�
 ReLU], then conv3×3 without bias; the output is the residual y − net(y). Orthogonal init of the
 convolutions, the last one zero, so a new DnCNN is the identity. Depth 17, width 64: 558,400
 parameters for 3 channels. It works in [0,1] pixel space, before the classifier's own
-normalisation: y = x + δ in, an estimate of x out ([B,C,H,W] → [B,C,H,W]).
+normalization: y = x + δ in, an estimate of x out ([B,C,H,W] → [B,C,H,W]).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What every training method shares: the interface, mini-batch splitting, frozen eval-mode
-passes, and the soft-classifier pieces (mean softmax, KL, entropy, normalised steps).
+passes, and the soft-classifier pieces (mean softmax, KL, entropy, normalized steps).
 
 The interface (one optimizer step = one call)::
 

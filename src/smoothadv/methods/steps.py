@@ -1,6 +1,6 @@
 """The pieces the methods' eval-mode attacks and multi-draw forwards share: frozen eval
 mode (the bare module under DDP), the noisy rows of an input's draws, their one forward, the
-soft classifier's loss and the normalised ascent step."""
+soft classifier's loss and the normalized ascent step."""
 
 from __future__ import annotations
 

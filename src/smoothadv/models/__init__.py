@@ -4,8 +4,8 @@ checkpoints.
 Four functions make a model, each from what its caller has:
 
 - :func:`~.registry.create_network` (an architecture's name): the bare network, untrained,
-  normalised inputs in, logits out;
-- :func:`create_model` (a name and the normalisation constants): that network behind its
+  normalized inputs in, logits out;
+- :func:`create_model` (a name and the normalization constants): that network behind its
   input layer, pixel-space inputs in [0,1];
 - :func:`build_model` (a training config's data): the model a training run starts from, its
   input layer chosen or measured from the data, optionally from pre-trained weights;
@@ -20,7 +20,7 @@ from .checkpoint import (
     NormalizationChoice,
     atomic_torch_save,
     build_from_checkpoint,
-    checkpoint_normalisation,
+    checkpoint_normalization,
     create_model,
     has_conv,
     normalize_state_dict,
@@ -44,6 +44,8 @@ from .normalize import (
 from .probe import choose_normalization, measure_normalizations
 from .registry import create_network, list_models, register_model
 
+checkpoint_normalisation = checkpoint_normalization  # the 0.1 spelling, for one release
+
 __all__ = [
     "DEFAULT_NORMALIZATION",
     "IdentityInput",
@@ -55,7 +57,7 @@ __all__ = [
     "load_pretrained",
     "atomic_torch_save",
     "build_from_checkpoint",
-    "checkpoint_normalisation",
+    "checkpoint_normalization",
     "choose_normalization",
     "create_input_layer",
     "create_model",

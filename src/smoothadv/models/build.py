@@ -1,5 +1,5 @@
 """Building the model a training run starts from: the architecture behind its input layer,
-with the normalisation constants its weights expect, optionally initialised from a
+with the normalization constants its weights expect, optionally initialised from a
 pre-trained checkpoint (ours or the paper's)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from .checkpoint import (
     NormalizationChoice,
-    checkpoint_normalisation,
+    checkpoint_normalization,
     create_model,
     infer_shape,
     normalize_state_dict,
@@ -52,14 +52,14 @@ def load_pretrained(model: nn.Module, ckpt: dict[str, Any]) -> list[str]:
     return sorted(k for k in own if k not in usable)
 
 
-def normalisation_constants(train: Dataset, default_mean, default_std,
+def normalization_constants(train: Dataset, default_mean, default_std,
                             pretrained: dict[str, Any] | None,
                             ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The pre-trained checkpoint's constants (its weights expect them); else the data set's
     (``default_mean``/``default_std``); else (a folder whose channel count differs) measured
     on ≤ 2,000 training images [C]."""
     if pretrained is not None:
-        mean, std = checkpoint_normalisation(pretrained)
+        mean, std = checkpoint_normalization(pretrained)
         if mean is not None:
             return mean, std
     channels = int(train[0][0].shape[0])
@@ -119,7 +119,7 @@ def build_model(arch: str, num_classes: int, image_size: int, train: Dataset,
     initialised under ``torch.manual_seed(seed)`` and then from ``pretrained`` where names and
     shapes match. ``announce(line)`` is told the layer of a pre-trained file."""
     ckpt = read_checkpoint(pretrained) if pretrained else None
-    mean, std = normalisation_constants(train, default_mean, default_std, ckpt)
+    mean, std = normalization_constants(train, default_mean, default_std, ckpt)
     choice = choose_input_layer(normalization, ckpt, pretrained, train, num_classes, sigma,
                                 seed)
     if ckpt is not None and announce is not None:

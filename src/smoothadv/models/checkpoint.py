@@ -114,7 +114,7 @@ DATAPARALLEL_ARCHS = frozenset({"resnet50"})
 
 def paper_state_dict(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
     """``model``'s state dict in the paper's layout: ``1.*`` keys (``0.*`` is the
-    parameter-free normalisation layer), ``1.module.*`` for :data:`DATAPARALLEL_ARCHS`."""
+    parameter-free normalization layer), ``1.module.*`` for :data:`DATAPARALLEL_ARCHS`."""
     state = model.state_dict()
     if arch in DATAPARALLEL_ARCHS:
         state = {re.sub(r"^1\.", "1.module.", k): v for k, v in state.items()}
@@ -220,7 +220,7 @@ def normalize_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return {k: v for k, v in out.items() if k.startswith("1.")}
 
 
-def checkpoint_normalisation(ckpt: dict[str, Any]) -> tuple[tuple | None, tuple | None]:
+def checkpoint_normalization(ckpt: dict[str, Any]) -> tuple[tuple | None, tuple | None]:
     """(mean, std) a checkpoint's weights expect: its own, else its architecture's default
     (the paper's files store none); (None, None) when neither is known."""
     defaults = ARCH_DEFAULTS.get(ckpt["arch"], {})
@@ -323,10 +323,10 @@ def build_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike,
     meta["dataset"] = checkpoint_dataset(ckpt)
     meta["num_classes"] = int(ckpt.get("num_classes", num_classes))
     meta["image_size"] = int(ckpt.get("image_size", defaults.get("image_size", 32)))
-    mean, std = checkpoint_normalisation(ckpt)
+    mean, std = checkpoint_normalization(ckpt)
     if mean is None or std is None:
         raise UserError(
-            f"checkpoint {path} stores no normalisation constants and architecture {arch!r} "
+            f"checkpoint {path} stores no normalization constants and architecture {arch!r} "
             "has no default"
         )
     meta["mean"], meta["std"] = tuple(mean), tuple(std)

@@ -25,5 +25,5 @@ def list_models() -> list[str]:
 def create_network(
     name: str, num_classes: int, *, in_channels: int = 3, image_size: int = 32
 ) -> nn.Module:
-    """The bare network (no normalisation layer), mapping normalised [B,C,H,W] to [B,K] logits."""
+    """The bare network (no normalization layer), mapping normalized [B,C,H,W] to [B,K] logits."""
     return MODELS.get(name)(num_classes, in_channels=in_channels, image_size=image_size)

@@ -99,7 +99,7 @@ def baselines() -> tuple[dict, ...]:
         batch=64, m_train=16, lr_delay=0, weight_decay=5e-4, lr_milestones=[200, 400],
         normalization="none", paper_log=None, log_rows=0, hparams={"lbd": 12.0},
         notes="MACER's original schedule (RuntianZ/macer): ResNet-110 on raw [0,1] images (no "
-              "normalisation layer), batch 64, SGD lr 0.01, weight decay 5e-4, 440 epochs, lr "
+              "normalization layer), batch 64, SGD lr 0.01, weight decay 5e-4, 440 epochs, lr "
               "×0.1 at epochs 200 and 400, λ = 12 as their README states for σ = 0.25 (their "
               "code states no λ for other σ). No per-image log of it is held here: compare "
               "it with the re-run's log (cifar10-macer-s0.25)."))

@@ -131,7 +131,7 @@ class Smooth:
 
     Args:
         base_classifier: maps pixel-space [B,C,H,W] in [0,1] to [B, num_classes] logits
-            (normalisation is its first layer). Its device is the device of its parameters.
+            (normalization is its first layer). Its device is the device of its parameters.
         num_classes: number of classes K.
         sigma: noise standard deviation σ > 0, in pixel units.
         sound: certify and predict with the sound sampler

@@ -48,7 +48,7 @@ class SoftLabelsConfig(TeacherRun):
 
     def validate(self) -> None:
         check_sigma(self.sigma)
-        check_positive_int(self.num_noise, "--num-noise")
+        check_positive_int(self.num_noise, "--n")
         check_positive_int(self.batch, "--batch")
 
 
