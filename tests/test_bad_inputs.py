@@ -216,26 +216,25 @@ def test_compare_radii_follow_sigma(tmp_path, capsys):
     assert default_radii([path]) == [0.25]
 
 
-def test_the_demo_resumes_its_certification(tmp_path):
-    """3. Running ``make demo`` again deleted the finished certification and started over: a
-    demo record is resumed for the same model and settings, and started anew otherwise."""
-    from smoothadv.data.datasets import create_dataset
-    from smoothadv.demos.main import DemoConfig, certify_digits
-    from smoothadv.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model("mlp", 10, mean=(0.5,), std=(0.25,), image_size=8)
-    test = torch.utils.data.Subset(create_dataset("digits", "test"), range(3))
-    cfg = DemoConfig(out=str(tmp_path), n0=10, progress=False)
-    record = certify_digits(model, 0.25, tmp_path / "c.tsv", test, cfg, 50)
-    stamp, rows = record.stat().st_mtime_ns, record.read_bytes()
-    certify_digits(model, 0.25, record, test, cfg, 50)  # the same: resumed, nothing redone
-    assert record.stat().st_mtime_ns == stamp and record.read_bytes() == rows
-    config = json.loads(record.with_name("c.tsv.config.json").read_text())
-    assert (config["n"], config["n0"], config["alpha"]) == (50, 10, 0.001)
-    certify_digits(model, 0.25, record, test, cfg, 60)  # another n: certified anew
-    assert json.loads(record.with_name("c.tsv.config.json").read_text())["n"] == 60
-    assert len(read_records(record)) == 3
+def test_the_demo_resumes_and_a_changed_demo_destroys_nothing(tmp_path, capsys):
+    """3. Running ``make demo`` again deleted the finished certification and started over: the
+    demo runs on the sweep engine, so a second run starts nothing, and another n certifies
+    anew beside the finished records, reusing the trainings."""
+    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--n", "60", "--no-progress",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    records = {p: p.read_bytes() for p in tmp_path.glob("stages/certify-*/certify.tsv")}
+    checkpoints = {p: p.stat().st_mtime_ns for p in tmp_path.glob("stages/train-*/*.pth.tar")}
+    assert len(records) == 2 and len(checkpoints) == 2
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert ": started" not in capsys.readouterr().out
+    assert main([*argv[:6], "80", *argv[7:]]) == 0  # --n 80
+    printed = capsys.readouterr().out
+    assert "certify σ=0.25 n=80: done" in printed and "train" not in printed.split("model")[0]
+    assert all(p.read_bytes() == rows for p, rows in records.items())
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in checkpoints}
+    assert len(list(tmp_path.glob("stages/certify-*/certify.tsv"))) == 4
 
 
 def test_rebox_refuses_an_out_that_is_not_a_record(tmp_path):

@@ -111,3 +111,37 @@ def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):
     assert grid.derandomized and grid.template == "seed0" and grid.round_inputs
     assert main(argv) == 0  # resumed: nothing starts
     assert ": started" not in capsys.readouterr().out
+
+
+def test_denoised_demo_on_the_engine(tmp_path, capsys):
+    """Denoised smoothing's demo as sweep stages: one noise-free classifier for every run and
+    σ, the MSE denoiser shared by its own run and Stab+MSE's initialisation, the certified
+    composite f(D(·)), and a second run that starts nothing."""
+    from smoothadv.demos.main import DENOISED_FILE, DemoConfig, denoised_sweep_data
+    from smoothadv.sweep import build_plan, sweep_from_data
+
+    argv = ["demo", "--denoised", "--epochs", "4", "--quick", "--sigmas", "0.25",
+            "--no-progress", "--device", "cpu", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Stab+MSE denoiser σ=0.25" in printed and "no denoiser σ=0.25" in printed
+    cfg = DemoConfig(out=str(tmp_path), epochs=4, quick=True, sigmas=(0.25,), device="cpu",
+                     progress=False)
+    plan = build_plan(sweep_from_data(denoised_sweep_data(cfg), DENOISED_FILE))
+    kinds = [j.kind for j in plan.jobs.values()]
+    assert kinds.count("train") == 2 and kinds.count("train-denoiser") == 2  # clean, Gaussian
+    clean = next(j for j in plan.jobs.values() if j.kind == "train"
+                 and j.config.method == "clean")
+    mse, stab = sorted((j for j in plan.jobs.values() if j.kind == "train-denoiser"),
+                       key=lambda j: j.config.objective)
+    assert (mse.config.objective, stab.config.objective) == ("mse", "stab")
+    assert stab.config.init == str(mse.output) and stab.config.classifier == str(clean.output)
+    assert mse.config.epochs == 2 and stab.config.epochs == 1 and mse.key in stab.deps
+    records = {r.group: plan.jobs[r.record_job] for r in plan.runs}
+    assert records["Stab+MSE denoiser"].config.denoiser == f"dncnn:{stab.output}"
+    assert records["no denoiser"].config.checkpoint == str(clean.output)
+    for job in records.values():
+        assert len(read_records(job.output)) == 449 and job.config.n == 1000
+    assert (tmp_path / "denoised_report.md").exists()
+    assert main(argv) == 0
+    assert ": started" not in capsys.readouterr().out

@@ -192,6 +192,10 @@ train = {{ dataset = "folder", data_root = "{tmp_path / 'nowhere'}", epochs = 1 
     ('[[runs]]\nrecipes = []\nbogus = 1\n', "unknown key"),
     ('scale = "huge"\n[[runs]]\nrecipes = []\n', "unknown scale"),
     (f'[[runs]]\n{TRAIN}\n{CERTIFY}\nrebox = true\n', "rebox takes a uniform or splitting"),
+    (f'[[runs]]\n{TRAIN}\n{CERTIFY}\ndenoiser = {{ objective = "mse", depht = 5 }}\n',
+     "unknown denoiser option(s) depht"),
+    (f'[[runs]]\n{TRAIN}\n{CERTIFY}\ndenoiser = {{ objective = "mse" }}\n',
+     "needs certify.sigma"),
 ])
 def test_bad_sweep_files_fail_in_one_line(tmp_path, capsys, body, message):
     path = write(tmp_path, body)

@@ -44,7 +44,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
                         "uniform and box-constrained certificates beside the Gaussian model's ℓ2 "
                         "radius; σ 0.5 1.0 by default)")
     p.add_argument("--write-sweep", metavar="FILE", default=None,
-                   help="the main or the ℓ1 demo: write its sweep file (the shipped grid "
+                   help="the main, ℓ1 or denoised demo: write its sweep file (the shipped grid "
                         "with these options) to FILE and stop, e.g. for smoothadv sweep run "
                         "FILE --engine slurm")
     p.add_argument("--quick", action="store_true",
@@ -82,17 +82,13 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     from ..demos.main import DemoConfig, run_demo, run_denoised_demo
 
     l1 = args.norm == "l1"
-    if args.write_sweep and args.denoised:
-        raise UserError("--write-sweep writes the sweep of the main or the ℓ1 demo; the "
-                        "denoised demo does not run on the engine yet")
     sigmas = args.sigmas or ([0.25, 0.5] if args.denoised else [0.5, 1.0] if l1 else [0.25])
     runner = run_l1_demo if l1 else run_denoised_demo if args.denoised else run_demo
-    extra = {"write_sweep": args.write_sweep} if runner is not run_denoised_demo else {}
     runner(DemoConfig(
         out=args.out or DemoConfig.out, sigmas=tuple(sigmas), epochs=args.epochs or 60,
         epsilon=args.epsilon, steps=args.steps, m_train=args.m_train, quick=args.quick,
         n=args.n, batch=args.batch, seed=args.seed, methods=tuple(methods), device=args.device,
-        progress=not args.no_progress), **extra)
+        progress=not args.no_progress), write_sweep=args.write_sweep)
     return 0
 
 

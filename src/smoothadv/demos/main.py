@@ -16,26 +16,16 @@ epochs. These were chosen by trying ε ∈ {0.5, 0.75, 1.0}, T ∈ {2, 4, 6}, m 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tomllib
-import torch
 
 from .. import analysis as A
-from ..data.datasets import create_dataset
-from ..models import load_checkpoint
-from ..records.files import ThreatModel
-from ..records.loops import run_records, select_indices
-from ..runtime.distributed import resolve_device
-from ..smoothing.smooth import Smooth
 from ..sweep import Ledger, build_plan, run_local, sweep_from_data, to_toml
 from ..sweep.plan import describe
-from ..train import TrainConfig, train
 
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -211,49 +201,6 @@ def run_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
     return out / "report.md"
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """The first 16 hex digits of a SHA-256 over a model's state (names and tensor bytes): a
-    demo record is resumed only for the model it was certified with."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy()
-                      .tobytes())
-    return digest.hexdigest()[:16]
-
-
-def certify_digits(base, sigma: float, record: Path, test, cfg: DemoConfig, n: int,
-                   noise: str = "gaussian", norm: str = "l2",
-                   template: str | None = None) -> Path:
-    """CERTIFY the whole digits test split with base classifier ``base`` (``noise``, radii in
-    ``norm``; with ``template``, the deterministic splitting certificate with that offset
-    template) into a fresh ``record`` and its config line; returns the record's path."""
-    facts: dict = {"sigma": sigma, "radius_rounding": "down", "seed": cfg.seed,
-                   "model_sha256": model_fingerprint(base)}
-    if (noise, norm) != ("gaussian", "l2"):
-        facts.update(norm=norm, noise=noise)
-    options: dict = {}
-    if template is not None:
-        options = {"derandomized": True, "template": template}
-        facts.update(threat_model=ThreatModel.of(norm, derandomized=True).as_dict())
-    else:
-        facts.update(n=n, n0=cfg.n0, alpha=cfg.alpha)
-    facts.update(options)
-    conf = record.with_name(record.name + ".config.json")
-    try:
-        same = record.exists() and json.loads(conf.read_text()) == facts
-    except (OSError, ValueError):
-        same = False
-    if not same:  # another model or other settings: the demo's own record starts anew
-        record.unlink(missing_ok=True)
-        conf.write_text(json.dumps(facts))
-    run_records("certify", Smooth(base, 10, sigma, noise=noise, norm=norm), test,
-                select_indices(len(test)), record, n0=cfg.n0, n=n, alpha=cfg.alpha,
-                batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress,
-                certify_options=options)
-    return record
-
-
 def _verdict(summaries: list[A.Summary]) -> str:
     """Which method wins, per σ, as measured (ACR and certified accuracy at r ≥ 0.5)."""
     lines = []
@@ -316,59 +263,65 @@ def _report(cfg: DemoConfig, summaries, table, n: int, epochs: int, elapsed: flo
 
 # ---------------------------------------------------------------- denoised smoothing
 
-DENOISER_SHAPE = dict(depth=5, width=16)  # a small DnCNN: 8×8 digits, CPU minutes
 
 
-def run_denoised_demo(cfg: DemoConfig) -> Path:
-    """The pattern of Salman et al. (2020)'s tables on digits: a classifier trained without
-    noise, certified alone, behind an MSE-trained DnCNN and behind Stab+MSE (the MSE one
-    fine-tuned with the stability objective), beside a Gaussian-trained model, at each σ.
-    Writes records, ``denoised_curves.png`` and ``denoised_report.md``; returns the report."""
-    from ..denoise.compose import compose, load_classifier
-    from ..denoise.training import DenoiserConfig, load_dncnn, train_denoiser
+DENOISED_FILE = Path(__file__).with_name("denoised.toml")
 
-    start = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    n = 1_000 if cfg.quick else 10_000
-    epochs = max(1, cfg.epochs // 2) if cfg.quick else cfg.epochs
+
+def denoised_sweep_data(cfg: DemoConfig) -> dict:
+    """The denoised demo's sweep: :data:`DENOISED_FILE`'s runs repeated at each σ of ``cfg``
+    (the certification's σ, the denoisers' and the Gaussian model's; the noise-free classifier
+    keeps one σ, so it is trained once), with the demo's budget: the denoisers train for a
+    third of the epochs (at least 2), Stab for half of that; n = 10,000 (1,000 with quick)."""
+    import copy
+
+    template = tomllib.loads(DENOISED_FILE.read_text(encoding="utf-8"))
+    epochs = budget(cfg)[1]
     dn_epochs = max(2, epochs // 3)
-    device = resolve_device(cfg.device)
-    test = create_dataset("digits", "test")
-    base_kw = digits_training(cfg, epochs)
-    print(f"training the classifier without noise for {epochs} epochs …", flush=True)
-    clean_ckpt = train(TrainConfig(out=str(out / "clean"), method="clean", sigma=0.25,
-                                   **base_kw))
-    classifier = load_classifier(str(clean_ckpt), device)
-    records, labels = [], []
+    n = 1_000 if cfg.quick else 10_000
+    runs = []
     for sigma in cfg.sigmas:
-        tag = f"sigma{sigma:g}"
-        print(f"σ={sigma:g}: MSE denoiser, Stab+MSE, Gaussian baseline …", flush=True)
-        dn_kw = dict(dataset="digits", sigma=sigma, batch=64, lr_step=max(1, dn_epochs * 2 // 3),
-                     seed=cfg.seed, device=cfg.device, progress=False, **DENOISER_SHAPE)
-        mse = train_denoiser(DenoiserConfig(out=str(out / f"dncnn_mse_{tag}"), objective="mse",
-                                            epochs=dn_epochs, **dn_kw))
-        stab = train_denoiser(DenoiserConfig(out=str(out / f"dncnn_stab_{tag}"),
-                                             objective="stab", classifier=str(clean_ckpt),
-                                             init=str(mse), epochs=max(1, dn_epochs // 2),
-                                             **dn_kw))
-        gauss = train(TrainConfig(out=str(out / f"gaussian_{tag}"), method="gaussian",
-                                  sigma=sigma, **base_kw))
-        runs = {
-            "no denoiser": compose(classifier, None),
-            "MSE denoiser": compose(classifier, load_dncnn(mse, device)[0]),
-            "Stab+MSE denoiser": compose(classifier, load_dncnn(stab, device)[0]),
-            "Gaussian-trained": load_checkpoint(gauss, device=device)[0],
-        }
-        for name, base in runs.items():
-            rec = out / f"{name.split()[0].lower().replace('+', '_')}_{tag}.tsv"
-            records.append(certify_digits(base, sigma, rec, test, cfg, n))
-            labels.append(f"{name} σ={sigma:g}")
+        for run in copy.deepcopy(template["runs"]):
+            run["train"].update(epochs=epochs, lr_step=max(1, epochs * 2 // 3), seed=cfg.seed,
+                                device=cfg.device)
+            if run["train"]["method"] != "clean":
+                run["train"]["sigma"] = sigma
+            run["certify"].update(sigma=sigma, n=n, n0=cfg.n0, alpha=cfg.alpha, batch=cfg.batch,
+                                  seed=cfg.seed, device=cfg.device, progress=cfg.progress)
+            denoiser = run.get("denoiser")
+            while denoiser is not None:
+                first = "init" not in denoiser  # the MSE stage; Stab continues it
+                denoiser.update(epochs=dn_epochs if first else max(1, dn_epochs // 2),
+                                lr_step=max(1, dn_epochs * 2 // 3), seed=cfg.seed,
+                                device=cfg.device)
+                denoiser = denoiser.get("init")
+            runs.append(run)
+    return {**template, "out": cfg.out, "runs": runs}
+
+
+def run_denoised_demo(cfg: DemoConfig, write_sweep: str | None = None) -> Path:
+    """The pattern of Salman et al. (2020)'s tables on digits (:data:`DENOISED_FILE`), on the
+    sweep engine: a classifier trained without noise, certified alone, behind an MSE-trained
+    DnCNN and behind Stab+MSE, beside a Gaussian-trained model, at each σ. Writes
+    ``denoised_curves.png`` and ``denoised_report.md``; returns the report (with
+    ``write_sweep``, the sweep file written instead)."""
+    start = time.perf_counter()
+    done = run_shipped(denoised_sweep_data(cfg), DENOISED_FILE, write_sweep)
+    if done is None:
+        return Path(write_sweep)
+    plan, _ = done
+    epochs = budget(cfg)[1]
+    dn_epochs = max(2, epochs // 3)
+    n = 1_000 if cfg.quick else 10_000
+    out = Path(cfg.out)
+    records = [plan.jobs[r.record_job].output for r in plan.runs]
+    labels = [f"{r.group} σ={plan.jobs[r.record_job].config.sigma:g}" for r in plan.runs]
+    mse = next(j.config for j in plan.jobs.values() if j.kind == "train-denoiser")
     summaries = A.load_summaries(records, RADII, labels)
     return publish(out, "denoised_", "# smoothadv demo --denoised: certifying a classifier "
                    "trained without noise", [
                        f"Classifier: the digits `mlp`, {epochs} epochs without noise. Denoisers: "
-                       f"DnCNN depth {DENOISER_SHAPE['depth']}, width {DENOISER_SHAPE['width']}; "
+                       f"DnCNN depth {mse.depth}, width {mse.width}; "
                        f"MSE for {dn_epochs} epochs, then Stab (against the classifier) for "
                        f"{max(1, dn_epochs // 2)}. Certification: n0 = {cfg.n0}, n = {n:,}, "
                        f"α = {cfg.alpha}."],

@@ -57,6 +57,14 @@ def is_done(job: Job) -> bool:
             return False
         return (int(ckpt.get("epoch", 0)) >= job.config.epochs
                 and ckpt.get("config_hash") == job.config.content_hash())
+    if job.kind == "train-denoiser":  # its run folder: the last epoch, this config's hash
+        try:
+            document = json.loads((job.folder / "config.json").read_text(encoding="utf-8"))
+            epoch = int(torch_load_epoch(out))
+        except (OSError, ValueError, KeyError, UserError):
+            return False
+        return (document.get("config_hash") == job.config.content_hash()
+                and epoch >= job.config.epochs)
     if job.kind == "rebox":
         try:
             source = read_records(job.folder.parent / job.shards[0] / OUTPUT_NAMES["certify"])
@@ -77,6 +85,13 @@ def is_done(job: Job) -> bool:
             return False
         return rows >= int(document.get("num_inputs", -1))
     return True
+
+
+def torch_load_epoch(path: Path) -> int:
+    """The epoch a denoiser checkpoint was saved after."""
+    from ..denoise.dncnn import read_checkpoint_dncnn
+
+    return int(read_checkpoint_dncnn(path)["epoch"])
 
 
 @contextlib.contextmanager

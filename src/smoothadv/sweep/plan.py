@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..configs import StageConfig
+from ..denoise.training import DenoiserConfig
 from ..errors import UserError
 from ..recipes import recipe_stages
 from ..stages import CertifyConfig, SoftLabelsConfig, TrainConfig
 from .spec import SOFT_TARGETS, GridRun, RecipeRun, Sweep
 
 OUTPUT_NAMES = {"train": "checkpoint.pth.tar", "soft-labels": "soft_targets.pt",
-                "certify": "certify.tsv", "merge": "certify.tsv", "rebox": "certify_box.tsv"}
+                "certify": "certify.tsv", "merge": "certify.tsv", "rebox": "certify_box.tsv",
+                "train-denoiser": "denoiser.pth.tar"}
+RUN_FOLDERS = ("train", "train-denoiser")  # stages whose output is a run folder
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _rehome(out: Path, kind: str, config: StageConfig, moved: dict[str, tuple[st
     config = type(config).from_dict({k: rewrite(v) for k, v in config.to_dict().items()})
     key = f"{config.stage}-{config.content_hash()}"
     folder = out / "stages" / key
-    target = folder if kind == "train" else folder / OUTPUT_NAMES[kind]
+    target = folder if kind in RUN_FOLDERS else folder / OUTPUT_NAMES[kind]
     return Job(key, kind, config.replace(out=str(target)), folder, sorted(set(deps)))
 
 
@@ -128,8 +131,13 @@ def build_plan(sweep: Sweep) -> Plan:
                 _teacher(plan, out, run, moved)
             train = _home(plan, out, "train", run.train, moved, run.label)
             moved[str(train.output)] = (str(train.output), train.key)
+            model = {"checkpoint": str(train.output)}
+            if run.denoiser is not None:  # the classifier behind a DnCNN trained at σ
+                sigma = float(run.certify["sigma"])
+                den = _denoiser(plan, out, run, run.denoiser, sigma, str(train.output), moved)
+                model = {"classifier": str(train.output), "denoiser": f"dncnn:{den.output}"}
             cert = CertifyConfig(**{
-                "checkpoint": str(train.output), "dataset": run.train.dataset,
+                **model, "dataset": run.train.dataset,
                 "data_root": run.train.data_root, "sigma": run.train.sigma, "progress": False,
                 "out": "x", **run.certify})
             record = _certify(plan, out, cert, moved, run.label, run.shards)
@@ -167,6 +175,25 @@ def build_plan(sweep: Sweep) -> Plan:
                                    reference))
     _check_collisions(plan)
     return plan
+
+
+def _denoiser(plan: Plan, out: Path, run: GridRun, table: dict, sigma: float,
+              classifier: str, moved: dict) -> Job:
+    """The train-denoiser job of a run's ``denoiser`` table at σ (after the job of its
+    ``init`` table, if any): the classifier is the run's trained one where the objective
+    needs it."""
+    options = {k: v for k, v in table.items() if k != "init"}
+    init = None
+    if "init" in table:
+        init = str(_denoiser(plan, out, run, table["init"], sigma, classifier, moved).output)
+    needs = options.get("objective", "mse") != "mse"
+    config = DenoiserConfig(dataset=run.train.dataset, data_root=run.train.data_root,
+                            sigma=sigma, classifier=classifier if needs else None, init=init,
+                            progress=False, out="x", **options)
+    job = _home(plan, out, "train-denoiser", config, moved, run.label)
+    moved[str(job.output)] = (str(job.output), job.key)
+    moved[f"dncnn:{job.output}"] = (f"dncnn:{job.output}", job.key)
+    return job
 
 
 def _rebox(plan: Plan, out: Path, record: Job, label: str) -> Job:
@@ -216,9 +243,12 @@ def describe(job: Job) -> str:
     if isinstance(c, TrainConfig):
         noise = f" {c.noise} noise" if c.noise != "gaussian" else ""
         return f"train {c.method}{noise} σ={c.sigma:g} seed={c.seed} epochs={c.epochs}"
+    if isinstance(c, DenoiserConfig):
+        return f"train-denoiser {c.objective} σ={c.sigma:g} epochs={c.epochs}"
     if isinstance(c, CertifyConfig):
         part = f" shard {c.shard + 1}/{c.shards}" if c.shards > 1 else ""
         what = {"merge": "merge ", "rebox": "rebox "}.get(job.kind, "certify ")
+        what += "denoised " if c.denoiser else ""
         mode = f" {c.noise} {c.norm}" if (c.noise, c.norm) != ("gaussian", "l2") else ""
         mode += " derandomized " + c.template if c.derandomized else ""
         return what + f"σ={c.sigma:g}{mode} n={c.n}{part}"

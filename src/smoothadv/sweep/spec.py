@@ -37,6 +37,7 @@ from typing import Any
 
 import tomllib
 
+from ..denoise.training import DenoiserConfig
 from ..errors import UserError
 from ..methods import method_spec
 from ..recipes import SCALES, get_recipe, list_recipes
@@ -44,7 +45,7 @@ from ..stages import CertifyConfig, TrainConfig
 
 TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "runs"}
 RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
-            "certify", "shards", "teacher_draws", "rebox"}
+            "certify", "shards", "teacher_draws", "rebox", "denoiser"}
 SOFT_TARGETS = "<soft targets of the run's teacher>"  # replaced by the plan
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
 CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
@@ -62,6 +63,7 @@ class GridRun:
     teacher_draws: int | None = None  # CAT-RS: p_b from a σ = 0.25 Gaussian teacher
     group: str = ""  # the [[runs]] table's label: its grid points are compared in the report
     rebox: bool = False  # then also the box-constrained ℓ1 radii of the record, post hoc
+    denoiser: dict[str, Any] | None = None  # certify the trained classifier behind a DnCNN
 
 @dataclass
 class RecipeRun:
@@ -169,6 +171,23 @@ def _parse_run(run: dict, sweep: Sweep, where: str) -> list[GridRun | RecipeRun]
     return _product(run, sweep, where, shards)
 
 
+DENOISER_FIELDS = {f.name for f in dataclasses.fields(DenoiserConfig)} - {
+    "out", "dataset", "classifier", "init", "data_root", "sigma"}
+
+
+def _check_denoiser(table: Any, where: str) -> None:
+    """A run's ``denoiser`` table: DnCNN training options and an optional ``init`` table (the
+    denoiser it starts from, e.g. Stab+MSE's MSE one), checked before anything runs."""
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: denoiser must be a table of train-denoiser options")
+    unknown = sorted(set(table) - DENOISER_FIELDS - {"init"})
+    if unknown:
+        raise UserError(f"{where}: unknown denoiser option(s) {', '.join(unknown)}; it takes "
+                        f"{', '.join(sorted(DENOISER_FIELDS | {'init'}))}")
+    if "init" in table:
+        _check_denoiser(table["init"], where)
+
+
 def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
     base = dict(run.get("train", {}))
     grid = dict(run.get("grid", {}))
@@ -188,6 +207,12 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
     if run.get("rebox") and certify.get("noise") not in ("uniform", "splitting"):
         raise UserError(f"{where}: rebox takes a uniform or splitting ℓ1 record (certify "
                         "noise = \"uniform\" or \"splitting\", norm = \"l1\")")
+    denoiser = run.get("denoiser")
+    if denoiser is not None:
+        _check_denoiser(denoiser, where)
+        if "sigma" not in certify:
+            raise UserError(f"{where}: a denoised run needs certify.sigma (the classifier "
+                            "is trained without noise; the denoiser at that σ)")
     if sweep.data_root and "data_root" not in base:
         base["data_root"] = sweep.data_root
     keys = list(grid)
@@ -213,5 +238,5 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         if run.get("label"):
             label = f"{run['label']} {label}"
         out.append(GridRun(label, train, certify, shards, teacher, run.get("label", ""),
-                           bool(run.get("rebox", False))))
+                           bool(run.get("rebox", False)), denoiser))
     return out
