@@ -38,9 +38,7 @@ afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +47,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError, check_epsilon, check_positive_int
 from ..registry import Registry
-from ..smoothing.smooth import Smooth, eval_mode, soft_classifier
+from ..smoothing.smooth import Smooth, frozen_eval, soft_classifier
 
 LOG_CLAMP = 1e-20  # G_y is clamped here before the log, as in the paper's code
 ESTIMATORS = ("grad", "no_grad", "no_grad_cv")
@@ -80,20 +78,6 @@ def attack_from_options(name: str, *, epsilon: float, steps: int, num_noise_vect
         kwargs.update(gamma=ddn_gamma, init_norm=ddn_init_norm, decision=ddn_decision,
                       strict_epsilon=strict_epsilon)
     return create_attack(name, **kwargs)
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and ``requires_grad=False`` on every parameter; both restored afterwards."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    with eval_mode(model):
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            yield model
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -265,7 +249,7 @@ class SmoothAdvAttack:
         x = x.detach()
         if eps == 0:
             return x.clone()
-        with frozen(model):
+        with frozen_eval(model):
             return self._run(model, x, y, noise, generator, eps).detach()
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,

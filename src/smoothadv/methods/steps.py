@@ -4,22 +4,10 @@ soft classifier's loss and the normalized ascent step."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn as nn
 
-from ..attacks.smoothadv import frozen
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode with frozen weights for the passes the authors run so (attacks), the bare
-    module under a DDP wrapper; train mode and ``requires_grad`` restored afterwards."""
-    inner = getattr(model, "module", model)
-    with frozen(inner):
-        yield inner
+from ..smoothing.smooth import frozen_eval  # noqa: F401  (the methods' frozen passes)
 
 
 def soft_nll(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

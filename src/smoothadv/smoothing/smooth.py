@@ -126,6 +126,24 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = flag
 
 
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter for the block (the passes the
+    authors run so: attacks, and the methods' attacks on the noise); yields the bare module
+    under a DDP wrapper. Each module's mode and each parameter's flag are restored afterwards.
+    With :func:`eval_mode`, the package's one pair of mode helpers."""
+    inner = getattr(model, "module", model)
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    with eval_mode(model):
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield inner
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+
 class Smooth:
     """A smoothed classifier around ``base_classifier`` with noise level ``sigma``.
 
