@@ -384,3 +384,32 @@ def test_every_path_certify_accepts_is_covered():
         if not covered:
             missing.append((noise, nm, o))
     assert len(paths) > 30 and not missing, missing
+
+
+def test_round_inputs_adds_no_certificate_only_moves_the_input():
+    """``--round-inputs`` (sound, derandomized, and the randomized splitting certificate) is
+    preprocessing: each path that takes it is a path certify accepts without it, covered above,
+    applied to x̃ = round(255·x)/255, the input the record's rows certify (its config says
+    ``round_inputs``). So its radius is that path's radius about x̃, never a claim about x."""
+    from smoothadv.noise import GridRounded
+
+    without = {(n, nm, tuple(sorted(o.items()))) for n, nm, o in _accepted_paths()}
+    flags = ("sound", "derandomized")
+    taken = 0
+    for noise, nm in itertools.product(NOISE_CHOICES, NORMS):
+        for values in itertools.product((False, True), repeat=len(flags)):
+            options = dict(zip(flags, values))
+            try:
+                CertifyConfig(checkpoint="a", out="o", noise=noise, norm=nm, round_inputs=True,
+                              **options)
+            except UserError:
+                continue
+            taken += 1
+            full = {"sound": False, "sequential": False, "two_sided": False, "box": False,
+                    "derandomized": False, "randomized_cp": False, **options}
+            assert (noise, nm, tuple(sorted(full.items()))) in without, (noise, nm, options)
+    assert taken >= 4  # splitting randomized, derandomized, and the sound Gaussian paths
+    x = torch.rand(64, generator=torch.Generator().manual_seed(0)).view(1, 8, 8)
+    rounded = GridRounded([(x, 0)])[0][0]
+    assert torch.equal(rounded * 255, torch.round(rounded * 255))
+    assert (rounded - x).abs().max() <= 0.5 / 255 + 1e-7

@@ -77,7 +77,10 @@ class EvalConfig(StageConfig):
     input_normalization: str | None = None
     precision: str = "fp32"  # fp32 (the authors'), bf16 or fp16 autocast (a departure)
     sound: bool = False  # integer rounded-Gaussian noise on the 8-bit grid
-    round_inputs: bool = False  # sound, derandomized or splitting: inputs rounded to the grid
+    # sound, derandomized or splitting: each input x replaced by x̃ = round(255x)/255 before
+    # certifying. Preprocessing only: the certificate is that path's own, about x̃ (recorded in
+    # the config); tests/test_conformance.py checks that it adds no certificate path
+    round_inputs: bool = False
     # ℓ1 certificates (added after the first records: hashed only when not the default)
     noise: str = setting("gaussian", added=True)  # gaussian, uniform, laplace, splitting
     norm: str = setting("l2", added=True)  # l2 (Gaussian), l1, linf
