@@ -60,7 +60,7 @@ def is_done(job: Job) -> bool:
     if job.kind == "train-denoiser":  # its run folder: the last epoch, this config's hash
         try:
             document = json.loads((job.folder / "config.json").read_text(encoding="utf-8"))
-            epoch = int(torch_load_epoch(out))
+            epoch = denoiser_epoch(out)
         except (OSError, ValueError, KeyError, UserError):
             return False
         return (document.get("config_hash") == job.config.content_hash()
@@ -87,7 +87,7 @@ def is_done(job: Job) -> bool:
     return True
 
 
-def torch_load_epoch(path: Path) -> int:
+def denoiser_epoch(path: Path) -> int:
     """The epoch a denoiser checkpoint was saved after."""
     from ..denoise.dncnn import read_checkpoint_dncnn
 
