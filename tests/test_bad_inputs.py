@@ -352,6 +352,8 @@ MISTAKES = [  # (argv with {ckpt}, {tmp}; words the one error line must hold)
     (["train", "--dataset", "digits", "--workers", "-1", "--out", "{tmp}/t"], ["--workers"]),
     (["demo", "--epochs", "0", "--out", "{tmp}/d"], ["--epochs"]),
     (["demo", "--n", "0", "--out", "{tmp}/d"], ["--n"]),
+    (["demo", "--write-sweep", "{tmp}/empty.tsv"], ["--write-sweep", "not a sweep file"]),
+    (["demo", "--write-sweep", "{tmp}/corrupt.pth.tar"], ["not a sweep file"]),
     (["analyze", "{tmp}/empty.tsv", "--radii", "-1"], ["--radii"]),
     (["run", "{tmp}/missing.json"], ["not found"]),
     (["run", "{tmp}/garbage.json"], ["not JSON"]),

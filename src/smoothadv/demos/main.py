@@ -138,6 +138,22 @@ def demo_sweep_data(cfg: DemoConfig) -> dict:
     return data
 
 
+def _check_sweep_target(path: Path) -> None:
+    """Refuse, untouched, a ``--write-sweep`` target that exists and is not a sweep file (a
+    checkpoint, notes, a record): only a file with ``[[runs]]`` is replaced."""
+    if not path.exists():
+        return
+    from ..errors import UserError
+
+    try:
+        ours = path.is_file() and "runs" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        ours = False
+    if not ours:
+        raise UserError(f"--write-sweep {path} exists and is not a sweep file: name a new file "
+                        "(nothing was written)")
+
+
 def run_shipped(data: dict, path: Path, write_sweep: str | None = None):
     """Run a demo's sweep ``data`` (from the shipped file ``path``) on the local engine, one
     stage at a time, each named as ``sweep status`` names it; returns (plan, ledger), or None
@@ -145,6 +161,7 @@ def run_shipped(data: dict, path: Path, write_sweep: str | None = None):
     from ..errors import UserError
 
     if write_sweep:
+        _check_sweep_target(Path(write_sweep))
         Path(write_sweep).write_text(to_toml(data), encoding="utf-8")
         print(f"the demo's sweep: {write_sweep}; run it with smoothadv sweep run {write_sweep}")
         return None
