@@ -99,14 +99,6 @@ def budget(cfg: DemoConfig) -> tuple[int, int]:
     return cfg.n, cfg.epochs
 
 
-def digits_training(cfg: DemoConfig, epochs: int) -> dict:
-    """The training budget every demo model gets: the digits MLP, ``epochs`` epochs, batch 64,
-    SGD lr 0.1 decayed after two thirds of the epochs (TrainConfig fields)."""
-    return dict(dataset="digits", arch="mlp", epochs=epochs, batch=64, lr=0.1,
-                lr_step=max(1, epochs * 2 // 3), seed=cfg.seed, device=cfg.device,
-                progress=False)
-
-
 SWEEP_FILE = Path(__file__).with_name("main.toml")
 
 
