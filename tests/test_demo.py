@@ -56,9 +56,11 @@ def test_the_docs_name_the_default_demos_record():
 
 
 def test_demo_with_every_method(tmp_path, capsys):
-    """--methods all: seven methods, one σ, two seeds (a tiny budget); records per model, the
-    table with the paired intervals, and a resumed run that redoes nothing."""
-    from smoothadv.demos.methods import ALL
+    """--methods all: seven methods, one σ, two seeds (a tiny budget) on the sweep engine:
+    per (σ, seed) one certification of the seven models on shared noise, the table with the
+    paired intervals, a resumed run that redoes nothing, and the sweep file it runs."""
+    from smoothadv.demos.methods import ALL, MethodsDemo, methods_sweep_data
+    from smoothadv.sweep import build_plan, sweep_from_data
 
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--epochs", "1", "--n", "60", "--no-progress",
@@ -66,18 +68,30 @@ def test_demo_with_every_method(tmp_path, capsys):
             "--methods", "all"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    for seed in (0, 1):
-        for method in ALL:
-            assert len(read_records(out / f"{method}_sigma0.5_seed{seed}.tsv")) == 449
+    assert printed.count("certify ×7 on shared noise σ=0.5 n=60: done") == 2
+    cfg = MethodsDemo(out=str(out), sigmas=(0.5,), seeds=(0, 1), epochs=1, n=60,
+                      device="cpu", progress=False, workers=1)
+    plan = build_plan(sweep_from_data(methods_sweep_data(cfg), out / "x.toml"))
+    assert len(plan.runs) == 14
+    for run in plan.runs:
+        assert len(read_records(plan.jobs[run.record_job].output)) == 449
+    trained = {(j.config.method, j.config.sigma, j.config.seed) for j in plan.jobs.values()
+               if j.kind == "train"}
+    assert {(m, 0.5, s) for m in ALL for s in (0, 1)} | {("gaussian", 0.25, 0),
+                                                         ("gaussian", 0.25, 1)} == trained
     for name in ("| MACER | ", "| CAT-RS | ", "| SmoothMix | ", "ACR − Gaussian [95%]"):
         assert name in printed
-    assert (out / "catrs_soft_targets_seed1.pt").exists()  # each seed's teacher
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pth.tar")}
+    before = {p: p.stat().st_mtime_ns for p in out.glob("stages/*/*.*")}
     assert main(argv) == 0  # resumed: every model and record is complete
-    assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pth.tar")}
+    assert ": started" not in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("stages/*/*.*")}
     assert main(["demo", "--out", str(out), "--methods", "nope"]) == 2
     assert main(["demo", "--out", str(out), "--seeds", "1"]) == 2  # not the main demo's
+    sweep_file = tmp_path / "seven.toml"
+    assert main([*argv, "--write-sweep", str(sweep_file)]) == 0
+    assert main(["sweep", "run", str(sweep_file)]) == 0
+    assert ": started" not in capsys.readouterr().out
 
 
 def test_l1_demo_writes_records_curves_and_report(tmp_path, capsys):

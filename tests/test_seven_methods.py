@@ -11,7 +11,7 @@ import torch
 
 from smoothadv.analysis.compare import compare, paired_acr_difference
 from smoothadv.data.datasets import create_dataset
-from smoothadv.demos.methods import CHOSEN, FIXED, GRIDS, Cell, settings, verdicts
+from smoothadv.demos.methods import GRIDS, Cell, settings, shipped_runs, verdicts
 from smoothadv.models import create_model, load_checkpoint, wants_channels_last
 from smoothadv.records.files import read_records
 from smoothadv.records.loops import run_records, run_shared_records, select_indices
@@ -123,25 +123,34 @@ def test_verdicts_apply_the_published_pattern():
 
 
 def test_chosen_settings_come_from_the_shipped_selection_grid():
-    """demo_methods.GRIDS equals the sweep file's grids, and every chosen value is a point of
-    its method's grid at a σ the selection ran."""
+    """GRIDS equals the selection sweep's grids; the demo's shipped runs (methods.toml) hold,
+    per method and σ the selection ran, one point of that grid and the selection's fixed
+    options, with the same network, epochs and batch."""
     sweep = tomllib.loads((ROOT / "examples" / "digits_selection.toml").read_text())
+    runs = shipped_runs()
     for run in sweep["runs"]:
         method = run["label"]
         grid = {k: tuple(v) for k, v in run["grid"].items() if k != "sigma"}
         assert grid == GRIDS[method], method
         assert run["train"]["epochs"] == 40 and run["train"]["dataset"] == "digits-val"
-        assert run.get("options", {}).get(method, {}) == {
-            k: v for k, v in FIXED.get(method, {}).items()}
-        for sigma, values in CHOSEN[method].items():
-            assert sigma in run["grid"]["sigma"]
-            assert set(values) == set(GRIDS[method])
-            for key, value in values.items():
+        fixed = run.get("options", {}).get(method, {})
+        assert {m for m, _ in runs if m == method} == {method}
+        for sigma in run["grid"]["sigma"]:
+            demo = runs[method, sigma]
+            assert {k: demo["train"][k] for k in ("arch", "epochs", "batch", "lr_step")} == {
+                k: run["train"][k] for k in ("arch", "epochs", "batch", "lr_step")}
+            lr, options = settings(method, sigma)
+            chosen = {"lr": lr, **{k: v for k, v in options.items() if k not in fixed}}
+            assert set(chosen) == set(GRIDS[method]), (method, sigma)
+            for key, value in chosen.items():
                 assert value in GRIDS[method][key], (method, sigma, key)
-    assert set(CHOSEN) == {r["label"] for r in sweep["runs"]}
+            assert {k: options[k] for k in fixed} == fixed
+    assert {m for m, _ in runs} == {r["label"] for r in sweep["runs"]}
     lr, options = settings("smoothadv", 0.5)
-    assert lr == CHOSEN["smoothadv"][0.5]["lr"] and options["steps"] == 4
+    assert lr == 0.1 and options["epsilon"] == 1.0 and options["steps"] == 4
     assert settings("macer", 1.0) == settings("macer", 0.5)  # the nearest σ selected
+    # CAT-RS's teacher is the demo's own σ = 0.25 Gaussian model: one stage
+    assert runs["catrs", 0.5]["teacher"]["lr"] == runs["gaussian", 0.25]["train"]["lr"]
 
 
 def test_seven_method_checkpoints_load_without_channels_last(tmp_path):

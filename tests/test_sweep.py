@@ -259,3 +259,83 @@ teacher_draws = 50
         if job.config.method == "catrs":
             assert job.deps == [soft[0].key]
             assert job.config.options["soft_targets"] == str(soft[0].output)
+
+
+def test_a_teacher_table_sets_the_catrs_teachers_training(tmp_path, capsys):
+    path = write(tmp_path, f"""
+[[runs]]
+{TRAIN}
+grid = {{ method = ["catrs"] }}
+options = {{ catrs = {{ lbd = 0.5 }} }}
+{CERTIFY}
+teacher_draws = 50
+teacher = {{ lr = 0.3, epochs = 3 }}
+""")
+    plan = build_plan(load_sweep(path))
+    teacher = next(j for j in plan.jobs.values()
+                   if j.kind == "train" and j.config.method == "gaussian")
+    student = next(j for j in plan.jobs.values() if j.kind == "train" and j is not teacher)
+    assert (teacher.config.lr, teacher.config.epochs, teacher.config.sigma) == (0.3, 3, 0.25)
+    assert "lbd" not in teacher.config.options and student.config.lr != 0.3
+    bad = write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\nteacher = {{ lr = 0.3 }}\n", "b.toml")
+    assert main(["sweep", "plan", str(bad)]) == 2
+    assert "no method of the run trains from a teacher" in capsys.readouterr().err
+    bad.write_text(f"[[runs]]\n{TRAIN}\ngrid = {{ method = ['catrs'] }}\n"
+                   "teacher = { method = 'macer' }\n")
+    assert main(["sweep", "plan", str(bad)]) == 2
+    assert "unknown teacher option 'method'" in capsys.readouterr().err
+
+
+SHARED = f"""
+[[runs]]
+label = "m"
+{TRAIN}
+grid = {{ method = ["gaussian", "stability", "macer"] }}
+{CERTIFY}
+
+[[runs]]
+label = "seq"
+{TRAIN}
+grid = {{ method = ["gaussian"] }}
+certify = {{ sequential = true, radii = [0.1], budget = 500, skip = 40 }}
+"""
+
+
+def test_shared_noise_certifies_a_group_once_with_the_records_of_each_alone(tmp_path):
+    """``shared_noise = true``: the three fixed-n certifications (same options, three models)
+    become one certify-shared job; each record equals, row for row, the one the same sweep
+    writes certifying each model alone, and carries the same config hash."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    plain = build_plan(load_sweep(write(alone, SHARED)))
+    shared = build_plan(load_sweep(write(tmp_path, "shared_noise = true\n" + SHARED)))
+    groups = [j for j in shared.jobs.values() if j.kind == "certify-shared"]
+    assert len(groups) == 1 and len(groups[0].members) == 3  # the sequential one stays apart
+    members = {m.key for m in groups[0].members}
+    assert {r.label for r in shared.runs if r.record_job in members} == {
+        "m method=gaussian", "m method=stability", "m method=macer"}
+    keys = list(shared.jobs)
+    for key, job in shared.jobs.items():  # every dependency before its dependents
+        assert all(keys.index(d) < keys.index(key) for d in job.deps)
+    assert all(shared.jobs[k].deps == [groups[0].key] for k in members)
+    assert run_local(plain, Ledger(alone / "out"), workers=1, say=lambda s: None)
+    said = []
+    assert run_local(shared, Ledger(tmp_path / "out"), workers=1, say=said.append)
+    assert not any(m in line and "started" in line for m in members for line in said)
+    for mine, theirs in zip(shared.runs, plain.runs):
+        a, b = plain.jobs[theirs.record_job].output, shared.jobs[mine.record_job].output
+        assert rows(a) == rows(b) and len(rows(a)) == 13  # a header, every 40th of 450
+        assert is_done(shared.jobs[mine.record_job])
+    assert run_local(shared, Ledger(tmp_path / "out"), workers=1, say=said.append)  # all done
+
+
+def test_shared_noise_refuses_configs_that_differ_beyond_the_model(tmp_path):
+    from smoothadv.stages import CertifyConfig
+    from smoothadv.stages.shared import run_shared_certification, shareable
+
+    one = CertifyConfig(checkpoint="a.pth.tar", n=100, out=str(tmp_path / "a.tsv"))
+    assert shareable(one)
+    assert not shareable(one.replace(sequential=True, radii=(0.1,)))
+    assert not shareable(one.replace(denoiser="dncnn:x", checkpoint=None, classifier="c"))
+    with pytest.raises(UserError, match="differ in more than their model"):
+        run_shared_certification([one, one.replace(checkpoint="b", n=200, out="b.tsv")])

@@ -146,10 +146,10 @@ def _check_sweep_target(path: Path) -> None:
                         "(nothing was written)")
 
 
-def run_shipped(data: dict, path: Path, write_sweep: str | None = None):
-    """Run a demo's sweep ``data`` (from the shipped file ``path``) on the local engine, one
-    stage at a time, each named as ``sweep status`` names it; returns (plan, ledger), or None
-    after writing the sweep to ``write_sweep`` instead."""
+def run_shipped(data: dict, path: Path, write_sweep: str | None = None, workers: int = 1):
+    """Run a demo's sweep ``data`` (from the shipped file ``path``) on the local engine,
+    ``workers`` stages at a time, each named as ``sweep status`` names it; returns (plan,
+    ledger), or None after writing the sweep to ``write_sweep`` instead."""
     from ..errors import UserError
 
     if write_sweep:
@@ -166,7 +166,7 @@ def run_shipped(data: dict, path: Path, write_sweep: str | None = None):
         key, _, rest = line.partition(": ")
         print(f"{names[key]}: {rest}" if key in names else line, flush=True)
 
-    if not run_local(plan, ledger, workers=1, say=say):
+    if not run_local(plan, ledger, workers=workers, say=say):
         raise UserError(f"a stage of the demo failed (its line above; smoothadv sweep status "
                         f"FILE with the file of --write-sweep FILE lists them); finished "
                         f"stages in {sweep.out} are kept")

@@ -457,20 +457,8 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     options = cfg.record_options()
     out = Path(cfg.out)
     if D.is_main():
-        conf = config_path(out)
-        if not conf.parent.exists():
-            say(f"creating the folder {conf.parent.resolve()} for the record file")
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        hardware = device_facts(device, cfg.deterministic)
-        hardware["mixed_streams"] = _mixed_streams(out, conf, hardware)
-        document = config_document(
-            cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
-            checkpoint_sha256=fingerprint, num_inputs=len(indices), radius_rounding="down",
-            randomized_cp=options.get("randomized", False), noise=smooth.noise.kind,
-            compiled=compiled, norm=smooth.norm, threat_model=cfg.threat(smooth.norm).as_dict(),
-            **smooth.noise.facts(),
-            **hardware, **cfg.facts(), **facts)
-        conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+        write_record_config(cfg, smooth, meta, device, fingerprint, len(indices), compiled,
+                            **facts)
     if certifier is not None:
         run_sequential_records(certifier, dataset, indices, out, seed=cfg.seed,
                                progress=cfg.progress)
@@ -491,6 +479,29 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
                      f"{float(np.median(samples)):,.0f}")
     D.destroy_process_group()
     return StageResult(out, text)
+
+
+def write_record_config(cfg: EvalConfig, smooth: Smooth, meta: dict[str, Any],
+                        device: torch.device, fingerprint: str | None, num_inputs: int,
+                        compiled: str, **facts: Any) -> Path:
+    """``OUT.config.json``: ``cfg`` with its content hash and what the run resolved (σ, the
+    model's facts, the checkpoint's fingerprint, the number of inputs selected, the noise, the
+    threat model, the device); returns its path. Main process only."""
+    out = Path(cfg.out)
+    conf = config_path(out)
+    if not conf.parent.exists():
+        say(f"creating the folder {conf.parent.resolve()} for the record file")
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    hardware = device_facts(device, cfg.deterministic)
+    hardware["mixed_streams"] = _mixed_streams(out, conf, hardware)
+    document = config_document(
+        cfg, sigma=smooth.sigma, device=str(device), **model_facts(meta),
+        checkpoint_sha256=fingerprint, num_inputs=num_inputs, radius_rounding="down",
+        randomized_cp=cfg.record_options().get("randomized", False), noise=smooth.noise.kind,
+        compiled=compiled, norm=smooth.norm, threat_model=cfg.threat(smooth.norm).as_dict(),
+        **smooth.noise.facts(), **hardware, **cfg.facts(), **facts)
+    conf.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    return conf
 
 
 def _sequential_certifier(smooth: Smooth, cfg: CertifyConfig, dataset,

@@ -5,7 +5,8 @@ A job's folder holds ``job.json`` (the stage's config document, or a merge's lis
 records), ``stage.log`` (what the stage printed) and its outputs. **Done is decided by the
 outputs**, never by an engine: a training run is done when its checkpoint is at its last
 epoch and records this config's hash, a record file when it holds a row for every selected
-input under this config's hash, a soft-label file when it exists. A job runs while holding an
+input under this config's hash, a soft-label file when it exists, a shared certification when
+every record it writes is done. A job runs while holding an
 exclusive lock on ``FOLDER/.lock``, so that no two processes (a new ``sweep run`` beside a job
 left running by a killed one, a requeued SLURM job) ever work on one stage at once.
 """
@@ -35,6 +36,8 @@ def write_job_file(job: Job, plan_jobs: dict[str, Job]) -> Path:
     document = {"kind": job.kind, "key": job.key, **config_document(job.config)}
     if job.kind in ("merge", "rebox"):  # the records it reads
         document["shards"] = [str(plan_jobs[k].output) for k in job.shards]
+    if job.kind == "certify-shared":  # the configs it certifies together
+        document["members"] = [config_document(m.config) for m in job.members]
     text = json.dumps(document, indent=1) + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         tmp = path.with_name("job.json.tmp")
@@ -45,6 +48,8 @@ def write_job_file(job: Job, plan_jobs: dict[str, Job]) -> Path:
 
 def is_done(job: Job) -> bool:
     """Whether ``job``'s outputs are complete (see the module docstring)."""
+    if job.kind == "certify-shared":
+        return all(is_done(member) for member in job.members)
     out = job.output
     if not out.exists():
         return False
@@ -85,6 +90,12 @@ def is_done(job: Job) -> bool:
             return False
         return rows >= int(document.get("num_inputs", -1))
     return True
+
+
+def finished_by_group(job: Job, jobs: dict[str, Job]) -> bool:
+    """Whether ``job`` (a member of a certification on shared noise) was done by its group's
+    job, so that no engine runs it again."""
+    return any(jobs[d].kind == "certify-shared" for d in job.deps) and is_done(job)
 
 
 def denoiser_epoch(path: Path) -> int:
@@ -135,6 +146,13 @@ def execute(job_file: str | Path, lock: bool = True) -> int:
                     merge_shards(document)
                 elif document["kind"] == "rebox":
                     rebox_job(document)
+                elif document["kind"] == "certify-shared":
+                    from ..stages import config_from_document
+                    from ..stages.shared import run_shared_certification
+
+                    for result in run_shared_certification(
+                            [config_from_document(m) for m in document["members"]]):
+                        print(result.text)
                 else:
                     from ..stages import config_from_document, run_stage
 

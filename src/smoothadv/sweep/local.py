@@ -22,7 +22,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .jobs import BUSY, execute, is_done, last_error, lock_held, write_job_file
+from .jobs import (
+    BUSY,
+    execute,
+    finished_by_group,
+    is_done,
+    last_error,
+    lock_held,
+    write_job_file,
+)
 from .ledger import Ledger, drop_blocked
 from .plan import Plan
 
@@ -106,6 +114,11 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
             for key in list(todo):
                 job = jobs[key]
                 if len(running) >= workers or not all(d in done for d in job.deps):
+                    continue
+                if finished_by_group(job, jobs):
+                    todo.remove(key)
+                    done.add(key)
+                    ledger.update(key, status="done")
                     continue
                 if lock_held(job.folder):
                     if key not in waiting:

@@ -6,11 +6,15 @@ holding a record or soft-label file), so two runs that share a stage — the sam
 the same pre-trained model, the same Gaussian baseline — share its hash and its output, and it
 runs once. References between stages (a certify config's checkpoint, CAT-RS's soft targets)
 are rewritten to those outputs before the referring stage's hash is taken, in dependency order.
-Certification with ``shards = K`` becomes K shard stages and a merge of their records.
+Certification with ``shards = K`` becomes K shard stages and a merge of their records. With
+``shared_noise``, certify stages that differ only in their model (:func:`~smoothadv.stages.
+shared.share_key`) are run by one ``certify-shared`` job on noise drawn once; each keeps its own
+job, hash and record (equal to the one it gets alone), done by that job's run.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +24,13 @@ from ..denoise.training import DenoiserConfig
 from ..errors import UserError
 from ..recipes import recipe_stages
 from ..stages import CertifyConfig, SoftLabelsConfig, TrainConfig
+from ..stages.shared import share_key, shareable
 from .spec import SOFT_TARGETS, GridRun, RecipeRun, Sweep
 
 OUTPUT_NAMES = {"train": "checkpoint.pth.tar", "soft-labels": "soft_targets.pt",
                 "certify": "certify.tsv", "merge": "certify.tsv", "rebox": "certify_box.tsv",
-                "train-denoiser": "denoiser.pth.tar"}
+                "train-denoiser": "denoiser.pth.tar",
+                "certify-shared": "job.json"}  # its records are its members' outputs
 RUN_FOLDERS = ("train", "train-denoiser")  # stages whose output is a run folder
 
 
@@ -33,7 +39,8 @@ class Job:
     """One stage of the plan: ``kind`` is the stage ('train', 'soft-labels', 'certify'),
     'merge' (shard records → one record; config: the unsharded certify config) or 'rebox' (the
     box-constrained ℓ1 radii of a finished uniform or splitting record, post hoc from its
-    counts; config: that record's certify config)."""
+    counts; config: that record's certify config) or 'certify-shared' (its ``members``, certify
+    jobs of several models, on shared noise; config: the first member's)."""
 
     key: str
     kind: str
@@ -42,6 +49,7 @@ class Job:
     deps: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)  # labels of the runs that use it
     shards: list[str] = field(default_factory=list)  # merge: the shard jobs' keys
+    members: list[Job] = field(default_factory=list)  # certify-shared: the certify jobs
 
     @property
     def output(self) -> Path:
@@ -173,8 +181,41 @@ def build_plan(sweep: Sweep) -> Plan:
             reference = reference_log(run.entry, sweep.paper_logs)
         plan.runs.append(RunResult(run.label, run.entry["sigma"], record.key, train_key,
                                    reference))
+    if sweep.shared_noise:
+        _share(plan, out)
     _check_collisions(plan)
     return plan
+
+
+def _share(plan: Plan, out: Path) -> None:
+    """One ``certify-shared`` job for each group of two or more shareable certify jobs with one
+    share key; its members then depend on it alone (and find themselves done when it is). The
+    jobs are put back in an order with every dependency first."""
+    groups: dict[str, list[Job]] = {}
+    for job in plan.jobs.values():
+        if job.kind == "certify" and shareable(job.config):
+            groups.setdefault(share_key(job.config), []).append(job)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        digest = hashlib.sha256(" ".join(m.key for m in group).encode()).hexdigest()[:12]
+        key = f"certify-shared-{digest}"
+        deps = sorted({d for m in group for d in m.deps})
+        plan.jobs[key] = Job(key, "certify-shared", group[0].config, out / "stages" / key, deps,
+                             sorted({r for m in group for r in m.runs}), members=list(group))
+        for member in group:
+            member.deps = [key]
+    ordered: dict[str, Job] = {}
+
+    def place(job: Job) -> None:
+        if job.key not in ordered:
+            for dep in job.deps:
+                place(plan.jobs[dep])
+            ordered[job.key] = job
+
+    for job in list(plan.jobs.values()):
+        place(job)
+    plan.jobs = ordered
 
 
 def _denoiser(plan: Plan, out: Path, run: GridRun, table: dict, sigma: float,
@@ -207,10 +248,11 @@ def _rebox(plan: Plan, out: Path, record: Job, label: str) -> Job:
 
 def _teacher(plan: Plan, out: Path, run: GridRun, moved: dict) -> None:
     """CAT-RS in a product: its authors' σ = 0.25 Gaussian teacher (the run's other training
-    settings) and the teacher's p_b, shared by every run that needs the same ones."""
+    settings, with the run's ``teacher`` options over them) and the teacher's p_b, shared by
+    every run that needs the same ones."""
     t = run.train
-    teacher = _home(plan, out, "train", t.replace(method="gaussian", sigma=0.25, options={}),
-                    moved, run.label)
+    config = t.replace(method="gaussian", sigma=0.25, options={}, **run.teacher)
+    teacher = _home(plan, out, "train", config, moved, run.label)
     moved[str(teacher.output)] = (str(teacher.output), teacher.key)
     soft = _home(plan, out, "soft-labels", SoftLabelsConfig(
         teacher=str(teacher.output), dataset=t.dataset, data_root=t.data_root, sigma=0.25,
@@ -248,6 +290,8 @@ def describe(job: Job) -> str:
     if isinstance(c, CertifyConfig):
         part = f" shard {c.shard + 1}/{c.shards}" if c.shards > 1 else ""
         what = {"merge": "merge ", "rebox": "rebox "}.get(job.kind, "certify ")
+        if job.kind == "certify-shared":
+            what = f"certify ×{len(job.members)} on shared noise "
         what += "denoised " if c.denoiser else ""
         mode = f" {c.noise} {c.norm}" if (c.noise, c.norm) != ("gaussian", "l2") else ""
         mode += " derandomized " + c.template if c.derandomized else ""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .jobs import execute, is_done, last_error, write_job_file
+from .jobs import execute, finished_by_group, is_done, last_error, write_job_file
 from .ledger import Ledger, drop_blocked
 from .plan import Plan
 
@@ -155,6 +155,11 @@ class SlurmEngine:
             for key in list(todo):
                 job = jobs[key]
                 if not all(d in done for d in job.deps):
+                    continue
+                if finished_by_group(job, jobs):
+                    todo.remove(key)
+                    done.add(key)
+                    ledger.update(key, status="done")
                     continue
                 todo.remove(key)
                 path = write_job_file(job, jobs)

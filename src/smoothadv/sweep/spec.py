@@ -6,6 +6,8 @@
     scale = "tiny"                  # recipes' scale: full, small or tiny
     data_root = "../shared/data/cifar10"        # optional, passed to every stage
     paper_logs = "../shared/data/baseline-logs" # optional: compare with published logs
+    shared_noise = true     # optional: certify models whose certify options agree together,
+                            # on noise drawn once (records equal those certified alone)
 
     [[runs]]                        # runs by recipe: names, a group, a method
     recipes = ["cifar10-gaussian-rerun-s0.25"]
@@ -20,6 +22,8 @@
     certify = { n = 1000, n0 = 100 }            # σ and data follow the run's training
     shards = 2                                  # certify in 2 index shards, merged
     rebox = true        # uniform/splitting ℓ1: also the box radii of the record, post hoc
+    teacher = { lr = 0.1 }  # CAT-RS: train options of its σ = 0.25 Gaussian teacher (default:
+                            # the run's own, without its method options)
 
 A grid key is a ``TrainConfig`` field or an option of the methods it is used with; every
 point of the product becomes train → certify. Unknown recipes, methods, options, keys and
@@ -43,9 +47,9 @@ from ..methods import method_spec
 from ..recipes import SCALES, get_recipe, list_recipes
 from ..stages import CertifyConfig, TrainConfig
 
-TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "runs"}
+TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "shared_noise", "runs"}
 RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
-            "certify", "shards", "teacher_draws", "rebox", "denoiser"}
+            "certify", "shards", "teacher_draws", "teacher", "rebox", "denoiser"}
 SOFT_TARGETS = "<soft targets of the run's teacher>"  # replaced by the plan
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
 CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
@@ -64,6 +68,8 @@ class GridRun:
     group: str = ""  # the [[runs]] table's label: its grid points are compared in the report
     rebox: bool = False  # then also the box-constrained ℓ1 radii of the record, post hoc
     denoiser: dict[str, Any] | None = None  # certify the trained classifier behind a DnCNN
+    teacher: dict[str, Any] = field(default_factory=dict)  # CAT-RS teacher's train options
+
 
 @dataclass
 class RecipeRun:
@@ -83,6 +89,7 @@ class Sweep:
     scale: str = "tiny"
     data_root: str | None = None
     paper_logs: str | None = None
+    shared_noise: bool = False  # certify groups of models on shared noise (stages/shared.py)
     runs: list[GridRun | RecipeRun] = field(default_factory=list)
 
 
@@ -114,8 +121,11 @@ def sweep_from_data(data: dict[str, Any], path: Path) -> Sweep:
     if scale not in SCALES:
         raise UserError(f"{path}: unknown scale {scale!r}; choose {', '.join(SCALES)}")
     # relative paths are taken from the working directory, as every command's are
+    shared = data.get("shared_noise", False)
+    if not isinstance(shared, bool):
+        raise UserError(f"{path}: shared_noise is true or false, got {shared!r}")
     sweep = Sweep(path, Path(data.get("out", Path("runs") / path.stem)), scale,
-                  data.get("data_root"), data.get("paper_logs"))
+                  data.get("data_root"), data.get("paper_logs"), shared)
     runs = data.get("runs")
     if not isinstance(runs, list) or not runs:
         raise UserError(f"{path}: no [[runs]] table")
@@ -213,6 +223,13 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         if "sigma" not in certify:
             raise UserError(f"{where}: a denoised run needs certify.sigma (the classifier "
                             "is trained without noise; the denoiser at that σ)")
+    teacher_options = run.get("teacher", {})
+    if not isinstance(teacher_options, dict):
+        raise UserError(f"{where}: teacher must be a table of train options")
+    for key in teacher_options:
+        if key not in TRAIN_FIELDS or key in ("method", "sigma"):
+            raise UserError(f"{where}: unknown teacher option {key!r} (the teacher is a "
+                            "σ = 0.25 Gaussian model; it takes train options)")
     if sweep.data_root and "data_root" not in base:
         base["data_root"] = sweep.data_root
     keys = list(grid)
@@ -234,9 +251,11 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
             teacher = int(run.get("teacher_draws", 1000))
         train = TrainConfig(out="", options=options, progress=False,
                             **{k: v for k, v in fields.items()})
-        label = " ".join(f"{k}={v}" for k, v in point.items()) or run.get("label", "run")
-        if run.get("label"):
-            label = f"{run['label']} {label}"
+        label = " ".join([run.get("label", ""), *(f"{k}={v}" for k, v in point.items())])
+        label = label.strip() or "run"
         out.append(GridRun(label, train, certify, shards, teacher, run.get("label", ""),
-                           bool(run.get("rebox", False)), denoiser))
+                           bool(run.get("rebox", False)), denoiser, dict(teacher_options)))
+    if teacher_options and all(r.teacher_draws is None for r in out):
+        raise UserError(f"{where}: teacher options given, but no method of the run trains "
+                        "from a teacher's soft targets (catrs does)")
     return out
