@@ -5,31 +5,28 @@ from __future__ import annotations
 
 import argparse
 
-from .common import sampling_args, stage_command
+from .common import add_switches, sampling_args, stage_command
 
 
 def _certify_args(p: argparse.ArgumentParser) -> None:
     from ..smoothing.sequences import list_sequences
 
     sampling_args(p, with_n0=True)
-    p.add_argument("--randomized-cp", action="store_true",
-                   help="fixed-n: the randomized Clopper–Pearson lower bound (exact coverage "
-                        "1-α, never below the ordinary bound; W ~ U[0,1] drawn from each "
-                        "input's seed)")
+    add_switches(p, {"--randomized-cp": (
+        "fixed-n: the randomized Clopper–Pearson lower bound (exact coverage 1-α, never below "
+        "the ordinary bound; W ~ U[0,1] drawn from each input's seed)")})
     l1 = p.add_argument_group("ℓ1 certificates", "with --noise uniform, laplace or splitting "
                               "and --norm l1 (docs/certification.md)")
-    l1.add_argument("--two-sided", action="store_true",
-                    help="uniform/splitting: also λ(p_A − p_B) from an upper bound on every other "
-                         "class (α split in halves, Bonferroni over the classes); the larger "
-                         "radius is kept")
-    l1.add_argument("--box", action="store_true",
-                    help="uniform/splitting: the box-constrained ℓ1 radius (after Voráček & "
-                         "Hein 2023): perturbations that keep the image in [0,1]^d, post hoc")
-    l1.add_argument("--derandomized", action="store_true",
-                    help="splitting: Levine & Feizi's deterministic certificate on 8-bit inputs "
-                         "(every offset evaluated once, exact counts, no α; 2λ·255 forward "
-                         "passes per input; --n, --n0, --alpha unused). The radius is that of "
-                         "the closed ℓ1 ball on the 8-bit grid, ⌊(n_A − n_B − 1)/2⌋/255")
+    add_switches(l1, {
+        "--two-sided": "uniform/splitting: also λ(p_A − p_B) from an upper bound on every other "
+                       "class (α split in halves, Bonferroni over the classes); the larger "
+                       "radius is kept",
+        "--box": "uniform/splitting: the box-constrained ℓ1 radius (after Voráček & Hein "
+                 "2023): perturbations that keep the image in [0,1]^d, post hoc",
+        "--derandomized": "splitting: Levine & Feizi's deterministic certificate on 8-bit "
+                          "inputs (every offset evaluated once, exact counts, no α; 2λ·255 "
+                          "forward passes per input; --n, --n0, --alpha unused). The radius is "
+                          "that of the closed ℓ1 ball on the 8-bit grid, ⌊(n_A − n_B − 1)/2⌋/255"})
     l1.add_argument("--template", default="",
                     help="with --derandomized: the per-pixel offset template, fixed before any "
                          "input and recorded: seed0 (default; Levine & Feizi's, NumPy's "

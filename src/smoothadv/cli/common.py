@@ -206,15 +206,14 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    + "; under torchrun write --num-samples, since torchrun takes --n")
     add_shared(p, "--alpha", "--batch")
     add_out_args(p, "record file (TSV)")
-    p.add_argument("--sound", action="store_true",
-                   help="sound certification in floating point: inputs on the 8-bit grid, "
-                        "integer rounded-Gaussian noise, certificates that hold for the "
-                        "float computation (see docs/certification.md)")
-    p.add_argument("--round-inputs", action="store_true",
-                   help="with --sound or --derandomized: round inputs that are off the 8-bit "
-                        "grid to it (the record's config says so; without it such inputs are "
-                        "refused); with --noise splitting also for the randomized certificate, "
-                        "to certify the inputs the deterministic one certifies")
+    add_switches(p, {
+        "--sound": "sound certification in floating point: inputs on the 8-bit grid, integer "
+                   "rounded-Gaussian noise, certificates that hold for the float computation "
+                   "(see docs/certification.md)",
+        "--round-inputs": "with --sound or --derandomized: round inputs that are off the 8-bit "
+                          "grid to it (the record's config says so; without it such inputs are "
+                          "refused); with --noise splitting also for the randomized "
+                          "certificate, to certify the inputs the deterministic one certifies"})
     p.add_argument("--noise", default="gaussian", choices=list(NOISE_CHOICES),
                    help="noise of the smoothed classifier: gaussian (default), or for ℓ1 "
                         "certificates uniform (cube [-λ,λ], λ = √3σ), laplace (scale σ/√2) or "
@@ -223,6 +222,13 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    help="norm of the certified radius: l2 (Gaussian; default), l1, or linf "
                         "(Gaussian: the ℓ2 radius over √d; others: the ℓ1 radius over d)")
     add_model_args(p)
+
+
+def add_switches(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                 switches: dict[str, str]) -> None:
+    """On/off options (``store_true``), declared as data: flag → help."""
+    for flag, text in switches.items():
+        p.add_argument(flag, action="store_true", help=text)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -3,52 +3,55 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_common, command
 
+# The options of `smoothadv demo`, declared once: flag → add_argument's keywords.
+DEMO_OPTIONS: dict[str, dict[str, Any]] = {
+    "--out": dict(default=None, help="run directory (default: runs/demo; the seven methods: "
+                  "runs/demo_methods)"),
+    "--sigmas": dict(type=float, nargs="+", default=None, help=(
+        "noise levels σ to compare at (default: 0.25; --denoised and the seven methods: "
+        "0.25 0.5; --norm l1: 0.5 1.0)")),
+    "--epochs": dict(type=int, default=None, help=(
+        "training epochs per model (60; the seven methods: 40, as selected)")),
+    "--epsilon": dict(type=float, default=0.5,
+                      help="SmoothAdv's ε, an l2 radius in pixel space (0.5)"),
+    "--steps": dict(type=int, default=4, help="SmoothAdv's PGD steps T (4)"),
+    "--m-train": dict(type=int, default=2, help="SmoothAdv's noise draws m (2)"),
+    "--n": dict(type=int, default=100_000, help="certification samples (100000)"),
+    "--batch": dict(type=int, default=1_000,
+                    help="noisy samples per forward (1000: fastest for the MLP on a CPU)"),
+    "--methods": dict(nargs="+", default=["gaussian", "smoothadv"], help=(
+        "default gaussian smoothadv: the main job (the MLP). Any other list, or all: the "
+        "training methods side by side (gaussian smoothadv stability macer consistency "
+        "smoothmix catrs) on the digits_cnn, each with its lr and weight chosen on a validation "
+        "split, over --seeds, with paired 95%% intervals against Gaussian")),
+    "--seeds": dict(type=int, nargs="+", default=None,
+                    help="the seven methods: training and certification seeds (0 1 2)"),
+    "--workers": dict(type=int, default=None, help=(
+        "the seven methods: stages run side by side, each with its share of the cores "
+        "(default: 2, or 1 on one core)")),
+    "--denoised": dict(action="store_true", help=(
+        "denoised smoothing instead: a classifier trained without noise, certified alone, "
+        "behind an MSE DnCNN and behind Stab+MSE, beside a Gaussian-trained model (Salman et "
+        "al. 2020's pattern; σ 0.25 0.5 by default)")),
+    "--norm": dict(choices=["l2", "l1"], default="l2", help=(
+        "l1: ℓ1 certificates instead (Gaussian and uniform-noise training; uniform and "
+        "box-constrained certificates beside the Gaussian model's ℓ2 radius; σ 0.5 1.0 by "
+        "default)")),
+    "--write-sweep": dict(metavar="FILE", default=None, help=(
+        "write the demo's sweep file (the shipped grid with these options) to FILE and stop, "
+        "e.g. for smoothadv sweep run FILE --engine slurm")),
+    "--quick": dict(action="store_true",
+                    help="n = 10,000 and half the epochs: about a fifth of the full run's time"),
+}
+
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=None,
-                   help="run directory (default: runs/demo; the seven methods: "
-                        "runs/demo_methods)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=None,
-                   help="noise levels σ to compare at (default: 0.25; --denoised and the "
-                        "seven methods: 0.25 0.5; --norm l1: 0.5 1.0)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs per model (60; the seven methods: 40, as selected)")
-    p.add_argument("--epsilon", type=float, default=0.5,
-                   help="SmoothAdv's ε, an l2 radius in pixel space (0.5)")
-    p.add_argument("--steps", type=int, default=4, help="SmoothAdv's PGD steps T (4)")
-    p.add_argument("--m-train", type=int, default=2, help="SmoothAdv's noise draws m (2)")
-    p.add_argument("--n", type=int, default=100_000, help="certification samples (100000)")
-    p.add_argument("--batch", type=int, default=1_000,
-                   help="noisy samples per forward (1000: fastest for the MLP on a CPU)")
-    p.add_argument("--methods", nargs="+", default=["gaussian", "smoothadv"],
-                   help="default gaussian smoothadv: the main job (the MLP). Any other list, "
-                        "or all: the training methods side by side (gaussian smoothadv "
-                        "stability macer consistency smoothmix catrs) on the digits_cnn, each "
-                        "with its lr and weight chosen on a validation split, over --seeds, "
-                        "with paired 95%% intervals against Gaussian")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="the seven methods: training and certification seeds (0 1 2)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="the seven methods: processes training and certifying side by side, "
-                        "each with its share of the cores (default: 2, or 1 on one core)")
-    p.add_argument("--denoised", action="store_true",
-                   help="denoised smoothing instead: a classifier trained without noise, "
-                        "certified alone, behind an MSE DnCNN and behind Stab+MSE, beside a "
-                        "Gaussian-trained model (Salman et al. 2020's pattern; σ 0.25 0.5 by "
-                        "default)")
-    p.add_argument("--norm", choices=["l2", "l1"], default="l2",
-                   help="l1: ℓ1 certificates instead (Gaussian and uniform-noise training; "
-                        "uniform and box-constrained certificates beside the Gaussian model's ℓ2 "
-                        "radius; σ 0.5 1.0 by default)")
-    p.add_argument("--write-sweep", metavar="FILE", default=None,
-                   help="write the demo's sweep file (the shipped grid with these options) "
-                        "to FILE and stop, e.g. for smoothadv sweep run FILE --engine slurm")
-    p.add_argument("--quick", action="store_true",
-                   help="n = 10,000 and half the epochs: about a fifth of the full run's "
-                        "time")
+    for flag, keywords in DEMO_OPTIONS.items():
+        p.add_argument(flag, **keywords)
     add_common(p)
 
 

@@ -11,6 +11,7 @@ families here (``--sound`` is Gaussian only).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -19,10 +20,26 @@ from .radii import LaplaceRadii, UniformRadii
 
 
 class _Additive(FloatNoise):
-    """x + scale·draw, with ``unit_scale`` the family's scale (recorded as ``lambda``)."""
+    """x + scale·draw. ``SCALE`` says what the family's scale is: (the attribute that holds
+    it, its name in repr, the function of σ that gives it): uniform's λ, Laplace's b, recorded
+    as ``lambda``."""
 
     kind = ""
+    SCALE: tuple[str, str, Callable[[float], float]] = ("scale", "scale", float)
     sigma: float
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = float(sigma)
+        attribute, _, scale_of = self.SCALE
+        setattr(self, attribute, scale_of(self.sigma))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(sigma={self.sigma}, "
+                f"{self.SCALE[1]}={self.unit_scale:.6g})")
+
+    @property
+    def unit_scale(self) -> float:
+        return getattr(self, self.SCALE[0])
 
     def facts(self) -> dict:
         return {"lambda": self.unit_scale}
@@ -38,26 +55,12 @@ class _Additive(FloatNoise):
         raw = self.draw((x.shape[0], num, *x.shape[1:]), generator, x.device).to(x.dtype)
         return raw.mul_(self.unit_scale / self.sigma)
 
-    @property
-    def unit_scale(self) -> float:
-        raise NotImplementedError
-
 
 class UniformNoise(UniformRadii, _Additive):
     """Uniform noise on [−λ, λ]^d, λ = √3σ (Yang et al. 2020's ℓ1-optimal family)."""
 
     kind = "uniform"
-
-    def __init__(self, sigma: float) -> None:
-        self.sigma = float(sigma)
-        self.lam = math.sqrt(3.0) * self.sigma
-
-    def __repr__(self) -> str:
-        return f"UniformNoise(sigma={self.sigma}, lambda={self.lam:.6g})"
-
-    @property
-    def unit_scale(self) -> float:
-        return self.lam
+    SCALE = ("lam", "lambda", lambda sigma: math.sqrt(3.0) * sigma)
 
     def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
              device: torch.device) -> torch.Tensor:
@@ -69,17 +72,7 @@ class LaplaceNoise(LaplaceRadii, _Additive):
     """Laplace noise, density ∝ exp(−‖z‖₁/b), b = σ/√2 (Teng et al. 2020)."""
 
     kind = "laplace"
-
-    def __init__(self, sigma: float) -> None:
-        self.sigma = float(sigma)
-        self.scale = self.sigma / math.sqrt(2.0)
-
-    def __repr__(self) -> str:
-        return f"LaplaceNoise(sigma={self.sigma}, b={self.scale:.6g})"
-
-    @property
-    def unit_scale(self) -> float:
-        return self.scale
+    SCALE = ("scale", "b", lambda sigma: sigma / math.sqrt(2.0))
 
     def draw(self, shape: tuple[int, ...], generator: torch.Generator | None,
              device: torch.device) -> torch.Tensor:

@@ -8,11 +8,13 @@ number of processes, on resuming, or on which inputs share a batch.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -148,26 +150,31 @@ def run_records(
     return out
 
 
+SHARED_SAMPLING = ("n0", "n", "alpha", "batch_size", "seed", "progress")
+
+
 def run_shared_records(
     smooth: Smooth,
     models: Sequence[nn.Module],
     dataset: Dataset,
     indices: list[int],
     outs: Sequence[str | os.PathLike],
-    *,
-    n0: int = 100,
-    n: int = 100_000,
-    alpha: float = 0.001,
-    batch_size: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
+    **sampling: Any,
 ) -> list[Path]:
     """Certification records of M base classifiers at once (``models[m]`` into ``outs[m]``),
     each model classifying the same noisy samples (:meth:`Smooth.certify_shared`): every
     record equals, row for row, the one :func:`run_records` writes for that model alone with
     this seed, except for the ``time`` column (the group's time split evenly over the models).
-    Resumes: an index is certified again only where some record lacks it, and written only
-    there. One process (not under torchrun)."""
+    ``sampling``: the keywords :data:`SHARED_SAMPLING` of :func:`run_records` (n0, n, α, the
+    batch, the seed, progress), with its defaults. Resumes: an index is certified again only
+    where some record lacks it, and written only there. One process (not under torchrun)."""
+    unknown = sorted(set(sampling) - set(SHARED_SAMPLING))
+    if unknown:
+        raise TypeError(f"run_shared_records takes {', '.join(SHARED_SAMPLING)}, not "
+                        f"{', '.join(unknown)}")
+    defaults = inspect.signature(run_records).parameters
+    o = {k: sampling.get(k, defaults[k].default) for k in SHARED_SAMPLING}
+    n0, n, alpha, batch_size, seed = o["n0"], o["n"], o["alpha"], o["batch_size"], o["seed"]
     if len(models) != len(outs) or not models:
         raise ValueError("need one record path per model")
     if D.world_size() > 1:
@@ -179,7 +186,7 @@ def run_shared_records(
     todo = [i for i in indices if any(i in m for m in missing)]
     group = inputs_per_group(n0, n, batch_size)
     bar = tqdm(total=len(todo), desc=f"certify ×{len(models)}", unit="input",
-               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+               disable=not o["progress"], dynamic_ncols=True, mininterval=0.5)
     try:
         for start in range(0, len(todo), group):
             chunk = todo[start : start + group]

@@ -92,10 +92,18 @@ def is_done(job: Job) -> bool:
     return True
 
 
-def finished_by_group(job: Job, jobs: dict[str, Job]) -> bool:
-    """Whether ``job`` (a member of a certification on shared noise) was done by its group's
-    job, so that no engine runs it again."""
-    return any(jobs[d].kind == "certify-shared" for d in job.deps) and is_done(job)
+def finished_by_group(key: str, jobs: dict[str, Job], todo: list[str], done: set[str],
+                      ledger) -> bool:
+    """Whether the job ``key`` (a member of a certification on shared noise) was done by its
+    group's job; if so it moves from ``todo`` to ``done`` and the ledger says so, and no engine
+    runs it again."""
+    job = jobs[key]
+    if not (any(jobs[d].kind == "certify-shared" for d in job.deps) and is_done(job)):
+        return False
+    todo.remove(key)
+    done.add(key)
+    ledger.update(key, status="done")
+    return True
 
 
 def denoiser_epoch(path: Path) -> int:

@@ -115,10 +115,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                 job = jobs[key]
                 if len(running) >= workers or not all(d in done for d in job.deps):
                     continue
-                if finished_by_group(job, jobs):
-                    todo.remove(key)
-                    done.add(key)
-                    ledger.update(key, status="done")
+                if finished_by_group(key, jobs, todo, done, ledger):
                     continue
                 if lock_held(job.folder):
                     if key not in waiting:

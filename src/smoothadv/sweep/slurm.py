@@ -156,10 +156,7 @@ class SlurmEngine:
                 job = jobs[key]
                 if not all(d in done for d in job.deps):
                     continue
-                if finished_by_group(job, jobs):
-                    todo.remove(key)
-                    done.add(key)
-                    ledger.update(key, status="done")
+                if finished_by_group(key, jobs, todo, done, ledger):
                     continue
                 todo.remove(key)
                 path = write_job_file(job, jobs)
