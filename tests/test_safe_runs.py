@@ -60,6 +60,36 @@ def test_a_record_of_another_checkpoint_content_is_refused(digits_ckpt, tmp_path
     assert "the checkpoint's content" in _one_line(capsys)
 
 
+def test_a_record_moved_with_its_checkpoint_resumes(digits_ckpt, tmp_path, capsys):
+    """A record names its checkpoint by content, not by place: the two moved together to
+    another folder resume (the rows left are certified, the others kept); a checkpoint of other
+    content at the new place is still refused."""
+    import shutil
+
+    first = tmp_path / "a"
+    first.mkdir()
+    shutil.move(digits_ckpt, first / "mlp.pth.tar")
+    opts = ["--no-progress", "--max", "60", "--skip", "10", "--n", "200", "--n0", "10"]
+    assert main(["certify", str(first / "mlp.pth.tar"), "--out", str(first / "c.tsv"),
+                 *opts]) == 0
+    whole = (first / "c.tsv").read_text().splitlines()
+    (first / "c.tsv").write_text("\n".join(whole[:-2]) + "\n")  # as if interrupted
+    moved = tmp_path / "b" / "elsewhere"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    assert main(["certify", str(moved / "mlp.pth.tar"), "--out", str(moved / "c.tsv"),
+                 *opts]) == 0
+    again = (moved / "c.tsv").read_text().splitlines()
+    cut = [ln.rsplit("\t", 1)[0] for ln in again]  # without the time column
+    assert cut == [ln.rsplit("\t", 1)[0] for ln in whole] and again[:-2] == whole[:-2]
+    blob = read_checkpoint(moved / "mlp.pth.tar")
+    blob["state_dict"] = {k: v + 1 for k, v in blob["state_dict"].items()}
+    torch.save(blob, moved / "mlp.pth.tar")
+    assert main(["certify", str(moved / "mlp.pth.tar"), "--out", str(moved / "c.tsv"),
+                 *opts]) == 2
+    assert "the checkpoint's content" in _one_line(capsys)
+
+
 TRAIN = ["train", "--dataset", "digits", "--arch", "mlp", "--batch", "64", "--train-subset",
          "256", "--test-subset", "64", "--no-progress", "--lr-step", "10"]
 

@@ -339,3 +339,98 @@ def test_shared_noise_refuses_configs_that_differ_beyond_the_model(tmp_path):
     assert not shareable(one.replace(denoiser="dncnn:x", checkpoint=None, classifier="c"))
     with pytest.raises(UserError, match="differ in more than their model"):
         run_shared_certification([one, one.replace(checkpoint="b", n=200, out="b.tsv")])
+
+
+MOVABLE = f"""
+[[runs]]
+label = "m"
+{TRAIN}
+grid = {{ method = ["gaussian", "catrs"] }}
+{CERTIFY}
+teacher_draws = 20
+shards = 2
+"""
+
+
+def _outputs(out):
+    """{stage folder name: mtime} of every file the stages wrote."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns
+            for p in (out / "stages").glob("*/*") if p.name not in ("stage.log", ".lock")}
+
+
+def test_a_finished_sweep_moved_elsewhere_is_still_finished(tmp_path, capsys):
+    """Stage names come from what a stage reads, not where it lies: the same grid in two
+    folders has the same stage names and equal records; a finished folder copied elsewhere
+    and run again does nothing."""
+    import shutil
+
+    first = write(tmp_path, MOVABLE, "first.toml")
+    assert main(["sweep", "run", str(first)]) == 0
+    out = tmp_path / "out"
+    plan = build_plan(load_sweep(first))
+    kinds = {j.kind for j in plan.jobs.values()}
+    assert {"train", "soft-labels", "certify", "merge"} <= kinds
+    moved = tmp_path / "elsewhere" / "out"
+    moved.parent.mkdir()
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)  # nothing of the old location is left to read
+    second = tmp_path / "second.toml"
+    second.write_text(f'out = "{moved}"\n' + MOVABLE)
+    again = build_plan(load_sweep(second))
+    assert list(again.jobs) == list(plan.jobs)
+    before = _outputs(moved)
+    capsys.readouterr()
+    assert main(["sweep", "status", str(second)]) == 0
+    table = capsys.readouterr().out
+    assert "todo" not in table and table.count(" done ") >= len(plan.jobs)
+    assert main(["sweep", "run", str(second)]) == 0
+    assert ": started" not in capsys.readouterr().out
+    assert _outputs(moved) == before
+    # the same grid run from scratch in a third folder: the same names, equal records
+    third = tmp_path / "third.toml"
+    third.write_text(f'out = "{tmp_path / "fresh"}"\n' + MOVABLE)
+    assert main(["sweep", "run", str(third)]) == 0
+    fresh = build_plan(load_sweep(third))
+    assert list(fresh.jobs) == list(plan.jobs)
+    for key, job in fresh.jobs.items():
+        if job.kind in ("certify", "merge"):
+            assert rows(job.output) == rows(again.jobs[key].output), key
+
+
+def _kept(stages):
+    """Modification times of the stages' outputs (records, checkpoints, soft labels)."""
+    return sorted(p.stat().st_mtime_ns for p in stages.glob("*/*")
+                  if p.suffix in (".tsv", ".tar", ".pt"))
+
+
+def test_a_sweep_folder_of_the_earlier_naming_is_adopted_once(tmp_path, capsys):
+    """Folders named by an earlier hash (here: renamed away from their names, with their
+    documents' hashes changed) are given their names again in one line, and nothing is
+    redone."""
+    path = write(tmp_path, MOVABLE)
+    assert main(["sweep", "run", str(path)]) == 0
+    out = tmp_path / "out"
+    plan = build_plan(load_sweep(path))
+    stages = out / "stages"
+    old_names = {}
+    for i, (key, job) in enumerate(plan.jobs.items()):
+        if job.kind in ("certify", "merge", "soft-labels") or job.deps:
+            old = f"{key.rsplit('-', 1)[0]}-{i:016x}"
+            (stages / key).rename(stages / old)
+            for doc in (stages / old).glob("*.json"):
+                text = doc.read_text()
+                if '"config_hash"' in text:
+                    data = json.loads(text)
+                    data["config_hash"] = "0" * 16  # the earlier hash
+                    doc.write_text(json.dumps(data))
+            old_names[key] = old
+    before = _kept(stages)
+    capsys.readouterr()
+    assert main(["sweep", "run", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"renamed {len(old_names)} stage folder(s)" in captured.err
+    assert ": started" not in captured.out
+    assert all((stages / key).is_dir() for key in plan.jobs)
+    assert _kept(stages) == before
+    assert main(["sweep", "run", str(path)]) == 0
+    assert "renamed" not in capsys.readouterr().err  # once

@@ -13,7 +13,12 @@ from :class:`StageConfig`. A config
   (sorted keys, no spaces) of the stage name and the fields that change results. Fields
   declared with ``setting(..., result=False)`` (where outputs go, progress bars, worker
   counts, the device choice, resuming) are left out, so the same options give the same hash on
-  any machine and in any process.
+  any machine and in any process;
+- names each file it reads (``setting(..., input=True)``: a checkpoint, a teacher, soft
+  targets) in its hash by **what the file is, never where it lies** (:func:`input_identity`):
+  a stage's output inside a sweep folder by that stage's own name (``@train-<hash>/
+  checkpoint.pth.tar``), any other existing file by its content fingerprint. A sweep folder
+  or a record with its checkpoint moved elsewhere keeps its hashes.
 
 The run folders and record files of every stage keep their config (:func:`config_document`):
 ``{"stage", "config_hash", "config": {...}}`` followed by what the run resolved (σ read from a
@@ -26,6 +31,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -39,15 +46,17 @@ HASH_LENGTH = 16  # hex digits of the SHA-256 kept: 64 bits, collision-free for 
 
 def setting(default: Any = dataclasses.MISSING, *, result: bool = True,
             default_factory: Any = dataclasses.MISSING, added: bool = False,
-            kw_only: bool = False) -> Any:
+            kw_only: bool = False, input: bool | tuple[str, ...] = False) -> Any:
     """A config field; ``result=False`` marks one that does not change what the stage
     computes (it is then left out of the content hash). ``added=True`` marks a result field
     added to a stage after runs of it existed, whose default is what those runs computed: it
     enters the hash only when set to another value, so every earlier run folder and record
     file keeps its hash (the default of such a field must never change). ``kw_only`` lets a
     base class declare fields that its subclasses' fields without defaults may follow (the
-    hash does not depend on the fields' order)."""
-    kwargs: dict[str, Any] = {"metadata": {"result": result, "added": added},
+    hash does not depend on the fields' order). ``input=True`` marks a field naming files the
+    stage reads (a string, or a tuple of them), hashed by :func:`input_identity`; a tuple of
+    keys marks those keys of a dict field (a method's ``soft_targets``)."""
+    kwargs: dict[str, Any] = {"metadata": {"result": result, "added": added, "input": input},
                               "kw_only": kw_only}
     if default_factory is not dataclasses.MISSING:
         kwargs["default_factory"] = default_factory
@@ -72,6 +81,46 @@ def canonical_json(value: Any) -> str:
     (the shortest text that reads back to the same double)."""
     return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
+
+
+# a file inside a sweep's stage folder: [PREFIX:]…/stages/<stage>-<hash>/<file>
+STAGE_OUTPUT = re.compile(r"(?:^|/)stages/([a-z][a-z-]*-[0-9a-f]{12,16})/([^/]+)$")
+_PREFIX = re.compile(r"^([a-z][a-z0-9_-]*):(?!//)")  # dncnn:PATH, diffusion:PATH, timm:NAME
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_fingerprint(path: str | os.PathLike | None) -> str | None:
+    """The first 16 hex digits of a file's SHA-256 (None for what is not a local file);
+    remembered per (path, size, modification time), so a file is read once per process."""
+    if not path or not os.path.isfile(path):
+        return None
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _FINGERPRINTS[key] = digest.hexdigest()[:HASH_LENGTH]
+    return _FINGERPRINTS[key]
+
+
+def input_identity(value: Any) -> Any:
+    """What a file a config names is, for its hash: ``[PREFIX:]@<stage>-<hash>/<file>`` for a
+    stage's output in a sweep folder (wherever the folder lies), ``[PREFIX:]sha256:<16 hex>``
+    for another existing file, the value as written for anything else (a hub name, a file not
+    yet made). Tuples and lists are mapped element-wise."""
+    if isinstance(value, (list, tuple)):
+        return [input_identity(v) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    match = _PREFIX.match(value)
+    prefix, path = (match.group(0), value[match.end():]) if match else ("", value)
+    stage = STAGE_OUTPUT.search(path)
+    if stage:
+        return f"{prefix}@{stage.group(1)}/{stage.group(2)}"
+    fingerprint = file_fingerprint(path)
+    return f"{prefix}sha256:{fingerprint}" if fingerprint else value
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:
@@ -183,11 +232,20 @@ class StageConfig:
     def identity(self) -> dict[str, Any]:
         """The stage name and every result field (an ``added`` field only where it differs
         from its default): what the content hash is taken of."""
-        omitted = {f.name for f in dataclasses.fields(self) if f.metadata.get("added")
-                   and getattr(self, f.name) == f.default}
-        return {"stage": self.stage,
-                **{k: _canonical(getattr(self, k)) for k in self.result_fields()
-                   if k not in omitted}}
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        omitted = {name for name, f in fields.items() if f.metadata.get("added")
+                   and getattr(self, name) == f.default}
+        out: dict[str, Any] = {"stage": self.stage}
+        for name in self.result_fields():
+            if name in omitted:
+                continue
+            value, marked = _canonical(getattr(self, name)), fields[name].metadata.get("input")
+            if marked is True:
+                value = input_identity(value)
+            elif marked and isinstance(value, dict):
+                value = {k: input_identity(v) if k in marked else v for k, v in value.items()}
+            out[name] = value
+        return out
 
     def content_hash(self) -> str:
         """A stable name of the run: the first 16 hex digits of the SHA-256 of
@@ -221,5 +279,5 @@ def config_document(config: StageConfig, **resolved: Any) -> dict[str, Any]:
             "config": config.to_dict(), **resolved}
 
 
-__all__ = ["HASH_LENGTH", "StageConfig", "canonical_json", "config_document", "setting",
-           "stage_config"]
+__all__ = ["HASH_LENGTH", "STAGE_OUTPUT", "StageConfig", "canonical_json", "config_document",
+           "file_fingerprint", "input_identity", "setting", "stage_config"]

@@ -41,13 +41,24 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 @command("sweep", "a grid of runs (recipes, or methods × σ × seeds × …): plan, run on this "
          "machine or SLURM, status, report", _sweep_args)
 def run_sweep(args: argparse.Namespace) -> int:
+    import sys
+
     from ..errors import UserError
-    from ..sweep import Ledger, build_plan, load_sweep, run_local, status_table, write_report
+    from ..sweep import (
+        Ledger,
+        adopt_earlier_names,
+        build_plan,
+        load_sweep,
+        run_local,
+        status_table,
+        write_report,
+    )
     from ..sweep.jobs import is_done
     from ..sweep.plan import describe
 
     sweep = load_sweep(args.sweep)
     plan = build_plan(sweep)
+    adopt_earlier_names(plan, sweep.out, say=lambda line: print(line, file=sys.stderr))
     ledger = Ledger(sweep.out)
     slurm = None
     if args.engine == "slurm" or args.action == "status":

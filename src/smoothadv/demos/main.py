@@ -24,7 +24,7 @@ import numpy as np
 import tomllib
 
 from .. import analysis as A
-from ..sweep import Ledger, build_plan, run_local, sweep_from_data, to_toml
+from ..sweep import Ledger, adopt_earlier_names, build_plan, run_local, sweep_from_data, to_toml
 from ..sweep.plan import describe
 
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -159,6 +159,7 @@ def run_shipped(data: dict, path: Path, write_sweep: str | None = None, workers:
         return None
     sweep = sweep_from_data(data, path)
     plan = build_plan(sweep)
+    adopt_earlier_names(plan, sweep.out)
     ledger = Ledger(sweep.out)
     names = {key: describe(job) for key, job in plan.jobs.items()}
 

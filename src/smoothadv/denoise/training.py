@@ -49,9 +49,9 @@ class DenoiserConfig(StageConfig):
     out: str = setting(result=False)
     objective: str = "mse"
     sigma: float = 0.25
-    classifier: str | None = None  # stab / clf: the classifier (white-box)
-    surrogates: tuple[str, ...] = ()  # stab with query access
-    init: str | None = None  # start from this denoiser (Stab+MSE: an MSE-trained one)
+    classifier: str | None = setting(None, input=True)  # stab / clf: the classifier
+    surrogates: tuple[str, ...] = setting((), input=True)  # stab with query access
+    init: str | None = setting(None, input=True)  # start from this denoiser (Stab+MSE)
     data_root: str | None = None
     depth: int | None = None  # None: the --init denoiser's, else 17
     width: int | None = None  # None: the --init denoiser's, else 64

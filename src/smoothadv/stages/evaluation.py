@@ -16,7 +16,6 @@ in one line naming the options that differ, unless ``overwrite`` is set.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ..attacks.smoothadv import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
-from ..configs import StageConfig, config_document, setting, stage_config
+from ..configs import StageConfig, config_document, file_fingerprint, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
 from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
 from ..records.examples import ExampleSaver
@@ -59,9 +58,11 @@ from .registry import StageResult, register_stage, say
 class EvalConfig(StageConfig):
     """What certify, predict and attack share: the model, the data and PREDICT's sampling."""
 
-    checkpoint: str | None = None  # ours or the paper's; or classifier (+ denoiser)
-    classifier: str | None = None  # timm:NAME[:pretrained], torchvision:NAME[:WEIGHTS], CKPT
-    denoiser: str | None = None  # dncnn:CKPT or diffusion:PATH_OR_HUB_ID
+    # the files read are hashed by what they are, not where they lie (configs.input_identity)
+    checkpoint: str | None = setting(None, input=True)  # ours or the paper's; or classifier
+    # timm:NAME[:pretrained], torchvision:NAME[:WEIGHTS] or a checkpoint (+ denoiser)
+    classifier: str | None = setting(None, input=True)
+    denoiser: str | None = setting(None, input=True)  # dncnn:CKPT or diffusion:PATH_OR_HUB_ID
     top_up: bool = True
     class_map: str | None = None  # classifier classes → data set classes (imagenet-cifar10)
     dataset: str | None = None  # None: the checkpoint's
@@ -323,17 +324,6 @@ RECORD_COLUMNS = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,
 def config_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".config.json")
-
-
-def file_fingerprint(path: str | None) -> str | None:
-    """The first 16 hex digits of a file's SHA-256 (None for what is not a local file)."""
-    if not path or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def claim_record(cfg: EvalConfig, fingerprint: str | None) -> None:

@@ -36,7 +36,7 @@ class SoftLabelsConfig(TeacherRun):
 
     stage = "soft-labels"
 
-    teacher: str
+    teacher: str = setting(input=True)
     dataset: str
     out: str = setting(result=False)
     data_root: str | None = None
@@ -78,7 +78,7 @@ class PseudoLabelConfig(TeacherRun):
 
     stage = "pseudo-label"
 
-    teacher: str
+    teacher: str = setting(input=True)
     out: str = setting(result=False)
     dataset: str = "folder"
     data_root: str | None = None

@@ -20,10 +20,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..configs import file_fingerprint
 from ..errors import UserError
 from ..records.loops import run_shared_records, select_indices
 from ..runtime.precision import at_precision, check_precision
-from .evaluation import CertifyConfig, claim_record, file_fingerprint, write_record_config
+from .evaluation import CertifyConfig, claim_record, write_record_config
 from .modes import FIXED
 from .registry import StageResult, say
 

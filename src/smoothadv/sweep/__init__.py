@@ -14,12 +14,13 @@ process pool here) and ``slurm`` (submitit).
 from .jobs import is_done
 from .ledger import Ledger
 from .local import run_local
+from .migrate import adopt_earlier_names
 from .plan import Job, Plan, build_plan
 from .report import status_table, write_report
 from .spec import Sweep, load_sweep, sweep_from_data, to_toml
 
 ENGINES = ("local", "slurm")
 
-__all__ = ["ENGINES", "Job", "Ledger", "Plan", "Sweep", "build_plan", "is_done",
-           "load_sweep", "run_local", "status_table", "sweep_from_data", "to_toml",
+__all__ = ["ENGINES", "Job", "Ledger", "Plan", "Sweep", "adopt_earlier_names", "build_plan",
+           "is_done", "load_sweep", "run_local", "status_table", "sweep_from_data", "to_toml",
            "write_report"]

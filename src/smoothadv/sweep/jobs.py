@@ -60,8 +60,11 @@ def is_done(job: Job) -> bool:
             ckpt = read_checkpoint(out)
         except UserError:
             return False
+        # the checkpoint's hash, or (a folder an earlier version named by location, adopted
+        # by sweep.migrate) its config document's, rewritten with the location-free hash
         return (int(ckpt.get("epoch", 0)) >= job.config.epochs
-                and ckpt.get("config_hash") == job.config.content_hash())
+                and job.config.content_hash() in (ckpt.get("config_hash"),
+                                                  _document_hash(job.folder / "config.json")))
     if job.kind == "train-denoiser":  # its run folder: the last epoch, this config's hash
         try:
             document = json.loads((job.folder / "config.json").read_text(encoding="utf-8"))
@@ -90,6 +93,13 @@ def is_done(job: Job) -> bool:
             return False
         return rows >= int(document.get("num_inputs", -1))
     return True
+
+
+def _document_hash(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def finished_by_group(key: str, jobs: dict[str, Job], todo: list[str], done: set[str],

@@ -34,7 +34,8 @@ class TrainConfig(StageConfig):
     sigma: float = 0.25
     # the training noise (gaussian, uniform, laplace, splitting): hashed only when not gaussian
     noise: str = setting("gaussian", added=True)
-    options: dict[str, Any] = setting(default_factory=dict)  # the method's, resolved
+    # the method's, resolved (its files hashed by what they are: configs.input_identity)
+    options: dict[str, Any] = setting(default_factory=dict, input=("soft_targets",))
     epochs: int = 90
     batch: int = 256
     # skip each epoch's last batch when it is short (a departure; hashed only when on)
@@ -46,11 +47,11 @@ class TrainConfig(StageConfig):
     weight_decay: float = 1e-4
     lr_delay: int = 0  # epochs by which each lr drop comes later (1: step(epoch) code)
     lr_milestones: tuple[int, ...] | None = None  # drops at these epochs instead of lr_step
-    pretrained: str | None = None
+    pretrained: str | None = setting(None, input=True)
     # the input layer (normalize / center / none; auto measures a pre-trained file that
     # records none); None: a pre-trained checkpoint's recorded kind, else normalize
     input_normalization: str | None = None
-    extra_data: str | None = None
+    extra_data: str | None = setting(None, input=True)
     extra_weight: float = 1.0
     channels_last: bool = True
     precision: str = "fp32"  # of the training steps: fp32, tf32 (CUDA), bf16, fp16 (CUDA)
