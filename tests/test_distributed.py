@@ -74,3 +74,96 @@ def test_shard_and_merge(tmp_path):
     merge_record_parts(out, 2)
     assert out.read_text() == head + "0\t1\n2\t1\n4\t1\n6\t1\n"
     assert not part_path(out, 0).exists()
+
+
+def _finish_in_thread(out, **kwargs):
+    """finish_parts(out, 2, 0, wait=True) in a thread: (the exception it raised, or None;
+    whether it returned within 20 s)."""
+    import threading
+
+    from smoothadv.runtime.distributed import finish_parts
+
+    raised = []
+
+    def target():
+        try:
+            finish_parts(out, 2, 0, wait=True, poll_seconds=0.05, **kwargs)
+        except Exception as err:  # noqa: BLE001 - what the test looks at
+            raised.append(err)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(20)
+    return (raised[0] if raised else None), not thread.is_alive()
+
+
+def test_rank_zero_stops_waiting_for_a_failed_or_silent_rank(tmp_path, monkeypatch):
+    """Under srun a dead rank does not end the others: rank 0, waiting for the merge, fails in
+    one line when rank 1 left its error, or gave no sign of life for SMOOTHADV_RANK_STALE
+    seconds; a rank that is alive and finishes ends the wait with the merged record."""
+    import time
+
+    from smoothadv.errors import UserError
+    from smoothadv.runtime.distributed import alive_marker, failed_marker, finish_parts
+
+    monkeypatch.setenv("SMOOTHADV_RANK_STALE", "2")
+    out = tmp_path / "c.tsv"
+    part_path(out, 0).write_text("idx\tlabel\n0\t1\n")
+    failed_marker(out, 1).write_text("OutOfMemoryError: CUDA out of memory\n")
+    err, returned = _finish_in_thread(out)
+    assert returned and isinstance(err, UserError)
+    assert "rank 1 failed" in str(err) and "out of memory" in str(err)
+    failed_marker(out, 1).unlink()
+    alive = alive_marker(out, 1)
+    alive.touch()
+    os.utime(alive, (time.time() - 10, time.time() - 10))  # killed 10 s ago
+    err, returned = _finish_in_thread(out)
+    assert returned and isinstance(err, UserError) and "no sign of life" in str(err)
+    alive.touch()  # alive, and finishing a moment later
+
+    def rank_one():
+        time.sleep(0.5)
+        part_path(out, 1).write_text("idx\tlabel\n1\t2\n")
+        finish_parts(out, 2, 1, wait=False)
+
+    import threading
+
+    threading.Thread(target=rank_one, daemon=True).start()
+    err, returned = _finish_in_thread(out)
+    assert returned and err is None
+    assert out.read_text() == "idx\tlabel\n0\t1\n1\t2\n"
+
+
+def test_a_rank_killed_under_srun_fails_the_stage_in_one_line(ckpt, tmp_path):
+    """Two ranks started as srun starts them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*; no
+    torchrun to end the others): rank 1 is killed with SIGKILL mid-certification; rank 0
+    finishes its part and exits 2 with one line instead of waiting for ever."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "c.tsv"
+    args = [sys.executable, "-m", "smoothadv", "certify", str(ckpt), "--n", "4000",
+            "--n0", "20", "--batch", "500", "--max", "120", "--device", "cpu",
+            "--no-progress", "--no-compile", "--out", str(out)]
+    procs = []
+    for r in range(2):
+        env = dict(os.environ, OMP_NUM_THREADS="1", RANK=str(r), LOCAL_RANK=str(r),
+                   WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), SMOOTHADV_RANK_STALE="3")
+        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    deadline = time.time() + 120
+    part = part_path(out, 1)
+    while time.time() < deadline and not (part.exists() and part.read_text().count("\n") > 1):
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    _, err = procs[0].communicate(timeout=120)
+    procs[1].communicate()
+    lines = [ln for ln in err.splitlines() if ln.startswith("smoothadv: error")]
+    assert procs[0].returncode == 2, err[-2000:]
+    assert len(lines) == 1 and "rank 1 has given no sign of life" in lines[0], err[-2000:]
+    assert part_path(out, 0).exists()  # rank 0's rows are kept for the resumed run

@@ -434,3 +434,31 @@ def test_a_sweep_folder_of_the_earlier_naming_is_adopted_once(tmp_path, capsys):
     assert _kept(stages) == before
     assert main(["sweep", "run", str(path)]) == 0
     assert "renamed" not in capsys.readouterr().err  # once
+
+
+def test_other_ranks_do_not_wait_when_rank_zero_is_refused(tmp_path):
+    """A multi-task SLURM stage whose rank 0 finds the stage running in another process: rank 0
+    says so, and the other ranks return at once instead of sitting in the process group's
+    start-up until its time-out; when rank 0 takes the lock they go on."""
+    import threading
+    import time
+
+    from smoothadv.sweep.jobs import BUSY, execute, job_lock, wait_for_rank_zero, write_job_file
+
+    plan = build_plan(load_sweep(write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\n")))
+    job = next(iter(plan.jobs.values()))
+    path = write_job_file(job, plan.jobs)
+    with job_lock(job.folder):  # another process runs the stage
+        assert execute(path, lock=True, owner="77") == BUSY
+    t0 = time.monotonic()
+    assert execute(path, lock=False, owner="77") == BUSY
+    assert time.monotonic() - t0 < 5
+    # a requeued attempt (the same job id) whose rank 0 takes the lock: the others go on
+    seen = []
+    waiter = threading.Thread(target=lambda: seen.append(
+        wait_for_rank_zero(job.folder, "78", poll=0.02, limit=30)))
+    waiter.start()
+    time.sleep(0.2)
+    (job.folder / ".owner").write_text("78\n")
+    waiter.join(10)
+    assert seen == [True]

@@ -104,48 +104,49 @@ def run_records(
     bar = tqdm(total=len(todo), desc=kind, unit="input", disable=not progress or rank != 0,
                dynamic_ncols=True, mininterval=0.5)
     device = smooth.device
-    try:
-        for start in range(0, len(todo), group):
-            chunk = todo[start : start + group]
-            items = [dataset[i] for i in chunk]
-            xs = torch.stack([x for x, _ in items])  # as loaded (certify moves it itself)
-            ys = torch.tensor([y for _, y in items])
-            seeds = [input_seed(seed, i) for i in chunk]
-            t0 = time.perf_counter()
-            if kind == "certify" and derandomized:
-                results = smooth.certify_derandomized(xs, batch_size,
-                                                      template or DEFAULT_TEMPLATE)
-            elif kind == "certify":
-                results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
-                                              randomized=randomized, **certify_options)
-            else:
-                xs = xs.to(device, non_blocking=True)
-                x_eval = xs
-                if attack is not None:
-                    x_eval = attack(xs, ys.to(device), chunk).detach()
-                    if on_attacked is not None:
-                        on_attacked(chunk, xs, x_eval)
-                    clean = smooth.predict_many(xs, n, alpha, batch_size, seeds)
-                    l2 = (x_eval - xs).flatten(1).norm(dim=1).cpu().tolist()
-                results = smooth.predict_many(x_eval, n, alpha, batch_size, seeds)
-                with eval_mode(smooth.base_classifier), torch.inference_mode():
-                    base = smooth.base_classifier(x_eval).argmax(1).cpu().tolist()
-            elapsed = format_time((time.perf_counter() - t0) / len(chunk))
-            for j, (idx, label, res) in enumerate(zip(chunk, ys.tolist(), results)):
-                correct = int(res.prediction == label)
-                if kind == "certify":
-                    writer.write(idx, label, res.prediction, format_radius(res.radius), correct,
-                                 elapsed)
-                elif kind == "predict":
-                    writer.write(idx, label, res.prediction, base[j], correct, elapsed)
+    with D.working_on(out):
+        try:
+            for start in range(0, len(todo), group):
+                chunk = todo[start : start + group]
+                items = [dataset[i] for i in chunk]
+                xs = torch.stack([x for x, _ in items])  # as loaded (certify moves it itself)
+                ys = torch.tensor([y for _, y in items])
+                seeds = [input_seed(seed, i) for i in chunk]
+                t0 = time.perf_counter()
+                if kind == "certify" and derandomized:
+                    results = smooth.certify_derandomized(xs, batch_size,
+                                                          template or DEFAULT_TEMPLATE)
+                elif kind == "certify":
+                    results = smooth.certify_many(xs, n0, n, alpha, batch_size, seeds,
+                                                  randomized=randomized, **certify_options)
                 else:
-                    writer.write(idx, label, res.prediction, base[j], correct, elapsed,
-                                 clean[j].prediction, f"{l2[j]:.6f}")
-            bar.update(len(chunk))
-            bar.set_postfix(last=_describe(kind, results[-1]), refresh=False)
-    finally:
-        bar.close()
-        writer.close()
+                    xs = xs.to(device, non_blocking=True)
+                    x_eval = xs
+                    if attack is not None:
+                        x_eval = attack(xs, ys.to(device), chunk).detach()
+                        if on_attacked is not None:
+                            on_attacked(chunk, xs, x_eval)
+                        clean = smooth.predict_many(xs, n, alpha, batch_size, seeds)
+                        l2 = (x_eval - xs).flatten(1).norm(dim=1).cpu().tolist()
+                    results = smooth.predict_many(x_eval, n, alpha, batch_size, seeds)
+                    with eval_mode(smooth.base_classifier), torch.inference_mode():
+                        base = smooth.base_classifier(x_eval).argmax(1).cpu().tolist()
+                elapsed = format_time((time.perf_counter() - t0) / len(chunk))
+                for j, (idx, label, res) in enumerate(zip(chunk, ys.tolist(), results)):
+                    correct = int(res.prediction == label)
+                    if kind == "certify":
+                        writer.write(idx, label, res.prediction, format_radius(res.radius), correct,
+                                     elapsed)
+                    elif kind == "predict":
+                        writer.write(idx, label, res.prediction, base[j], correct, elapsed)
+                    else:
+                        writer.write(idx, label, res.prediction, base[j], correct, elapsed,
+                                     clean[j].prediction, f"{l2[j]:.6f}")
+                bar.update(len(chunk))
+                bar.set_postfix(last=_describe(kind, results[-1]), refresh=False)
+        finally:
+            bar.close()
+            writer.close()
     _merge(out)
     return out
 
@@ -218,8 +219,9 @@ def _open_records(out: Path, columns: tuple[str, ...],
     target = out if world == 1 else D.part_path(out, rank)
     if world > 1:
         if rank == 0:  # markers of an interrupted run (perhaps of another world size)
-            for stale in out.parent.glob(out.name + ".done*"):
-                stale.unlink(missing_ok=True)
+            for marker in ("done", "alive", "failed"):
+                for stale in out.parent.glob(f"{out.name}.{marker}*"):
+                    stale.unlink(missing_ok=True)
             out.with_name(out.name + ".merge-lock").unlink(missing_ok=True)
         D.barrier()  # every rank starts together: no marker of this run is removed
     done: set[int] = set()
@@ -271,17 +273,18 @@ def run_sequential_records(
             x, y = dataset[idx]
             yield (idx, y, time.perf_counter()), x, y, input_seed(seed, idx)
 
-    try:
-        for (idx, label, t0), res in certifier.run(items()):
-            elapsed = format_time(time.perf_counter() - t0)
-            writer.write(idx, label, res.prediction, format_radius(res.radius),
-                         int(res.prediction == label), elapsed, res.samples,
-                         f"{res.p_lower:.8f}", f"{res.p_upper:.8f}", res.decision_text)
-            bar.update(1)
-            bar.set_postfix(last=f"{res.samples} samples", refresh=False)
-    finally:
-        bar.close()
-        writer.close()
+    with D.working_on(out):
+        try:
+            for (idx, label, t0), res in certifier.run(items()):
+                elapsed = format_time(time.perf_counter() - t0)
+                writer.write(idx, label, res.prediction, format_radius(res.radius),
+                             int(res.prediction == label), elapsed, res.samples,
+                             f"{res.p_lower:.8f}", f"{res.p_upper:.8f}", res.decision_text)
+                bar.update(1)
+                bar.set_postfix(last=f"{res.samples} samples", refresh=False)
+        finally:
+            bar.close()
+            writer.close()
     _merge(out)
     return out
 

@@ -13,14 +13,19 @@ Timeouts: the process group is created with a timeout of :data:`DEFAULT_TIMEOUT_
 (``SMOOTHADV_DIST_TIMEOUT`` minutes, or the ``--dist-timeout`` of a command), not NCCL's
 10 minutes: a collective may wait for another rank's checkpoint write or its share of an
 uneven evaluation. Certification's ranks never wait in a collective at all: each writes its
-part file, and the last rank to finish merges them (:func:`finish_parts`).
+part file, and the last rank to finish merges them (:func:`finish_parts`); rank 0, which waits
+for the merge, stops waiting with a one-line error when another rank failed or died
+(:func:`working_on`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -176,14 +181,100 @@ def done_marker(out: str | os.PathLike, rank_: int) -> Path:
     return out.with_name(f"{out.name}.done{rank_}")
 
 
+def alive_marker(out: str | os.PathLike, rank_: int) -> Path:
+    """The file rank ``rank_`` touches while it works on its part of ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.alive{rank_}")
+
+
+def failed_marker(out: str | os.PathLike, rank_: int) -> Path:
+    """The file holding the one-line error of rank ``rank_`` when its part of ``out`` failed."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.failed{rank_}")
+
+
+def stale_seconds() -> float:
+    """How long a rank may give no sign of life before the ranks waiting for it give up:
+    ``SMOOTHADV_RANK_STALE`` seconds, else :data:`STALE_SECONDS`."""
+    text = os.environ.get("SMOOTHADV_RANK_STALE")
+    try:
+        value = STALE_SECONDS if text is None else float(text)
+    except ValueError:
+        raise UserError(f"SMOOTHADV_RANK_STALE must be seconds, got {text!r}") from None
+    if not value > 0:
+        raise UserError(f"SMOOTHADV_RANK_STALE must be > 0 seconds, got {text}")
+    return value
+
+
+STALE_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def working_on(out: str | os.PathLike) -> Iterator[None]:
+    """While this rank writes its part of ``out`` under torchrun or srun: a thread touches
+    :func:`alive_marker` every third of :func:`stale_seconds` (a process that dies, even by
+    SIGKILL for memory, stops touching it), and an error leaves :func:`failed_marker` with its
+    line, so that rank 0 waiting in :func:`finish_parts` fails at once instead of waiting
+    for ever. Alone, nothing."""
+    world, rank_ = world_size(), rank()
+    if world == 1:
+        yield
+        return
+    alive, failed = alive_marker(out, rank_), failed_marker(out, rank_)
+    failed.unlink(missing_ok=True)
+    alive.touch()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(stale_seconds() / 3):
+            alive.touch()
+
+    thread = threading.Thread(target=beat, name=f"smoothadv-alive{rank_}", daemon=True)
+    thread.start()
+    try:
+        yield
+    except BaseException as err:
+        line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        failed.write_text(f"{type(err).__name__}: {line}"[:300] + "\n", encoding="utf-8")
+        raise
+    finally:
+        stop.set()
+        thread.join()
+    alive.unlink(missing_ok=True)  # its part is written: finish_parts' done marker says so
+
+
+def _check_others(out: Path, world: int, stale: float) -> None:
+    """Refuse, in one line, to wait for a rank whose part of ``out`` failed or that has given
+    no sign of life for ``stale`` seconds (its part is not done)."""
+    for r in range(world):
+        if done_marker(out, r).exists():
+            continue
+        failed = failed_marker(out, r)
+        if failed.exists():
+            raise UserError(f"rank {r} failed on its part of {out} "
+                            f"({failed.read_text(encoding='utf-8').strip()}); the finished "
+                            "parts are kept: run the same command again to resume")
+        try:
+            quiet = time.time() - alive_marker(out, r).stat().st_mtime
+        except FileNotFoundError:
+            continue  # not started yet: the barrier before the parts saw it alive
+        if quiet > stale:
+            raise UserError(f"rank {r} has given no sign of life for {quiet:.0f} s (killed, e.g. "
+                            f"for memory?) and its part of {out} is not done; the finished "
+                            "parts are kept: run the same command again to resume")
+
+
 def finish_parts(out: str | os.PathLike, world: int, rank_: int, *, wait: bool,
                  poll_seconds: float = 1.0) -> bool:
     """Mark rank ``rank_``'s part of ``out`` complete; the rank that finds every part complete
     merges them (:func:`merge_record_parts`). No collective: a rank that finishes early does
     not sit in a barrier (where NCCL's watchdog would end the job). With ``wait`` (rank 0, whose
-    caller reads ``out`` next) the call returns only once ``out`` is merged, polling the files.
-    Returns whether this rank merged."""
+    caller reads ``out`` next) the call returns only once ``out`` is merged, polling the files;
+    a rank that failed or died meanwhile (:func:`working_on`) ends the wait with a one-line
+    error, since under srun the other ranks are not ended with it. Returns whether this rank
+    merged."""
     out = Path(out)
+    stale = stale_seconds()
     done_marker(out, rank_).touch()
     merged = False
     if all(done_marker(out, r).exists() for r in range(world)):
@@ -201,6 +292,7 @@ def finish_parts(out: str | os.PathLike, world: int, rank_: int, *, wait: bool,
             merged = True
     while wait and (done_marker(out, rank_).exists()
                     or out.with_name(out.name + ".merge-lock").exists()):
+        _check_others(out, world, stale)
         time.sleep(poll_seconds)
     return merged
 

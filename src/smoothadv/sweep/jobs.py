@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -146,44 +147,91 @@ def lock_held(folder: Path) -> bool:
         return not mine
 
 
-def execute(job_file: str | Path, lock: bool = True) -> int:
+def _owner_file(folder: Path) -> Path:
+    return folder / ".owner"
+
+
+def _refused_file(folder: Path, owner: str) -> Path:
+    return folder / f".refused-{owner}"
+
+
+def wait_for_rank_zero(folder: Path, owner: str, poll: float = 0.2,
+                       limit: float | None = None) -> bool:
+    """The other ranks of a distributed job (``owner``: the job's id, the same on every rank):
+    whether their rank 0 took the job's lock (True) or was refused it because another process
+    runs the stage (False, at once: they do not sit in the process group's start-up until its
+    time-out). Waits at most ``limit`` seconds (default: the process group's time-out)."""
+    from ..runtime.distributed import timeout_minutes
+
+    limit = timeout_minutes() * 60 if limit is None else limit
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if _refused_file(folder, owner).exists():
+            return False
+        try:
+            if _owner_file(folder).read_text(encoding="utf-8").strip() == owner:
+                return True
+        except OSError:
+            pass
+        time.sleep(poll)
+    return False
+
+
+def execute(job_file: str | Path, lock: bool = True, owner: str | None = None) -> int:
     """Run the job of ``job_file`` in this process, its output appended to ``stage.log``;
     returns 0 (done), 2 (a one-line error, the log's last line), 1 (a crash, traceback in the
     log) or :data:`BUSY`. ``lock=False``: the other ranks of a distributed job, whose rank 0
-    holds the lock."""
+    holds the lock; with ``owner`` (the job's id on every rank) rank 0 says whether it took the
+    lock, and the others run only if it did (:func:`wait_for_rank_zero`)."""
     job_file = Path(job_file)
     folder = job_file.parent
     document = json.loads(job_file.read_text(encoding="utf-8"))
+    if not lock and owner is not None and not wait_for_rank_zero(folder, owner):
+        return BUSY
     with (job_lock(folder) if lock else contextlib.nullcontext(True)) as mine:
+        if owner is not None and lock:
+            target = _owner_file(folder) if mine else _refused_file(folder, owner)
+            target.write_text(owner + "\n", encoding="utf-8")
         if not mine:
             return BUSY
-        with open(folder / "stage.log", "a", encoding="utf-8") as log, \
-                contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            try:
-                if document["kind"] == "merge":
-                    merge_shards(document)
-                elif document["kind"] == "rebox":
-                    rebox_job(document)
-                elif document["kind"] == "certify-shared":
-                    from ..stages import config_from_document
-                    from ..stages.shared import run_shared_certification
+        if owner is not None and lock:  # a requeued job's earlier refusal no longer holds
+            _refused_file(folder, owner).unlink(missing_ok=True)
+        try:
+            return _run_job(document, folder)
+        finally:
+            if owner is not None and lock:
+                _owner_file(folder).unlink(missing_ok=True)
 
-                    for result in run_shared_certification(
-                            [config_from_document(m) for m in document["members"]]):
-                        print(result.text)
-                else:
-                    from ..stages import config_from_document, run_stage
 
-                    result = run_stage(config_from_document(document))
-                    if result.text:
-                        print(result.text)
-                return 0
-            except UserError as err:
-                print(f"smoothadv: error: {err}")
-                return 2
-            except Exception:  # noqa: BLE001 — any crash is the job's, told in its log
-                traceback.print_exc(file=sys.stderr)
-                return 1
+def _run_job(document: dict, folder: Path) -> int:
+    """The job of ``document`` in this process (see :func:`execute`)."""
+    with open(folder / "stage.log", "a", encoding="utf-8") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            if document["kind"] == "merge":
+                merge_shards(document)
+            elif document["kind"] == "rebox":
+                rebox_job(document)
+            elif document["kind"] == "certify-shared":
+                from ..stages import config_from_document
+                from ..stages.shared import run_shared_certification
+
+                for result in run_shared_certification(
+                        [config_from_document(m) for m in document["members"]]):
+                    print(result.text)
+            else:
+                from ..stages import config_from_document, run_stage
+
+                result = run_stage(config_from_document(document))
+                if result.text:
+                    print(result.text)
+            return 0
+        except UserError as err:
+            print(f"smoothadv: error: {err}")
+            return 2
+        except Exception:  # noqa: BLE001 — any crash is the job's, told in its log
+            traceback.print_exc(file=sys.stderr)
+            return 1
 
 
 def merge_shards(document: dict) -> Path:

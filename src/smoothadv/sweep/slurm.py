@@ -60,14 +60,14 @@ def _stage_job_class():
 
         def __call__(self, job_file: str) -> str:
             env = submitit.JobEnvironment()
-            lock = True
+            lock, owner = True, None
             if env.num_tasks > 1:
                 os.environ.update(
                     RANK=str(env.global_rank), WORLD_SIZE=str(env.num_tasks),
                     LOCAL_RANK=str(env.local_rank), MASTER_ADDR=env.hostnames[0],
                     MASTER_PORT=str(20_000 + int(str(env.job_id).split("_")[0]) % 20_000))
-                lock = env.global_rank == 0
-            code = execute(job_file, lock=lock)
+                lock, owner = env.global_rank == 0, str(env.job_id)
+            code = execute(job_file, lock=lock, owner=owner)
             if code != 0:
                 log = Path(job_file).with_name("stage.log")
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] if \
