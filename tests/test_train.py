@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -242,3 +243,26 @@ def test_resume_without_a_checkpoint_starts_the_run(tmp_path, capsys):
 def test_lr_gamma(tmp_path):
     train(_cfg(tmp_path, epochs=3, lr=0.1, lr_step=1, lr_gamma=0.5, train_subset=128))
     assert [float(r[2]) for r in _log(tmp_path / "run")[1:]] == [0.1, 0.05, 0.025]
+
+
+def test_ddp_evaluation_of_a_batchnorm_network_equals_its_checkpoint(tmp_path):
+    """Two ranks (gloo) train a BatchNorm network; the logged test figures are those of one
+    process evaluating the saved checkpoint (each rank's running statistics drift apart after
+    the last step; the evaluation uses rank 0's, which the checkpoint holds)."""
+    from smoothadv.train import TrainConfig
+    from smoothadv.train.loop import Trainer
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "smoothadv", "train", "--dataset", "digits", "--arch", "digits_cnn",
+           "--epochs", "1", "--batch", "32", "--train-subset", "256", "--test-subset", "96",
+           "--device", "cpu", "--no-progress", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = _log(out)[1]
+    document = json.loads((out / "config.json").read_text())
+    cfg = TrainConfig.from_dict({**document["config"], "progress": False})
+    trainer = Trainer(cfg)  # one process: resumes the finished run's checkpoint
+    loss, acc, _ = trainer.evaluate(0)
+    assert (f"{loss:.4f}", f"{acc:.4f}") == (logged[5], logged[6])

@@ -152,6 +152,16 @@ def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     return total.to(values.device)
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers of ``model`` (BatchNorm's running statistics): each
+    rank updates its own in its last training forward, so they differ after a step, while the
+    checkpoint holds rank 0's. Nothing alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

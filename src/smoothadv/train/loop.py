@@ -364,9 +364,12 @@ class Trainer:
         (:func:`~smoothadv.train.data.rank_batches`) and the sums meet in one all-reduce, so no
         rank idles while another evaluates. Test batch i draws its noise
         from its own generator (seeded from the run's seed and i), so the figures do not depend
-        on the number of ranks. Sums stay on the device until that one read-back."""
+        on the number of ranks. Every rank evaluates with rank 0's buffers (BatchNorm's running
+        statistics, which drift apart over the ranks in training), so the figures are those of
+        the saved checkpoint. Sums stay on the device until that one read-back."""
         cfg = self.cfg
         model = self.model
+        D.broadcast_buffers(model)  # rank 0's running statistics: those the checkpoint holds
         model.eval()
         sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         eps = self.method.epsilon_at(epoch)
