@@ -457,3 +457,23 @@ def test_gpu_check_helpers_run_on_any_device():
                                 batch=250) > 0
     if not torch.cuda.is_available():
         assert gpu_check.main() == 2
+
+
+def test_loader_workers_are_sized_from_the_tasks_cores(monkeypatch):
+    """On CUDA the default loader workers come from the task's cores (SLURM_CPUS_PER_TASK, or
+    the process's affinity), not the node's: a 4-core task on a 128-core node gets 3."""
+    import torch
+
+    from smoothadv.runtime.distributed import available_cpus
+    from smoothadv.train.data import loader_workers
+
+    assert available_cpus({"SLURM_CPUS_PER_TASK": "4"}) == 4
+    assert available_cpus({}) == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert loader_workers(None, torch.device("cuda", 0)) == 3
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's four ranks inside one task
+    assert loader_workers(None, torch.device("cuda", 0)) == 7
+    assert loader_workers(None, torch.device("cpu")) == 0

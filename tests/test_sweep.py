@@ -462,3 +462,23 @@ def test_other_ranks_do_not_wait_when_rank_zero_is_refused(tmp_path):
     (job.folder / ".owner").write_text("78\n")
     waiter.join(10)
     assert seen == [True]
+
+
+def test_local_workers_are_pinned_within_the_gpus_the_runner_was_given():
+    """The runner's CUDA_VISIBLE_DEVICES (indices, GPU or MIG UUIDs, or a SLURM allocation's)
+    bounds its workers' GPUs; before, workers took 0 … k−1 whatever the runner was given."""
+    from smoothadv.sweep.local import worker_gpus
+
+    assert worker_gpus(2, "3,5") == ["3", "5"]
+    uuids = "GPU-1f2e3d4c,MIG-6a7b8c9d/1/0"
+    assert worker_gpus(2, uuids) == ["GPU-1f2e3d4c", "MIG-6a7b8c9d/1/0"]
+    assert worker_gpus(1, "3,5") == ["3"]  # torch sees fewer: the first ones
+    assert worker_gpus(0, "") == []
+    import os
+
+    saved = os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    try:
+        assert worker_gpus(3) == ["0", "1", "2"]  # nothing given: the node's GPUs
+    finally:
+        if saved is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved

@@ -56,6 +56,20 @@ def is_main() -> bool:
 DEFAULT_TIMEOUT_MINUTES = 120.0
 
 
+def available_cpus(environ: dict[str, str] | None = None) -> int:
+    """The CPU cores this process's task may use: a SLURM task's ``SLURM_CPUS_PER_TASK``, else
+    the cores the process is bound to (its affinity: a cgroup's or ``taskset``'s share), else
+    the machine's. Ranks that torchrun starts inside one task share them."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("SLURM_CPUS_PER_TASK", "")
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def resolve_device(name: str, *, cuda_count: int | None = None,
                    distributed: bool | None = None) -> torch.device:
     """The device of this process for ``--device name`` (see the module docstring).

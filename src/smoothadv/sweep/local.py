@@ -66,6 +66,18 @@ def sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def worker_gpus(count: int, visible: str | None = None) -> list[str]:
+    """The GPUs the runner was given, as ``CUDA_VISIBLE_DEVICES`` entries for its workers: the
+    runner's own ``CUDA_VISIBLE_DEVICES`` (``visible``; indices, GPU or MIG UUIDs — a SLURM
+    allocation sets it too), else 0 … ``count`` − 1. A worker is pinned to one of them, never
+    to a GPU outside them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    if visible is None:
+        return [str(g) for g in range(count)]
+    entries = [v.strip() for v in visible.split(",") if v.strip()]
+    return entries[:count]
+
+
 def _timed(path: str) -> tuple[int, float]:
     """(exit status, seconds) of one job in a worker."""
     t0 = time.perf_counter()
@@ -100,10 +112,13 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
     queue = None
     if gpus:
         queue = context.Queue()
-        for g in range(gpus):
+        given = worker_gpus(gpus)
+        for g in given:
             queue.put(g)
-        workers = min(workers, gpus)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+        workers = min(workers, len(given))
+    from ..runtime.distributed import available_cpus
+
+    threads = max(1, available_cpus() // workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                   initializer=init_worker, initargs=(threads, queue))
     running: dict[cf.Future, str] = {}

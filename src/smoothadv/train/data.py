@@ -59,15 +59,16 @@ MAX_CUDA_WORKERS = 8
 
 def loader_workers(requested: int | None, device: torch.device) -> int:
     """Data-loader processes: as ``requested``; by default none on a CPU (the model needs
-    the cores) and min(8, CPU cores per local rank) on CUDA, where decoding and augmenting
-    on the main process would starve the GPU."""
+    the cores) and min(8, the task's CPU cores per local rank − 1) on CUDA, where decoding
+    and augmenting on the main process would starve the GPU (the task's cores: SLURM's
+    ``SLURM_CPUS_PER_TASK`` or the process's affinity, not the node's)."""
     if requested is not None:
         if requested < 0:
             raise UserError(f"--workers must be ≥ 0, got {requested}")
         return requested
     if device.type != "cuda":
         return 0
-    per_rank = (os.cpu_count() or 1) // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    per_rank = D.available_cpus() // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
     return max(0, min(MAX_CUDA_WORKERS, per_rank - 1))
 
 
