@@ -47,7 +47,6 @@ def _cuda() -> bool:
     ("auto", 0, False, 0, "cpu"),
     ("auto", 4, False, 0, "cuda:0"),
     ("auto", 4, True, 2, "cuda:2"),
-    ("auto", 2, True, 3, "cuda:1"),  # more ranks than GPUs: auto wraps around
     ("cuda", 4, False, 0, "cuda:0"),
     ("cuda", 4, True, 3, "cuda:3"),  # no index under torchrun: the local rank's GPU
     ("cuda:1", 4, False, 0, "cuda:1"),
@@ -60,6 +59,47 @@ def test_device_per_local_rank(monkeypatch, name, count, distributed, local, exp
     assert got == torch.device(expected)
     if got.type == "cuda":
         assert got.index is not None  # set_device and DDP's device_ids take it
+
+
+TORCHRUN = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4", "TORCHELASTIC_RUN_ID": "x"}
+SRUN = {"WORLD_SIZE": "4", "SLURM_PROCID": "2"}  # the sweep's SLURM engine sets no more
+
+
+@pytest.mark.parametrize(("environ", "name", "count", "expected"), [
+    ({**TORCHRUN, "LOCAL_RANK": "2"}, "auto", 4, "cuda:2"),
+    ({**TORCHRUN, "LOCAL_RANK": "2"}, "auto", 2, "ranks on this node but 2 GPU"),
+    ({**TORCHRUN, "LOCAL_RANK": "0"}, "cuda", 3, "ranks on this node but 3 GPU"),
+    ({**TORCHRUN, "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1"}, "cuda:2", 4, "cuda:3"),
+    ({**SRUN, "LOCAL_RANK": "2"}, "cuda", 1, "cuda:0"),  # per-task binding: its own GPU
+    ({**SRUN, "LOCAL_RANK": "2"}, "auto", 1, "cuda:0"),
+    ({**SRUN, "LOCAL_RANK": "2"}, "cuda:1", 1, "sees one GPU"),
+    ({**SRUN, "LOCAL_RANK": "2"}, "auto", 4, "cuda:2"),  # no binding: as torchrun
+    ({**SRUN, "LOCAL_RANK": "2"}, "cpu", 4, "cpu"),
+    ({"LOCAL_RANK": "0"}, "cuda:1", 2, "cuda:1"),
+])
+def test_device_rule_under_each_launcher(environ, name, count, expected):
+    """The environment each launcher sets decides the GPU of a rank, before any process group:
+    under per-task binding `cuda` was refused on every rank but 0, and more torchrun ranks than
+    GPUs were wrapped onto one GPU (which NCCL refuses at start-up)."""
+    if expected.startswith(("cuda:", "cpu")):
+        assert D.resolve_device(name, cuda_count=count, environ=environ) == torch.device(
+            expected)
+    else:
+        with pytest.raises(UserError, match=expected):
+            D.resolve_device(name, cuda_count=count, environ=environ)
+    assert D.launcher(environ) == ("alone" if "WORLD_SIZE" not in environ else
+                                   "torchrun" if "LOCAL_WORLD_SIZE" in environ else "srun")
+
+
+def test_one_process_on_cuda_n_makes_it_the_current_device(monkeypatch):
+    """Alone on cuda:1 the process's current device is GPU 1 (it stayed 0, so pinning and the
+    compile decision's synchronize touched GPU 0). Shown through the device seam."""
+    calls = []
+    monkeypatch.setattr(D, "resolve_device", lambda name: torch.device("cuda", 1))
+    monkeypatch.setattr(torch.cuda, "set_device", calls.append)
+    monkeypatch.setattr("smoothadv.runtime.backends.configure", lambda *a: None)
+    assert D.setup_device("cuda:1", join=False) == torch.device("cuda", 1)
+    assert calls == [torch.device("cuda", 1)]
 
 
 def test_device_errors_are_one_line(monkeypatch):

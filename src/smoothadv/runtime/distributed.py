@@ -3,11 +3,11 @@ records and summing metrics over ranks.
 
 A plain ``python -m smoothadv …`` is one process (rank 0 of 1) and touches no process group.
 
-Devices under torchrun: every process takes one GPU of its node, picked by ``LOCAL_RANK``:
-``auto`` and ``cuda`` give rank r the GPU r of the node (``LOCAL_RANK`` modulo the GPUs seen),
-``cuda:N`` the GPU N + r (so two jobs on one node can share it out: ``cuda:0`` and
-``cuda:4``), and an index past the node's GPUs is refused in one line. Alone, ``cuda`` is
-GPU 0 and ``cuda:N`` is GPU N.
+Devices: one GPU per rank, decided before any process group starts (:func:`resolve_device`):
+under torchrun rank r of the node takes GPU r (``cuda:N``: N + r), more ranks than GPUs are
+refused in one line; under srun with per-task GPU binding each task takes the one GPU it sees.
+Alone, ``cuda`` is GPU 0 and ``cuda:N`` GPU N, made the current device (pinned memory and
+synchronisation then touch that GPU, not GPU 0).
 
 Timeouts: the process group is created with a timeout of :data:`DEFAULT_TIMEOUT_MINUTES`
 (``SMOOTHADV_DIST_TIMEOUT`` minutes, or the ``--dist-timeout`` of a command), not NCCL's
@@ -70,26 +70,45 @@ def available_cpus(environ: dict[str, str] | None = None) -> int:
         return os.cpu_count() or 1
 
 
-def resolve_device(name: str, *, cuda_count: int | None = None,
-                   distributed: bool | None = None) -> torch.device:
-    """The device of this process for ``--device name`` (see the module docstring).
+def launcher(environ: dict[str, str] | None = None) -> str:
+    """Who started this process: ``torchrun`` (it sets ``TORCHELASTIC_RUN_ID`` and
+    ``LOCAL_WORLD_SIZE``), ``srun`` (a SLURM task of a multi-task step, as the sweep's SLURM
+    engine starts them: ``WORLD_SIZE`` > 1 without torchrun's variables) or ``alone``."""
+    environ = os.environ if environ is None else environ
+    if int(environ.get("WORLD_SIZE", "1")) <= 1:
+        return "alone"
+    if "TORCHELASTIC_RUN_ID" in environ or "LOCAL_WORLD_SIZE" in environ:
+        return "torchrun"
+    return "srun"
 
-    ``auto``: CUDA when present (one GPU per local rank), else the CPU. ``cuda``: GPU
-    ``LOCAL_RANK`` under torchrun, GPU 0 alone. ``cuda:N``: GPU N + ``LOCAL_RANK`` under
-    torchrun, N alone. ``cpu``: the CPU. Always returns a CUDA device with an index, so that
-    ``torch.cuda.set_device`` and DDP's ``device_ids`` take it. ``cuda_count`` and
-    ``distributed`` replace what the machine and environment say (tests).
-    """
+
+def resolve_device(name: str, *, cuda_count: int | None = None,
+                   distributed: bool | None = None,
+                   environ: dict[str, str] | None = None) -> torch.device:
+    """The device of this process for ``--device name``; one GPU per rank, decided before any
+    process group starts (docs/distributed.md has the table).
+
+    Alone: ``auto`` is GPU 0 when there is one, else the CPU; ``cuda`` GPU 0; ``cuda:N`` GPU N.
+    Under torchrun (every rank sees the node's GPUs): rank r of the node takes GPU r (``auto``,
+    ``cuda``) or N + r (``cuda:N``, so two jobs can share a node out); more ranks on the node
+    than GPUs are refused in one line (NCCL takes one GPU per rank). Under srun with per-task
+    binding (each task sees only its own GPU) every task takes the one it sees; without binding
+    (each sees the node's), as torchrun. ``cpu``: the CPU. Always a CUDA device with an index,
+    so that ``torch.cuda.set_device`` and DDP's ``device_ids`` take it. ``cuda_count``,
+    ``distributed`` and ``environ`` replace what the machine and environment say (tests)."""
+    environ = os.environ if environ is None else environ
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     count = count if cuda_count is None else cuda_count
-    distributed = world_size() > 1 if distributed is None else distributed
-    offset = local_rank() if distributed else 0
-    if name == "auto":
-        if count == 0:
-            return torch.device("cpu")
-        return torch.device("cuda", offset % count)
+    world = int(environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1 if distributed is None else distributed
+    local = int(environ.get("LOCAL_RANK", "0")) if distributed else 0
+    how = launcher(environ) if distributed else "alone"
+    if how == "alone" and distributed:
+        how = "torchrun"
+    if name == "auto" and count == 0:
+        return torch.device("cpu")
     try:
-        device = torch.device(name)
+        device = torch.device("cuda" if name == "auto" else name)
     except RuntimeError:
         raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cpu":
@@ -98,9 +117,21 @@ def resolve_device(name: str, *, cuda_count: int | None = None,
         raise UserError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     if count == 0:
         raise UserError(f"--device {name} asked for, but CUDA is not available")
-    index = (device.index or 0) + offset
+    first = device.index or 0
+    if how == "srun" and count == 1:  # per-task binding: the task's own GPU, whatever its rank
+        if first:
+            raise UserError(f"--device {name}: this SLURM task sees one GPU (per-task binding); "
+                            "give --device cuda or auto")
+        return torch.device("cuda", 0)
+    index = first + local
+    here = int(environ.get("LOCAL_WORLD_SIZE", "0") or 0) if how == "torchrun" else 0
+    if here > count - first:
+        raise UserError(f"--device {name}: {here} ranks on this node but "
+                        f"{max(count - first, 0)} GPU(s) for them; NCCL takes one GPU per rank: "
+                        f"start at most {max(count - first, 0)} ranks per node, or give --device "
+                        "cpu")
     if index >= count:
-        where = f" (local rank {offset})" if distributed else ""
+        where = f" (local rank {local})" if distributed else ""
         raise UserError(f"--device {name}{where} needs GPU {index}, but this node has {count}")
     return torch.device("cuda", index)
 
@@ -148,6 +179,8 @@ def setup_device(name: str, *, precision: str = "fp32", deterministic: bool = Fa
     from .backends import configure
 
     device = resolve_device(name)
+    if device.type == "cuda":  # cuda:N alone too: pinning and synchronize then touch GPU N
+        torch.cuda.set_device(device)
     configure(device, precision, deterministic)
     if join:
         init_process_group(device, timeout)
