@@ -167,3 +167,15 @@ def test_a_rank_killed_under_srun_fails_the_stage_in_one_line(ckpt, tmp_path):
     assert procs[0].returncode == 2, err[-2000:]
     assert len(lines) == 1 and "rank 1 has given no sign of life" in lines[0], err[-2000:]
     assert part_path(out, 0).exists()  # rank 0's rows are kept for the resumed run
+
+
+def test_one_decision_for_every_rank():
+    """The compile decision is one for all ranks: all_ranks is false when one rank's compiled
+    step failed, rank_zero_says gives every rank rank 0's choice (two gloo ranks)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(ROOT / "tests" / "_agree_worker.py")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "rank 0: [False, True, True, False]" in proc.stdout
+    assert "rank 1: [False, True, True, False]" in proc.stdout

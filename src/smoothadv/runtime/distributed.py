@@ -209,6 +209,23 @@ def broadcast_buffers(model: torch.nn.Module) -> None:
         dist.broadcast(buffer.data, src=0)
 
 
+def all_ranks(flag: bool) -> bool:
+    """Whether ``flag`` holds on every rank (one collective; ``flag`` alone): a decision that
+    must be the same everywhere, such as compiled code that worked on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return bool(flag)
+    return bool(sum_over_ranks(torch.tensor([0.0 if flag else 1.0])).item() == 0)
+
+
+def rank_zero_says(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (one collective; ``flag`` alone): one decision for all,
+    e.g. ``--compile auto``, which each rank would otherwise time on its own."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return bool(flag)
+    mine = torch.tensor([1.0 if (flag and is_main()) else 0.0], dtype=torch.float64)
+    return bool(sum_over_ranks(mine).item() > 0)
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -524,6 +524,10 @@ def _maybe_compile(smooth: Smooth, cfg: EvalConfig, sample: torch.Tensor,
     says so; returns the reason, for the record's config, and says it in one line."""
     decision, why = should_compile(cfg.compile, smooth.base_classifier, sample, cfg.batch,
                                    total_samples, smooth.device)
+    agreed = D.rank_zero_says(decision)  # one decision for every rank: rank 0's, recorded
+    if agreed != decision:
+        why = f"rank 0 decided {'to compile' if agreed else 'not to compile'}"
+    decision = agreed
     if decision:
         smooth.base_classifier = compile_for_inference(smooth.base_classifier, cfg.batch)
     say(f"compile: {why} (the estimate times one batch now; a busy machine skews it)"

@@ -197,6 +197,14 @@ class Trainer:
             self._resume()
         self.step_model, attacked = self.ddp, model
         self.compiled = self._compile_decision()
+        if self.compiled and self.distributed:
+            # under DDP a rank that falls back to eager mid-step would leave the others in a
+            # collective: compiled code is tried on each rank first, and used only if it worked
+            # on every rank (one decision for all)
+            self.compiled = D.all_ranks(self._compiled_step_works())
+            if not self.compiled and D.is_main():
+                print("smoothadv: the compiled training step failed on some rank; every rank "
+                      "trains eagerly", file=sys.stderr)
         if self.compiled:
             # measured (bench 8): compiling the training steps alone is slower than eager on
             # the CPU; compiling them together with the attack's passes is 1.2× faster
@@ -209,8 +217,34 @@ class Trainer:
                 self.compiled = False
         self.smooth = Smooth(attacked, self.num_classes, cfg.sigma)
         # compiled code fails lazily, at its first step (an inductor or Triton error): until
-        # one step has run, each batch is guarded and falls back to eager (see _fit_guarded)
-        self.compile_proven = not self.compiled
+        # one step has run, each batch is guarded and falls back to eager (see _fit_guarded);
+        # under DDP the trial above proved it on every rank instead
+        self.compile_proven = not self.compiled or self.distributed
+
+    def _compiled_step_works(self) -> bool:
+        """Whether a compiled forward and backward of this rank's model runs, on a batch of
+        zeros of the training shape (no collective; weights, buffers and random state are left
+        as they were)."""
+        from ..runtime.compile import compile_for_training
+
+        saved = (copy.deepcopy(self.model.state_dict()), torch.get_rng_state())
+        try:
+            compiled, failure = compile_for_training(self.model)
+            if failure is not None:
+                return False
+            x = torch.zeros(2, *self.train_set[0][0].shape, device=self.device)
+            self.model.train()
+            with self._autocast():
+                compiled(self._to_device(x)).float().sum().backward()
+            return True
+        except Exception as err:  # noqa: BLE001 — any failure of compiled code: eager
+            print(f"smoothadv: rank {D.rank()}: the compiled training step failed "
+                  f"({type(err).__name__})", file=sys.stderr)
+            return False
+        finally:
+            self.model.load_state_dict(saved[0])
+            torch.set_rng_state(saved[1])
+            self.optimizer.zero_grad(set_to_none=True)
 
     def _compile_decision(self) -> bool:
         """``compile``: on, off, or auto = on for conv nets whose run has at least
