@@ -266,3 +266,26 @@ def test_ddp_evaluation_of_a_batchnorm_network_equals_its_checkpoint(tmp_path):
     trainer = Trainer(cfg)  # one process: resumes the finished run's checkpoint
     loss, acc, _ = trainer.evaluate(0)
     assert (f"{loss:.4f}", f"{acc:.4f}") == (logged[5], logged[6])
+
+
+def test_fp16_training_of_a_method_with_input_gradients_is_refused(tmp_path):
+    """Decided for fp16: a step that differentiates with respect to the input (SmoothAdv's
+    attack, SmoothMix's and CAT-RS's adversarial steps) would run under autocast without loss
+    scaling; such runs are refused in one line, before any file is written (bf16 or fp32)."""
+    from smoothadv.errors import UserError
+    from smoothadv.methods import create_method
+    from smoothadv.methods.catrs import CatRS
+    from smoothadv.train import TrainConfig
+    from smoothadv.train.loop import Trainer
+
+    assert CatRS.own_input_gradients  # (its runs need soft targets; refused the same way)
+    for name, options in [("smoothadv", {}), ("smoothmix", {}),
+                          ("consistency", {"attack": "pgd"})]:
+        out = tmp_path / name
+        cfg = TrainConfig(out=str(out), dataset="digits", method=name, precision="fp16",
+                          options=options, device="cuda", progress=False)
+        with pytest.raises(UserError, match="fp16 without loss scaling"):
+            Trainer(cfg)
+        assert not out.exists()
+    assert not create_method("macer", sigma=0.25).input_gradients
+    assert not create_method("gaussian", sigma=0.25).input_gradients

@@ -78,6 +78,13 @@ class TrainingMethod:
     name = ""
     split = "none"
     attack = None  # a SmoothAdv attack, for the trainer's per-epoch attacked accuracy
+    own_input_gradients = False  # the loss itself differentiates with respect to the input
+
+    @property
+    def input_gradients(self) -> bool:
+        """Whether a training step takes gradients with respect to the input (an attack or an
+        adversarial step): fp16 autocast would let them underflow without loss scaling."""
+        return self.own_input_gradients or self.attack is not None
 
     def __init__(self, *, sigma: float, num_noise: int = 1) -> None:
         self.sigma = check_sigma(sigma)

@@ -61,6 +61,8 @@ def catrs_noise_attack(model, x: torch.Tensor, soft: torch.Tensor, delta: torch.
 
 
 class CatRS(TrainingMethod):
+    own_input_gradients = True  # its adversarial steps on the input
+
     name = "catrs"
     split = "floor"
 

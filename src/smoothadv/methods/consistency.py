@@ -86,6 +86,10 @@ class Consistency(TrainingMethod):
         self.steps = int(steps)
         self.warmup = int(warmup)
 
+    @property
+    def input_gradients(self) -> bool:
+        return self.adversarial  # its PGD steps on the input
+
     def epsilon_at(self, epoch: int) -> float:
         return warmup_epsilon(self.epsilon, epoch, self.warmup) if self.adversarial else 0.0
 

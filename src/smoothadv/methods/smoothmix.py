@@ -43,6 +43,8 @@ def smoothmix_walk(model, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
 
 
 class SmoothMix(TrainingMethod):
+    own_input_gradients = True  # its adversarial steps on the input
+
     name = "smoothmix"
     split = "floor"
 

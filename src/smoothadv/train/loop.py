@@ -33,6 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ..configs import config_document
+from ..errors import UserError
 from ..methods import TrainingMethod, create_method
 from ..models import (
     build_model,
@@ -145,6 +146,14 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
+        if cfg.precision == "fp16" and method.input_gradients:
+            # decided: no fp16 for attacks; the input gradients of the attack or adversarial
+            # step would run under autocast without loss scaling and could underflow to 0
+            raise UserError(f"--precision fp16 with {cfg.method}: its training step takes "
+                            "gradients with respect to the input, which fp16 without loss "
+                            "scaling lets underflow; use --precision bf16 (fp32's range) or "
+                            "fp32")
         self.device = D.setup_device(cfg.device, precision=cfg.precision,
                                      deterministic=cfg.deterministic, join=False)
         self.distributed = D.init_process_group(self.device, cfg.dist_timeout)
