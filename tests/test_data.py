@@ -98,3 +98,37 @@ def test_imagenet_folder_transforms(tmp_path, monkeypatch):
     monkeypatch.delenv("IMAGENET_DIR")
     with pytest.raises(UserError, match="IMAGENET_DIR"):
         create_dataset("imagenet", "test")
+
+
+def test_a_missing_data_set_is_downloaded_once_by_concurrent_processes(tmp_path, monkeypatch):
+    """Ranks of one job (or sweep workers) that find a data set missing at once: the first
+    downloads it, the others wait and read it (they all downloaded into one folder at once)."""
+    import threading
+    import time
+
+    import torchvision
+
+    from smoothadv.data import datasets
+
+    downloads = []
+
+    class Fake:
+        def __init__(self, root, train, download):
+            done = tmp_path / "cache" / "fake" / "data.bin"
+            if download:
+                downloads.append(1)
+                time.sleep(0.3)
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text("x")
+            elif not done.exists():
+                raise RuntimeError("Dataset not found")
+
+    monkeypatch.setattr(torchvision.datasets, "Fake", Fake, raising=False)
+    monkeypatch.setattr(datasets, "DEFAULT_CACHE", tmp_path / "cache")
+    threads = [threading.Thread(target=datasets._torchvision, args=("Fake", "train", None))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert downloads == [1]

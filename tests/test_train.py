@@ -289,3 +289,20 @@ def test_fp16_training_of_a_method_with_input_gradients_is_refused(tmp_path):
         assert not out.exists()
     assert not create_method("macer", sigma=0.25).input_gradients
     assert not create_method("gaussian", sigma=0.25).input_gradients
+
+
+def test_resume_with_loader_workers_and_augmentation_is_the_uninterrupted_run(tmp_path):
+    """Loader workers (the CUDA default) with crop-and-flip augmentation: a run stopped after
+    its first epoch and resumed ends with the weights of the uninterrupted run, bit for bit
+    (persistent workers kept the random state they were seeded with at start-up, which a
+    resumed run seeds anew)."""
+
+    root = shared_path("cifar10")
+    common = dict(dataset="cifar10", data_root=str(root), arch="cifar_resnet20", batch=32,
+                  train_subset=64, test_subset=16, lr_step=10, workers=2, channels_last=False)
+    whole = train(_cfg(tmp_path / "a", epochs=2, **common))
+    train(_cfg(tmp_path / "b", epochs=1, **common))
+    resumed = train(_cfg(tmp_path / "b", epochs=2, **common))  # the same folder, continued
+    a = torch.load(whole, weights_only=False)["state_dict"]
+    b = torch.load(resumed, weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -257,7 +257,6 @@ def _mnist(split: str, root: str | None) -> Dataset:
 def _torchvision(cls_name: str, split: str, root: str | None):
     """A torchvision dataset read from ``root``, or downloaded to the cache without one."""
     import contextlib
-    import io
     import sys
 
     import torchvision
@@ -271,7 +270,24 @@ def _torchvision(cls_name: str, split: str, root: str | None):
         if not download:
             raise UserError(f"{cls_name} not found under {root}; pass the folder that holds "
                             "it with --data-root") from None
-    print(f"smoothadv: downloading {cls_name} to {root} …", file=sys.stderr)
+    import fcntl
+
+    Path(root).mkdir(parents=True, exist_ok=True)
+    # one download at a time into one folder: the ranks of a job, or several sweep workers,
+    # wait for the first and then read what it fetched
+    with open(Path(root) / ".download-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(RuntimeError):
+            return make(root, train=split == "train", download=False)
+        print(f"smoothadv: downloading {cls_name} to {root} …", file=sys.stderr)
+        return _download(make, cls_name, split, root)
+
+
+def _download(make, cls_name: str, split: str, root: str):
+    """torchvision's download of ``cls_name`` into ``root`` (its chatter kept to one line)."""
+    import contextlib
+    import io
+
     chatter = io.StringIO()  # torchvision prints every failed mirror: keep it to one line
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):

@@ -85,12 +85,16 @@ def rank_batches(size: int, batch: int, world: int | None = None,
 
 def _loader(ds: Dataset, batch: int, shuffle: bool, workers: int, seed: int,
             pin: bool, drop_last: bool = False) -> DataLoader:
+    """A training loader. Its workers are started anew each epoch (not persistent): each takes
+    its random state (crop-and-flip) from the loader's generator, which the trainer reseeds per
+    epoch, so a resumed run draws the augmentation of the uninterrupted one; persistent workers
+    kept the state they were seeded with at start-up, which a resumed run seeds anew."""
     sampler = None
     if D.world_size() > 1:
         sampler = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(
         ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
-        num_workers=workers, drop_last=drop_last, persistent_workers=workers > 0,
+        num_workers=workers, drop_last=drop_last, persistent_workers=False,
         generator=torch.Generator().manual_seed(seed), pin_memory=pin,
     )
 
