@@ -7,7 +7,9 @@
 2. CPU and GPU agree: one CIFAR-10 ResNet-20 certified on both (same counts are not expected —
    the noise streams differ — but the same prediction and radii within sampling error);
 3. certification throughput on the GPU (ResNet-20, noisy samples per second) in fp32, tf32
-   and bf16, eager and compiled, channels-last or not: the figures to choose flags by.
+   and bf16, eager and compiled, channels-last or not, and what ``--deterministic`` costs in
+   fp32: the figures to choose flags by (docs/distributed.md leaves them blank until a GPU
+   has run this).
 
 Exits 2 with one line where there is no CUDA device, 1 when a check fails.
 """
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def throughput(device, precision: str, compiled: bool, channels_last: bool,
-               n: int = 40_000, batch: int = 1_000) -> float:
+               n: int = 40_000, batch: int = 1_000, deterministic: bool = False) -> float:
     """Noisy samples per second of the certification counting loop (2 inputs, n each)."""
     import torch
 
@@ -33,7 +35,7 @@ def throughput(device, precision: str, compiled: bool, channels_last: bool,
     from smoothadv.runtime.precision import at_precision
     from smoothadv.smoothing import Smooth
 
-    configure(device, precision)
+    configure(device, precision, deterministic)
     torch.manual_seed(0)
     model = create_model("cifar_resnet20", 10, mean=[0.49, 0.48, 0.45],
                          std=[0.25, 0.24, 0.26], image_size=32).to(device).eval()
@@ -74,6 +76,13 @@ def agreement(device, n: int = 5_000) -> tuple[str, bool]:
             f"GPU {gpu.prediction} with p̂ {p_gpu:.3f}"), ok
 
 
+def configure_default(device) -> None:
+    """The backend flags of an fp32 run, as every stage sets them."""
+    from smoothadv.runtime.backends import configure
+
+    configure(device, "fp32", False)
+
+
 def main() -> int:
     import torch
 
@@ -103,6 +112,10 @@ def main() -> int:
                 print(f"   {precision:5s} {'compiled' if compiled else 'eager   '} "
                       f"{'channels-last' if channels_last else 'contiguous   '} "
                       f"{rate:12,.0f}  ({rate / base:.2f}× fp32 eager contiguous)")
+    rate = throughput(device, "fp32", False, False, deterministic=True)
+    print(f"   fp32  eager    contiguous    --deterministic {rate:12,.0f}  "
+          f"({rate / base:.2f}× without it)")
+    configure_default(device)
     print("\ngpu-check: " + ("FAILED" if failed else "all checks passed"))
     return 1 if failed else 0
 

@@ -517,3 +517,22 @@ def test_loader_workers_are_sized_from_the_tasks_cores(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's four ranks inside one task
     assert loader_workers(None, torch.device("cuda", 0)) == 7
     assert loader_workers(None, torch.device("cpu")) == 0
+
+
+def test_fp32_means_no_tf32_in_convolutions_either():
+    """"fp32" on CUDA keeps TF32 out of convolutions too (cuDNN allows it by default, which made
+    a CPU–GPU agreement at 1e-4 fail on Ampere and later); "tf32" allows it in both."""
+    from smoothadv.runtime.backends import configure
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+              torch.backends.cudnn.benchmark)
+    try:
+        configure(torch.device("cuda", 0), "fp32")
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+        configure(torch.device("cuda", 0), "tf32")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.benchmark) = before
+        torch.use_deterministic_algorithms(False)
