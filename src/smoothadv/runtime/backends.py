@@ -41,10 +41,7 @@ def configure(device: torch.device, precision: str = "fp32",
         return
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = bool(deterministic)
-    # TF32 only when asked for, in matrix products and convolutions alike: cuDNN's own
-    # default lets convolutions use TF32 (10-bit mantissa) under "fp32"
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
 
 def device_facts(device: torch.device, deterministic: bool = False) -> dict[str, Any]:
