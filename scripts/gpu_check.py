@@ -116,9 +116,6 @@ def main() -> int:
     print(f"   fp32  eager    contiguous    --deterministic {rate:12,.0f}  "
           f"({rate / base:.2f}× without it)")
     configure_default(device)
-    rate = throughput(device, "fp32", False, False, deterministic=True)
-    print(f"   fp32  eager    contiguous    --deterministic {rate:12,.0f}  "
-          f"({rate / base:.2f}× without it)")
     print("\ngpu-check: " + ("FAILED" if failed else "all checks passed"))
     return 1 if failed else 0
 
