@@ -147,3 +147,59 @@ def test_a_preempted_job_is_requeued_and_resumes(cluster, tmp_path):
     shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
                            text=True).stdout
     assert "Restarts=1" in shown or "Restarts=2" in shown
+
+
+def _task_pid(job_id: str, procid: int) -> int | None:
+    """The pid of task ``procid`` of SLURM job ``job_id`` (its python process, found by the
+    environment srun gave it)."""
+    from pathlib import Path
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = dict(kv.split("=", 1) for kv in
+                       (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+                       if "=" in kv)
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if (env.get("SLURM_JOB_ID") == job_id and env.get("SLURM_PROCID") == str(procid)
+                and "python" in cmd and "submitit" in cmd):
+            return int(proc.name)
+    return None
+
+
+def test_a_two_task_stage_whose_second_task_dies_fails_in_one_line(cluster, tmp_path):
+    """srun does not end a step's other tasks when one dies: a certification's rank 1 killed
+    with SIGKILL (as for memory) must not leave rank 0 waiting until the time limit. Rank 0
+    notices within SMOOTHADV_RANK_STALE seconds, the job fails with that line, the runner says
+    so; rank 0's rows are kept."""
+    import signal
+
+    path = tmp_path / "grid.toml"
+    path.write_text(f'''out = "{tmp_path / 'out'}"
+[[runs]]
+train = {{ dataset = "digits", arch = "mlp", epochs = 1, batch = 64, test_subset = 64 }}
+certify = {{ n = 100000, n0 = 10, skip = 12, batch = 2000 }}
+''')
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SMOOTHADV_RANK_STALE="4")
+    runner = subprocess.Popen([sys.executable, "-m", "smoothadv", "sweep", "run", str(path),
+                               "--engine", "slurm", "--time", "10", "--tasks-per-node", "2",
+                               "--cpus-per-task", "1"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = load_sweep(path)
+    plan = build_plan(sweep)
+    cert = next(j for j in plan.jobs.values() if j.kind == "certify")
+    part = cert.output.with_name(cert.output.name + ".part1")
+    assert _wait_for(lambda: part.exists() and part.read_text().count("\n") > 1, timeout=240,
+                     step=0.1)
+    job_id = Ledger(sweep.out).get(cert.key)["job_id"]
+    pid = _task_pid(job_id, 1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    out, _ = runner.communicate(timeout=240)
+    assert runner.returncode == 2, out
+    error = Ledger(sweep.out).get(cert.key).get("error", "")
+    assert "rank 1 has given no sign of life" in error, (error, out[-2000:])
+    assert cert.output.with_name(cert.output.name + ".part0").exists()
