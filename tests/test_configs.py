@@ -73,6 +73,7 @@ VALID = {
     "class_map": [None, "imagenet-cifar10"], "noise": ["gaussian"], "norm": ["l2"],
     "two_sided": [False], "box": [False], "derandomized": [False], "template": [""],
     "budget": [100_000],  # a sequential option: fixed-n configs refuse another value
+    "members": [()], "consensus": [0],  # an ensemble goes without a checkpoint (its test)
 }
 
 

@@ -8,6 +8,7 @@ import argparse
 from .common import (
     EPS_HELP,
     ESTIMATOR_HELP,
+    add_checkpoints,
     add_data_args,
     add_model_args,
     add_out_args,
@@ -19,8 +20,7 @@ from .common import (
 def _attack_args(p: argparse.ArgumentParser) -> None:
     from ..attacks.smoothadv import DDN_DECISIONS, ESTIMATORS, list_attacks
 
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
+    add_checkpoints(p)
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")

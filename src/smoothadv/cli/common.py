@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EPS_HELP = (
@@ -41,12 +42,45 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
     ``compile``), then ``overrides``."""
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    if "members" in names and isinstance(values.get("checkpoint"), list):
+        values.update(_checkpoints(values.pop("checkpoint"), getattr(args, "members_file",
+                                                                      None)))
     if "progress" in names and hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
     if "compile" in names and hasattr(args, "compile"):
         values["compile"] = compile_choice(args)
     values.update(overrides)
     return cls(**values)
+
+
+def _checkpoints(given: list[str], members_file: str | None) -> dict[str, Any]:
+    """The positional checkpoints (and ``--members-file``'s lines) as config fields: one is
+    ``checkpoint``, several are an ensemble's ``members``."""
+    paths = list(given)
+    if members_file:
+        from ..errors import UserError
+
+        try:
+            text = Path(members_file).read_text(encoding="utf-8")
+        except OSError as err:
+            raise UserError(f"--members-file {members_file}: {err.strerror}") from None
+        paths += [ln.strip() for ln in text.splitlines()
+                  if ln.strip() and not ln.strip().startswith("#")]
+    if len(paths) > 1:
+        return {"members": tuple(paths), "checkpoint": None}
+    return {"checkpoint": paths[0] if paths else None}
+
+
+def add_checkpoints(p: argparse.ArgumentParser) -> None:
+    """The model of certify, predict and attack: one checkpoint, or several (an ensemble)."""
+    p.add_argument("checkpoint", nargs="*", default=[],
+                   help="model checkpoint (ours or the paper's .pth.tar); several make an "
+                        "ensemble (their mean logits, docs/ensembles.md); or give --classifier")
+    p.add_argument("--members-file", default=None, metavar="FILE",
+                   help="the ensemble's checkpoints, one per line (# comments), after any given")
+    p.add_argument("--consensus", type=int, default=0, metavar="K",
+                   help="ensembles: K-consensus aggregation, the other members skipped for a "
+                        "noisy sample on which the first K agree (0: off)")
 
 
 def stage_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
@@ -192,8 +226,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
     """Options of certify and predict (the paper's names and defaults)."""
     from ..noise import NOISE_CHOICES, NORMS
 
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="model checkpoint (ours or the paper's .pth.tar); or give --classifier")
+    add_checkpoints(p)
     add_data_args(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level σ (default: the checkpoint's training σ)")

@@ -38,7 +38,8 @@ def model_facts(meta: dict[str, Any]) -> dict[str, Any]:
     if choice is not None:
         out.update(input_normalization=choice.kind, input_normalization_source=choice.source,
                    input_normalization_accuracies=choice.accuracies)
-    for key in ("denoiser", "classifier", "top_up", "class_map"):
+    for key in ("denoiser", "classifier", "top_up", "class_map", "members", "members_sha256",
+                "consensus"):
         if meta.get(key) is not None:
             out[key] = meta[key]
     return out
@@ -77,6 +78,8 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False,
     checked against the data set's before any work."""
     device = D.setup_device(cfg.device, precision=cfg.precision,
                             deterministic=cfg.deterministic, timeout=cfg.dist_timeout)
+    if cfg.members:
+        return _load_ensemble_for_eval(cfg, device, sound, round_inputs, noise, norm)
     if cfg.denoiser or cfg.classifier or cfg.class_map:
         return _load_denoised_for_eval(cfg, device, sound, round_inputs, noise, norm)
     if cfg.checkpoint is None:
@@ -130,4 +133,62 @@ def _load_denoised_for_eval(cfg, device, sound: bool, round_inputs: bool,
     if round_inputs:
         raise UserError("--round-inputs is not available with denoised smoothing")
     smooth = Smooth(base, num_classes, cfg.sigma, sound=sound, noise=noise, norm=norm)
+    return smooth, dataset, meta, device
+
+
+def _load_ensemble_for_eval(cfg, device, sound: bool, round_inputs: bool,
+                            noise: str = "gaussian", norm: str = "l2"):
+    """(smooth, dataset, meta, device) for an ensemble (``cfg.members``): every member must
+    agree on the data set, the classes, the input shape and the input layer (its kind and
+    constants), and no file may be given twice (by content); σ is ``--sigma`` or the members'
+    common training σ. Refused in one line before any file is written."""
+    from ..configs import file_fingerprint
+    from ..models.ensemble import Ensemble
+
+    ckpts = [read_checkpoint(path) for path in cfg.members]
+    prints = [file_fingerprint(path) for path in cfg.members]
+    for i, fingerprint in enumerate(prints):
+        if fingerprint is not None and fingerprint in prints[:i]:
+            twin = cfg.members[prints.index(fingerprint)]
+            raise UserError(f"{cfg.members[i]} and {twin} are the same checkpoint (equal "
+                            "content): an ensemble lists each member once")
+    names = {checkpoint_dataset(c) for c in ckpts} - {None}
+    if len(names) > 1:
+        raise UserError("the members were trained on different data sets "
+                        f"({', '.join(sorted(names))})")
+    name = cfg.dataset or (names.pop() if names else None)
+    if name is None:
+        raise UserError("the members name no dataset: give --dataset")
+    ios = [checkpoint_io(c) for c in ckpts]
+    shapes = {(io["num_classes"], io.get("in_channels"), io.get("image_size")) for io in ios}
+    if len(shapes) > 1:
+        raise UserError("the members differ in their classes or input shape "
+                        f"({', '.join(str(s) for s in sorted(shapes, key=str))})")
+    trained = {float(c["sigma"]) for c in ckpts if c.get("sigma") is not None}
+    sigma = cfg.sigma if cfg.sigma is not None else (trained.pop() if len(trained) == 1
+                                                     else None)
+    if sigma is None:
+        raise UserError("the members record no common σ: give --sigma")
+    spec = get_dataset_spec(name)
+    if spec.num_classes and spec.num_classes != ios[0]["num_classes"]:
+        raise UserError(f"the members have {ios[0]['num_classes']} classes, dataset {name} "
+                        f"{spec.num_classes}")
+    dataset = create_dataset(name, cfg.split, cfg.data_root)
+    models, metas = [], []
+    for path in cfg.members:
+        check_input_shape(ios[0], dataset, name, path)
+        model, meta = load_model(path, cfg.input_normalization, dataset, sigma, cfg.seed, device)
+        models.append(model)
+        metas.append(meta)
+    layers = {(m["normalization"], tuple(m["mean"]), tuple(m["std"])) for m in metas}
+    if len(layers) > 1:
+        raise UserError("the members differ in their input layer (" + "; ".join(
+            f"{kind} mean {mean} std {std}" for kind, mean, std in sorted(layers, key=str))
+            + "): an ensemble's members take the same inputs")
+    if round_inputs:
+        dataset = GridRounded(dataset)
+    meta = dict(metas[0], arch="ensemble of " + ", ".join(m["arch"] for m in metas),
+                members=list(cfg.members), members_sha256=prints, consensus=cfg.consensus)
+    ensemble = Ensemble(models, cfg.consensus).to(device)
+    smooth = Smooth(ensemble, meta["num_classes"], sigma, sound=sound, noise=noise, norm=norm)
     return smooth, dataset, meta, device

@@ -26,6 +26,7 @@ import torch
 from ..attacks.smoothadv import DDN_DECISIONS, ESTIMATORS, attack_from_options, list_attacks
 from ..configs import StageConfig, config_document, file_fingerprint, setting, stage_config
 from ..errors import UserError, check_alpha, check_epsilon, check_positive_int, check_sigma
+from ..models.ensemble import Ensemble, check_members
 from ..noise import DEFAULT_TEMPLATE, check_l1_options, check_smoothing, check_template
 from ..records.examples import ExampleSaver
 from ..records.files import (
@@ -63,6 +64,9 @@ class EvalConfig(StageConfig):
     # timm:NAME[:pretrained], torchvision:NAME[:WEIGHTS] or a checkpoint (+ denoiser)
     classifier: str | None = setting(None, input=True)
     denoiser: str | None = setting(None, input=True)  # dncnn:CKPT or diffusion:PATH_OR_HUB_ID
+    # an ensemble's checkpoints, in order (models/ensemble.py), and its K-consensus (0: off)
+    members: tuple[str, ...] = setting((), added=True, input=True)
+    consensus: int = setting(0, added=True)
     top_up: bool = True
     class_map: str | None = None  # classifier classes → data set classes (imagenet-cifar10)
     dataset: str | None = None  # None: the checkpoint's
@@ -99,6 +103,8 @@ class EvalConfig(StageConfig):
     def validate(self) -> None:
         if not self.out:
             raise UserError("give the record file: --out FILE")
+        if self.members or self.consensus:
+            check_ensemble(self)
         if self.sigma is not None:
             check_sigma(self.sigma)
         check_alpha(self.alpha)
@@ -156,6 +162,23 @@ class EvalConfig(StageConfig):
         """(hooks for :func:`~smoothadv.records.loops.run_records`, a function to call after
         the loop or None): nothing but for attack."""
         return {}, None
+
+
+def check_ensemble(cfg: EvalConfig) -> None:
+    """An ensemble's members: at least two, none listed twice, not beside a single checkpoint
+    or a denoiser; its K-consensus between 2 and the number of members (one line each)."""
+    if cfg.consensus and not cfg.members:
+        raise UserError("--consensus K needs an ensemble: give at least two checkpoints")
+    if cfg.checkpoint or cfg.classifier or cfg.denoiser:
+        raise UserError("an ensemble is given by its checkpoints alone (not with --classifier "
+                        "or --denoiser)")
+    seen: dict[str, str] = {}
+    for member in cfg.members:
+        key = str(Path(member).resolve())
+        if key in seen:
+            raise UserError(f"{member} is listed twice in the ensemble")
+        seen[key] = member
+    check_members(len(cfg.members), cfg.consensus)
 
 
 @stage_config
@@ -416,6 +439,7 @@ def _mixed_streams(out: Path, conf: Path, now: dict[str, Any]) -> bool:
 def run_evaluation(cfg: EvalConfig) -> StageResult:
     """Run a certify, predict or attack config; returns the record file and the summary."""
     smooth, dataset, meta, device = cfg.load()
+    ensemble = smooth.base_classifier if isinstance(smooth.base_classifier, Ensemble) else None
     notice = check_precision(cfg.precision, device)
     if notice:
         say(notice)
@@ -463,6 +487,9 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if D.is_main():
         rec = read_records(out)
         text = summary_line(cfg, rec)
+        if ensemble is not None and ensemble.consensus:
+            text += (f"; {ensemble.consensus}-consensus skipped {ensemble.saved():.1%} of the "
+                     "member evaluations")
         if certifier is not None and not rec.is_empty:
             samples = rec["samples"]
             text += (f"; samples per input: mean {samples.mean():,.0f}, median "
