@@ -482,3 +482,29 @@ def test_local_workers_are_pinned_within_the_gpus_the_runner_was_given():
     finally:
         if saved is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def test_a_sweep_certifies_the_ensemble_of_its_seeds(tmp_path):
+    """`ensemble = ["seed"]`: besides each seed's model, the ensemble of the seeds of each grid
+    point is certified (its members the sweep's own trainings), as a run of the report."""
+    path = write(tmp_path, f"""
+[[runs]]
+label = "g"
+{TRAIN}
+grid = {{ method = ["gaussian"], seed = [0, 1, 2] }}
+{CERTIFY}
+ensemble = ["seed"]
+""")
+    plan = build_plan(load_sweep(path))
+    ens = [j for j in plan.jobs.values() if j.kind == "certify" and j.config.members]
+    assert len(ens) == 1 and len(ens[0].config.members) == 3
+    trains = [k for k, j in plan.jobs.items() if j.kind == "train"]
+    assert sorted(ens[0].deps) == sorted(trains)
+    assert any(r.label == "g method=gaussian ensemble of 3 (seed)" for r in plan.runs)
+    assert run_local(plan, Ledger(tmp_path / "out"), workers=1, say=lambda s: None)
+    assert len(read_records(ens[0].output)) == 12
+    assert main(["sweep", "report", str(path)]) == 0
+    assert "ensemble of 3" in (tmp_path / "out" / "report.md").read_text()
+    bad = write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\nensemble = [\"seed\"]\n", "b.toml")
+    with pytest.raises(UserError, match="each a key of the run's grid"):
+        load_sweep(bad)

@@ -15,6 +15,7 @@ job, hash and record (equal to the one it gets alone), done by that job's run.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ def _rehome(out: Path, kind: str, config: StageConfig, moved: dict[str, tuple[st
             return moved[value][0]
         if isinstance(value, dict):
             return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
         return value
 
     config = type(config).from_dict({k: rewrite(v) for k, v in config.to_dict().items()})
@@ -132,6 +135,7 @@ def build_plan(sweep: Sweep) -> Plan:
     """Every job of ``sweep`` (see the module docstring); output collisions are refused."""
     plan = Plan()
     out = sweep.out
+    ensembles: dict[tuple, list[tuple[GridRun, Job]]] = {}
     for run in sweep.runs:
         moved: dict[str, tuple[str, str]] = {}
         if isinstance(run, GridRun):
@@ -153,6 +157,11 @@ def build_plan(sweep: Sweep) -> Plan:
                 record = _rebox(plan, out, record, run.label)
             plan.runs.append(RunResult(run.label, run.train.sigma, record.key, train.key,
                                        group=run.group))
+            if run.ensemble:
+                rest = tuple(sorted((k, str(v)) for k, v in run.point.items()
+                                    if k not in run.ensemble))
+                ensembles.setdefault((run.group, rest, json.dumps(run.certify, sort_keys=True)),
+                                     []).append((run, train))
             continue
         assert isinstance(run, RecipeRun)
         stages = recipe_stages(run.entry, out / "recipes" / run.entry["name"], sweep.scale,
@@ -181,10 +190,31 @@ def build_plan(sweep: Sweep) -> Plan:
             reference = reference_log(run.entry, sweep.paper_logs)
         plan.runs.append(RunResult(run.label, run.entry["sigma"], record.key, train_key,
                                    reference))
+    for group in ensembles.values():
+        if len(group) > 1:
+            _ensemble(plan, out, group)
     if sweep.shared_noise:
         _share(plan, out)
     _check_collisions(plan)
     return plan
+
+
+def _ensemble(plan: Plan, out: Path, group: list[tuple[GridRun, Job]]) -> None:
+    """The certification of the ensemble of ``group``'s trained models (grid points that differ
+    only in the run's ``ensemble`` keys), as a run of its own named after them."""
+    first = group[0][0]
+    members = [str(train.output) for _, train in group]
+    moved = {m: (m, train.key) for m, (_, train) in zip(members, group)}
+    cert = CertifyConfig(**{
+        "members": tuple(members), "dataset": first.train.dataset,
+        "data_root": first.train.data_root, "sigma": first.train.sigma, "progress": False,
+        "out": "x", **first.certify})
+    label = " ".join([first.group, *(f"{k}={v}" for k, v in first.point.items()
+                                     if k not in first.ensemble)]).strip()
+    label = f"{label} ensemble of {len(members)} ({', '.join(first.ensemble)})".strip()
+    record = _certify(plan, out, cert, moved, label, 1)
+    plan.runs.append(RunResult(label, first.train.sigma, record.key, None,
+                               group=f"{first.group} ensemble".strip()))
 
 
 def _share(plan: Plan, out: Path) -> None:
@@ -293,6 +323,7 @@ def describe(job: Job) -> str:
         if job.kind == "certify-shared":
             what = f"certify ×{len(job.members)} on shared noise "
         what += "denoised " if c.denoiser else ""
+        what += f"ensemble of {len(c.members)} " if c.members else ""
         mode = f" {c.noise} {c.norm}" if (c.noise, c.norm) != ("gaussian", "l2") else ""
         mode += " derandomized " + c.template if c.derandomized else ""
         return what + f"σ={c.sigma:g}{mode} n={c.n}{part}"

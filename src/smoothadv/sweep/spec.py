@@ -24,6 +24,8 @@
     rebox = true        # uniform/splitting ℓ1: also the box radii of the record, post hoc
     teacher = { lr = 0.1 }  # CAT-RS: train options of its σ = 0.25 Gaussian teacher (default:
                             # the run's own, without its method options)
+    ensemble = ["seed"]     # also certify, per group of grid points that differ only in these
+                            # keys, the ensemble of their trained models
 
 A grid key is a ``TrainConfig`` field or an option of the methods it is used with; every
 point of the product becomes train → certify. Unknown recipes, methods, options, keys and
@@ -49,7 +51,8 @@ from ..stages import CertifyConfig, TrainConfig
 
 TOP_KEYS = {"out", "scale", "data_root", "paper_logs", "shared_noise", "runs"}
 RUN_KEYS = {"recipes", "group", "method", "dataset", "label", "train", "grid", "options",
-            "certify", "shards", "teacher_draws", "teacher", "rebox", "denoiser"}
+            "certify", "shards", "teacher_draws", "teacher", "rebox", "denoiser",
+            "ensemble"}
 SOFT_TARGETS = "<soft targets of the run's teacher>"  # replaced by the plan
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "options"}
 CERTIFY_FIELDS = {f.name for f in dataclasses.fields(CertifyConfig)} - {
@@ -69,6 +72,8 @@ class GridRun:
     rebox: bool = False  # then also the box-constrained ℓ1 radii of the record, post hoc
     denoiser: dict[str, Any] | None = None  # certify the trained classifier behind a DnCNN
     teacher: dict[str, Any] = field(default_factory=dict)  # CAT-RS teacher's train options
+    ensemble: tuple[str, ...] = ()  # grid keys an ensemble is formed over (e.g. seed)
+    point: dict[str, Any] = field(default_factory=dict)  # this run's grid values
 
 
 @dataclass
@@ -230,6 +235,10 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         if key not in TRAIN_FIELDS or key in ("method", "sigma"):
             raise UserError(f"{where}: unknown teacher option {key!r} (the teacher is a "
                             "σ = 0.25 Gaussian model; it takes train options)")
+    ensemble = run.get("ensemble", [])
+    if not isinstance(ensemble, list) or any(k not in grid for k in ensemble):
+        raise UserError(f"{where}: ensemble lists grid keys to form ensembles over (e.g. "
+                        "[\"seed\"]), each a key of the run's grid")
     if sweep.data_root and "data_root" not in base:
         base["data_root"] = sweep.data_root
     keys = list(grid)
@@ -254,7 +263,8 @@ def _product(run: dict, sweep: Sweep, where: str, shards: int) -> list[GridRun]:
         label = " ".join([run.get("label", ""), *(f"{k}={v}" for k, v in point.items())])
         label = label.strip() or "run"
         out.append(GridRun(label, train, certify, shards, teacher, run.get("label", ""),
-                           bool(run.get("rebox", False)), denoiser, dict(teacher_options)))
+                           bool(run.get("rebox", False)), denoiser, dict(teacher_options),
+                           tuple(ensemble), point))
     if teacher_options and all(r.teacher_draws is None for r in out):
         raise UserError(f"{where}: teacher options given, but no method of the run trains "
                         "from a teacher's soft targets (catrs does)")
