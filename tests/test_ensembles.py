@@ -71,6 +71,9 @@ def test_k_consensus_answers_the_agreed_class_and_counts_what_it_saved():
     expected = float(agree.float().mean()) * 2 / 4  # the last 2 of 4 skipped where agreed
     assert saved == pytest.approx(expected)
     assert Ensemble(members).saved() == 0.0
+    every = Ensemble(members, consensus=4).eval()  # K = M: all of them, always
+    with torch.no_grad():
+        assert torch.equal(every(x).argmax(1), full(x).argmax(1)) and every.saved() == 0.0
     with torch.enable_grad():  # an attack differentiates the plain ensemble
         y = x[:3].clone().requires_grad_(True)
         assert torch.allclose(cons(y), full(y))

@@ -69,7 +69,7 @@ class Ensemble(nn.Module):
         weight = torch.full((rows, 1), float(k), device=x.device, dtype=total.dtype)
         rest = (~agree).nonzero().squeeze(1)
         self.evaluations += rows * k + rest.numel() * (count - k)
-        if rest.numel():
+        if rest.numel() and count > k:
             more = torch.stack([member(x[rest]) for member in self.members[k:]]).sum(0)
             total = total.index_add(0, rest, more.to(total.dtype))
             weight[rest] = float(count)
