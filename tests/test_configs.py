@@ -317,3 +317,36 @@ def test_the_salman_baseline_at_025_is_the_released_model():
     assert "Not a re-run" in entry["notes"]
     for sigma in ("0.50", "1.00"):
         assert get_recipe(f"cifar10-smoothadv-rerun-s{sigma}")["same_as"] is None
+
+
+def test_every_config_document_names_the_program_that_wrote_it(tmp_path):
+    """Provenance: smoothadv's version, the checkout's commit and whether it had changes,
+    torch's and Python's versions — in the document, never in the hash; compare notes records
+    written by different programs."""
+    import subprocess
+
+    from smoothadv import __version__
+    from smoothadv.analysis.compare import compare
+    from smoothadv.configs import config_document, provenance
+    from smoothadv.records.files import read_records
+    from smoothadv.stages import CertifyConfig
+
+    cfg = CertifyConfig(checkpoint="c.pth.tar", out="x.tsv")
+    doc = config_document(cfg)
+    facts = doc["provenance"]
+    assert facts == provenance() and facts["smoothadv"] == __version__
+    assert facts["torch"] == torch.__version__.split("+")[0] or facts["torch"] == torch.__version__
+    from .conftest import ROOT
+
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    if head:  # run from the checkout
+        assert facts["git_commit"] == head and isinstance(facts["git_dirty"], bool)
+    assert "provenance" not in cfg.identity()
+    rows = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.5\t1\t0:00:00\n"
+    for name, commit in (("a", "1" * 40), ("b", "2" * 40)):
+        (tmp_path / f"{name}.tsv").write_text(rows)
+        (tmp_path / f"{name}.tsv.config.json").write_text(json.dumps(
+            {**doc, "radius_rounding": "down", "provenance": {**facts, "git_commit": commit}}))
+    result = compare(read_records(tmp_path / "a.tsv"), read_records(tmp_path / "b.tsv"), [0.25])
+    assert any("different programs" in n and "git_commit" in n for n in result.warnings)

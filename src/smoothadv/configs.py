@@ -28,6 +28,7 @@ checkpoint, the input layer it measured, ...).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -272,12 +273,47 @@ def stage_config(cls: type[C]) -> type[C]:
     return cls
 
 
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict[str, Any]:
+    """What program wrote a run: smoothadv's version, the git commit of the checkout it runs
+    from and whether its tree had changes (absent outside a checkout), torch's and Python's
+    versions. Not hashed: none of it changes what a run computes (``compare`` notes records
+    whose provenance differs). Read once per process; torch is not imported for it."""
+    import importlib.metadata
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    from . import __version__
+
+    facts: dict[str, Any] = {"smoothadv": __version__, "python": platform.python_version()}
+    try:
+        facts["torch"] = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - torch is required
+        pass
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+
+        try:
+            commit = git("rev-parse", "HEAD")
+            if commit:
+                facts["git_commit"] = commit
+                facts["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return facts
+
+
 def config_document(config: StageConfig, **resolved: Any) -> dict[str, Any]:
-    """What a run folder or record file keeps: the stage, the hash, the config and what the
-    run resolved (σ from a checkpoint, the input layer measured, ...)."""
+    """What a run folder or record file keeps: the stage, the hash, the config, the program
+    that ran it (:func:`provenance`) and what the run resolved (σ from a checkpoint, the input
+    layer measured, ...)."""
     return {"stage": config.stage, "config_hash": config.content_hash(),
-            "config": config.to_dict(), **resolved}
+            "config": config.to_dict(), "provenance": provenance(), **resolved}
 
 
 __all__ = ["HASH_LENGTH", "STAGE_OUTPUT", "StageConfig", "canonical_json", "config_document",
-           "file_fingerprint", "input_identity", "setting", "stage_config"]
+           "file_fingerprint", "input_identity", "provenance", "setting", "stage_config"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from ..records.files import Records
+from ..records.files import Records, record_setting
 from .metrics import average_certified_radius, certified_accuracy, counted_radius
 from .settings import config_value
 
@@ -123,6 +123,14 @@ def compare(ours: Records, reference: Records, radii: list[float],
         a, b = config_value(ours.path, key), config_value(reference.path, key)
         if a is not None and b is not None and a != b:
             notes.append(f"the files were certified with different {key}: {a:g} vs {b:g}")
+    theirs = record_setting(reference.path, "provenance") or {}
+    mine = record_setting(ours.path, "provenance") or {}
+    differ = [k for k in ("smoothadv", "git_commit", "torch")
+              if k in mine and k in theirs and mine[k] != theirs[k]]
+    if differ:
+        notes.append("the files were written by different programs (" + ", ".join(
+            f"{k} {mine[k]} vs {theirs[k]}" for k in differ) + "): the same configuration "
+            "may not give the same bits")
     acc_a = certified_accuracy(ours, radii, as_written)
     acc_b = certified_accuracy(reference, radii, as_written)
     rows = []
