@@ -1,3 +1,5 @@
+import json
+
 from smoothadv.cli import main
 from smoothadv.records.files import read_records
 
@@ -86,6 +88,12 @@ def test_demo_with_every_method(tmp_path, capsys):
     assert main(argv) == 0  # resumed: every model and record is complete
     assert ": started" not in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("stages/*/*.*")}
+    capsys.readouterr()
+    assert main(["runs", str(out), "--where", "method=catrs", "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sorted(e["kind"] for e in found) == ["record", "record", "run", "run"]
+    assert all(e["state"] == "done" and e["settings"]["sigma"] == 0.5 for e in found)
+    assert {e["settings"]["seed"] for e in found} == {0, 1}
     assert main(["demo", "--out", str(out), "--methods", "nope"]) == 2
     assert main(["demo", "--out", str(out), "--seeds", "1"]) == 2  # not the main demo's
     sweep_file = tmp_path / "seven.toml"

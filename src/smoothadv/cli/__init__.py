@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (each module registers its command)
     pseudo_label,
     recipe,
     run,
+    runs,
     soft_labels,
     sweep,
     train,
