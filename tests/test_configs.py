@@ -74,6 +74,7 @@ VALID = {
     "two_sided": [False], "box": [False], "derandomized": [False], "template": [""],
     "budget": [100_000],  # a sequential option: fixed-n configs refuse another value
     "members": [()], "consensus": [0],  # an ensemble goes without a checkpoint (its test)
+    "log": [(), ("csv",)],
 }
 
 
@@ -130,6 +131,8 @@ def _flip(value, name):
         return "cpu" if value != "cpu" else "cuda"
     if name in ("dist_timeout", "workers"):
         return 30 if value is None else None
+    if name == "log":
+        return () if value else ("csv",)
     return None if value is not None else "examples"
 
 

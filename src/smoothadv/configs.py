@@ -284,13 +284,12 @@ def provenance() -> dict[str, Any]:
     import subprocess
     from pathlib import Path
 
-    from . import __version__
-
-    facts: dict[str, Any] = {"smoothadv": __version__, "python": platform.python_version()}
-    try:
-        facts["torch"] = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - torch is required
-        pass
+    facts: dict[str, Any] = {"python": platform.python_version()}
+    for name in ("smoothadv", "torch"):
+        try:
+            facts[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - not installed
+            facts[name] = "unknown"
     root = Path(__file__).resolve().parents[2]
     if (root / ".git").exists():
         def git(*args: str) -> str:

@@ -69,6 +69,7 @@ class TrainConfig(StageConfig):
     deterministic: bool = setting(False, result=False)  # cuDNN/cuBLAS (runtime/backends.py)
     dist_timeout: float | None = setting(None, result=False)  # minutes (runtime/distributed.py)
     progress: bool = setting(True, result=False)
+    log: tuple[str, ...] = setting((), result=False)  # tensorboard, wandb, csv (loggers.py)
 
     def validate(self) -> None:
         check_sigma(self.sigma)
@@ -105,6 +106,10 @@ class TrainConfig(StageConfig):
             raise UserError("--warmup must be ≥ 0")
         if self.extra_weight < 0:
             raise UserError("--extra-weight must be ≥ 0")
+        if self.log:
+            from ..runtime.loggers import check_loggers
+
+            check_loggers(self.log)
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose "
                             f"{', '.join(PRECISIONS)}")

@@ -469,8 +469,14 @@ class Trainer:
         every rank returns with the last checkpoint written."""
         cfg = self.cfg
         main = D.is_main()
+        loggers = None
         if main:
             self.folder.start(self.document(), self.start_epoch if self.resumed else None)
+            if cfg.log:
+                from ..runtime.loggers import Loggers
+
+                loggers = Loggers(cfg.log, self.out, cfg.to_dict())
+        final: dict[str, float] = {}
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
@@ -482,6 +488,13 @@ class Trainer:
                 self.folder.append((epoch + 1, f"{seconds:.2f}", f"{lr:.6g}", f"{train_loss:.4f}",
                                     f"{train_acc:.4f}", f"{test_loss:.4f}", f"{test_acc:.4f}",
                                     f"{adv_acc:.4f}", f"{self.method.epsilon_at(epoch):.4f}"))
+                if loggers is not None:  # the log row's figures, unrounded
+                    final = {"train_loss": train_loss, "train_acc": train_acc,
+                             "test_loss": test_loss, "test_acc": test_acc}
+                    loggers.scalars(epoch + 1, {
+                        **final, "lr": lr, "seconds": seconds, "epsilon":
+                        self.method.epsilon_at(epoch),
+                        **({} if math.isnan(adv_acc) else {"test_adv_acc": adv_acc})})
                 save_checkpoint(self.checkpoint_path, self.model, arch=self.arch,
                                 epoch=epoch + 1, meta=self.metadata(),
                                 optimizer=self.optimizer,
@@ -495,6 +508,8 @@ class Trainer:
                                f"{train_acc:.3f} | test (noise σ={cfg.sigma:g}) loss "
                                f"{test_loss:.3f} acc {test_acc:.3f}"
                                + ("" if math.isnan(adv_acc) else f" | attacked {adv_acc:.3f}"))
+        if loggers is not None:
+            loggers.close(final)
         D.barrier()
         return self.checkpoint_path
 

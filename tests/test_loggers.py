@@ -1,0 +1,108 @@
+"""--log tensorboard / wandb / csv: the logged figures are those of log.tsv, read back with each
+library's own reader (TensorBoard's event accumulator; W&B's offline run file)."""
+
+import csv
+import os
+
+import pytest
+
+from smoothadv.cli import main
+
+
+def _log(path):
+    lines = (path / "log.tsv").read_text().splitlines()
+    head = lines[0].split("\t")
+    return [dict(zip(head, ln.split("\t"))) for ln in lines[1:]]
+
+
+TRAIN = ["train", "--dataset", "digits", "--epochs", "2", "--batch", "64", "--train-subset",
+         "256", "--test-subset", "64", "--no-progress", "--device", "cpu"]
+
+
+def test_tensorboard_and_csv_hold_the_figures_of_log_tsv(tmp_path):
+    pytest.importorskip("tensorboard", reason="pip install 'smoothadv[watch]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--log", "tensorboard", "csv", "--out", str(out)]) == 0
+    rows = _log(out)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    for name in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        logged = [(e.step, e.value) for e in events.Scalars(name)]
+        assert [s for s, _ in logged] == [1, 2]
+        for (_, value), row in zip(logged, rows):
+            assert f"{value:.4f}" == f"{float(row[name]):.4f}" or name == "lr"
+    with open(out / "metrics.csv", newline="") as f:
+        got = {(int(r["step"]), r["name"]): float(r["value"]) for r in csv.DictReader(f)}
+    for step, row in enumerate(rows, 1):
+        assert f"{got[step, 'test_acc']:.4f}" == row["test_acc"]
+    hparams = [p for p in (out / "tensorboard").rglob("events.*") if "hparams" in str(p)]
+    assert hparams  # the config, for TensorBoard's HParams view
+
+
+def _wandb_records(path):
+    """The records of a W&B run file: a 7-byte header (":W&B", magic, version), then LevelDB
+    log framing — 32 KiB blocks of chunks, each a 7-byte header (CRC-32, length, type: full,
+    first, middle, last) and its bytes — around protobuf ``Record`` messages."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, out, pending = 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):
+            out.append(pending)
+            pending = b""
+    return out
+
+
+def test_wandb_offline_run_holds_the_figures_of_log_tsv(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="pip install 'smoothadv[watch]'")
+    for key in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--log", "wandb", "--out", str(out)]) == 0
+    rows = _log(out)
+    files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    from wandb.proto import wandb_internal_pb2
+
+    history, config = [], {}
+    for data in _wandb_records(files[0]):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history.append({i.key or "/".join(i.nested_key): i.value_json
+                            for i in record.history.item})
+        elif kind == "run":
+            config.update({i.key or "/".join(i.nested_key): i.value_json
+                           for i in record.run.config.update})
+    steps = [h for h in history if "test_acc" in h]
+    assert [f"{float(h['test_acc']):.4f}" for h in steps] == [r["test_acc"] for r in rows]
+    assert config.get("dataset") == '"digits"'
+    assert os.environ.get("WANDB_MODE") is None
+
+
+def test_an_unknown_or_missing_logger_is_one_line(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):  # argparse: the choices come from the registry
+        main([*TRAIN, "--log", "bogus", "--out", str(tmp_path / "r")])
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))
+    capsys.readouterr()
+    assert main([*TRAIN, "--log", "wandb", "--out", str(tmp_path / "r")]) == 2
+    assert "pip install 'smoothadv[watch]'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
