@@ -185,3 +185,22 @@ def test_predict_and_attack_take_an_ensemble(members, tmp_path):
                  "--out", str(tmp_path / "a.tsv")]) == 0
     rec = read_records(tmp_path / "a.tsv")
     assert len(rec) == 5 and np.all(rec["l2"] <= 0.25 + 1e-5)
+
+
+def test_an_ensemble_behind_a_denoiser(members, tmp_path):
+    """Denoised smoothing of an ensemble: f(D(x + δ)) with f the members' mean logits; the
+    record names the members and the denoiser."""
+    from smoothadv.denoise.dncnn import DnCNN
+
+    torch.manual_seed(0)
+    den = DnCNN(channels=1, depth=3, width=8)
+    path = tmp_path / "den.pth.tar"
+    torch.save({"kind": "dncnn", "config": den.config(), "state_dict": den.state_dict(),
+                "epoch": 1, "sigma": 0.25}, path)
+    out = tmp_path / "d.tsv"
+    assert main(["certify", *map(str, members), "--denoiser", f"dncnn:{path}", "--dataset",
+                 "digits", "--sigma", "0.25", "--n", "100", "--n0", "10", "--skip", "90",
+                 "--no-progress", "--no-compile", "--out", str(out)]) == 0
+    conf = json.loads(out.with_name("d.tsv.config.json").read_text())
+    assert len(conf["members_sha256"]) == 3 and conf["denoiser"] == f"dncnn:{path}"
+    assert len(read_records(out)) == 5

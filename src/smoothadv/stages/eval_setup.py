@@ -50,6 +50,8 @@ def load_denoised(cfg, device):
     ``classifier`` set."""
     if cfg.classifier and cfg.checkpoint:
         raise UserError("give the classifier once: the positional checkpoint or --classifier")
+    if cfg.members:  # an ensemble behind the denoiser
+        return _denoised_ensemble(cfg, device)
     spec = cfg.classifier or cfg.checkpoint
     if spec is None:
         raise UserError("give a checkpoint or --classifier")
@@ -71,6 +73,47 @@ def load_denoised(cfg, device):
     return compose(classifier, denoiser), classifier.num_classes, meta
 
 
+def distinct_members(members) -> list[str | None]:
+    """The members' content fingerprints, refusing in one line a file listed twice under
+    another path."""
+    from ..configs import file_fingerprint
+
+    prints = [file_fingerprint(path) for path in members]
+    for i, fingerprint in enumerate(prints):
+        if fingerprint is not None and fingerprint in prints[:i]:
+            twin = members[prints.index(fingerprint)]
+            raise UserError(f"{members[i]} and {twin} are the same checkpoint (equal "
+                            "content): an ensemble lists each member once")
+    return prints
+
+
+def _denoised_ensemble(cfg, device):
+    """(f(D(·)) with f the ensemble of ``cfg.members``, num_classes, meta): the members must
+    agree on classes, input size and input layer."""
+    from ..models.ensemble import Ensemble
+
+    if cfg.sigma is None:
+        raise UserError("denoised smoothing needs --sigma")
+    prints = distinct_members(cfg.members)
+    loaded = [load_model(p, cfg.input_normalization, None, None, cfg.seed, device)
+              for p in cfg.members]
+    kinds = {(m["num_classes"], m["image_size"], m["normalization"], tuple(m["mean"]),
+              tuple(m["std"])) for _, m in loaded}
+    if len(kinds) > 1:
+        raise UserError("the members differ in their classes, input size or input layer: an "
+                        "ensemble's members take the same inputs")
+    meta = dict(loaded[0][1], arch="ensemble of " + ", ".join(m["arch"] for _, m in loaded),
+                members=list(cfg.members), members_sha256=prints, consensus=cfg.consensus)
+    ensemble = Ensemble([m for m, _ in loaded], cfg.consensus).to(device)
+    classifier = Classifier(ensemble, None, meta["image_size"], meta["num_classes"], meta)
+    if cfg.class_map:
+        classifier = map_classes(classifier, cfg.class_map)
+        meta = dict(meta, class_map=cfg.class_map, num_classes=classifier.num_classes)
+    denoiser = load_denoiser(cfg.denoiser, cfg.sigma, device, top_up=cfg.top_up)
+    meta = dict(meta, denoiser=cfg.denoiser, top_up=cfg.top_up)
+    return compose(classifier, denoiser), classifier.num_classes, meta
+
+
 def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False,
                   noise: str = "gaussian", norm: str = "l2"):
     """(smooth, dataset, meta, device) for an evaluation config (checkpoint, or denoiser and
@@ -78,7 +121,7 @@ def load_for_eval(cfg, sound: bool = False, round_inputs: bool = False,
     checked against the data set's before any work."""
     device = D.setup_device(cfg.device, precision=cfg.precision,
                             deterministic=cfg.deterministic, timeout=cfg.dist_timeout)
-    if cfg.members:
+    if cfg.members and not cfg.denoiser:
         return _load_ensemble_for_eval(cfg, device, sound, round_inputs, noise, norm)
     if cfg.denoiser or cfg.classifier or cfg.class_map:
         return _load_denoised_for_eval(cfg, device, sound, round_inputs, noise, norm)
@@ -142,16 +185,10 @@ def _load_ensemble_for_eval(cfg, device, sound: bool, round_inputs: bool,
     agree on the data set, the classes, the input shape and the input layer (its kind and
     constants), and no file may be given twice (by content); σ is ``--sigma`` or the members'
     common training σ. Refused in one line before any file is written."""
-    from ..configs import file_fingerprint
     from ..models.ensemble import Ensemble
 
     ckpts = [read_checkpoint(path) for path in cfg.members]
-    prints = [file_fingerprint(path) for path in cfg.members]
-    for i, fingerprint in enumerate(prints):
-        if fingerprint is not None and fingerprint in prints[:i]:
-            twin = cfg.members[prints.index(fingerprint)]
-            raise UserError(f"{cfg.members[i]} and {twin} are the same checkpoint (equal "
-                            "content): an ensemble lists each member once")
+    prints = distinct_members(cfg.members)
     names = {checkpoint_dataset(c) for c in ckpts} - {None}
     if len(names) > 1:
         raise UserError("the members were trained on different data sets "

@@ -166,12 +166,11 @@ class EvalConfig(StageConfig):
 
 def check_ensemble(cfg: EvalConfig) -> None:
     """An ensemble's members: at least two, none listed twice, not beside a single checkpoint
-    or a denoiser; its K-consensus between 2 and the number of members (one line each)."""
+    or --classifier; its K-consensus between 2 and the number of members (one line each)."""
     if cfg.consensus and not cfg.members:
         raise UserError("--consensus K needs an ensemble: give at least two checkpoints")
-    if cfg.checkpoint or cfg.classifier or cfg.denoiser:
-        raise UserError("an ensemble is given by its checkpoints alone (not with --classifier "
-                        "or --denoiser)")
+    if cfg.checkpoint or cfg.classifier:
+        raise UserError("an ensemble is given by its checkpoints alone (not with --classifier)")
     seen: dict[str, str] = {}
     for member in cfg.members:
         key = str(Path(member).resolve())
