@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import threading
 import time
@@ -136,18 +137,24 @@ def resolve_device(name: str, *, cuda_count: int | None = None,
     return torch.device("cuda", index)
 
 
+def env_positive(name: str, default: float, unit: str, value: float | None = None) -> float:
+    """``value``, else the environment variable ``name``, else ``default``: a number > 0 of
+    ``unit`` (one-line errors naming the variable)."""
+    if value is None:
+        text = os.environ.get(name)
+        try:
+            value = default if text is None else float(text)
+        except ValueError:
+            raise UserError(f"{name} must be {unit}, got {text!r}") from None
+    if not value > 0:
+        raise UserError(f"{name} must be > 0 {unit}, got {value}")
+    return float(value)
+
+
 def timeout_minutes(value: float | None = None) -> float:
     """The process group's timeout: ``value``, else ``SMOOTHADV_DIST_TIMEOUT``, else
     :data:`DEFAULT_TIMEOUT_MINUTES` (minutes, > 0)."""
-    if value is None:
-        text = os.environ.get("SMOOTHADV_DIST_TIMEOUT")
-        try:
-            value = DEFAULT_TIMEOUT_MINUTES if text is None else float(text)
-        except ValueError:
-            raise UserError(f"SMOOTHADV_DIST_TIMEOUT must be minutes, got {text!r}") from None
-    if not value > 0:
-        raise UserError(f"the process-group timeout must be > 0 minutes, got {value}")
-    return float(value)
+    return env_positive("SMOOTHADV_DIST_TIMEOUT", DEFAULT_TIMEOUT_MINUTES, "minutes", value)
 
 
 def init_process_group(device: torch.device, timeout: float | None = None) -> bool:
@@ -243,41 +250,24 @@ def shard(items: list, rank_: int | None = None, world: int | None = None) -> li
     return items[rank_::world]
 
 
-def part_path(out: str | os.PathLike, rank_: int) -> Path:
-    """Where rank ``rank_`` writes its rows before they are merged into ``out``."""
+def rank_file(out: str | os.PathLike, rank_: int, what: str) -> Path:
+    """``OUT.<what><rank>``, beside ``out``: ``part`` (the rows rank ``rank_`` writes before
+    they are merged into ``out``), ``done`` (left when its part is complete), ``alive``
+    (touched while it works on it), ``failed`` (its one-line error)."""
     out = Path(out)
-    return out.with_name(f"{out.name}.part{rank_}")
+    return out.with_name(f"{out.name}.{what}{rank_}")
 
 
-def done_marker(out: str | os.PathLike, rank_: int) -> Path:
-    """The empty file rank ``rank_`` leaves when its part of ``out`` is complete."""
-    out = Path(out)
-    return out.with_name(f"{out.name}.done{rank_}")
-
-
-def alive_marker(out: str | os.PathLike, rank_: int) -> Path:
-    """The file rank ``rank_`` touches while it works on its part of ``out``."""
-    out = Path(out)
-    return out.with_name(f"{out.name}.alive{rank_}")
-
-
-def failed_marker(out: str | os.PathLike, rank_: int) -> Path:
-    """The file holding the one-line error of rank ``rank_`` when its part of ``out`` failed."""
-    out = Path(out)
-    return out.with_name(f"{out.name}.failed{rank_}")
+part_path = functools.partial(rank_file, what="part")
+done_marker = functools.partial(rank_file, what="done")
+alive_marker = functools.partial(rank_file, what="alive")
+failed_marker = functools.partial(rank_file, what="failed")
 
 
 def stale_seconds() -> float:
     """How long a rank may give no sign of life before the ranks waiting for it give up:
     ``SMOOTHADV_RANK_STALE`` seconds, else :data:`STALE_SECONDS`."""
-    text = os.environ.get("SMOOTHADV_RANK_STALE")
-    try:
-        value = STALE_SECONDS if text is None else float(text)
-    except ValueError:
-        raise UserError(f"SMOOTHADV_RANK_STALE must be seconds, got {text!r}") from None
-    if not value > 0:
-        raise UserError(f"SMOOTHADV_RANK_STALE must be > 0 seconds, got {text}")
-    return value
+    return env_positive("SMOOTHADV_RANK_STALE", STALE_SECONDS, "seconds")
 
 
 STALE_SECONDS = 120.0
