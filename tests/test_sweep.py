@@ -137,9 +137,12 @@ def test_ctrl_c_of_a_sweep_is_one_line_and_resumes(tmp_path):
     path = write(tmp_path, f'[[runs]]\nlabel = "slow"\n{slow}\n'
                            'grid = { seed = [0, 1] }\n' + CERTIFY + "\n")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # as from a terminal: SIGINT at its default (a test run from a background job, as under
+    # `nohup … &`, inherits it ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "smoothadv", "sweep", "run", str(path),
                              "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stdout:  # both workers are starting (importing torch) or training
         seen.append(line)
