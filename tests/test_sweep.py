@@ -511,3 +511,30 @@ ensemble = ["seed"]
     bad = write(tmp_path, f"[[runs]]\n{TRAIN}\n{CERTIFY}\nensemble = [\"seed\"]\n", "b.toml")
     with pytest.raises(UserError, match="each a key of the run's grid"):
         load_sweep(bad)
+
+
+def test_the_report_aggregates_seeds_against_gaussian(tmp_path):
+    """Runs that differ only in their seed are one setting: mean ± sd over the seeds and the
+    paired ACR difference against the Gaussian setting (the demo's computation, shared)."""
+    from smoothadv.analysis.compare import over_seeds, paired_acr_difference
+
+    path = write(tmp_path, f"""
+[[runs]]
+label = "g"
+{TRAIN}
+grid = {{ method = ["gaussian", "stability"], seed = [0, 1] }}
+{CERTIFY}
+""")
+    assert main(["sweep", "run", str(path)]) == 0
+    assert main(["sweep", "report", str(path)]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Over the seeds" in report
+    plan = build_plan(load_sweep(path))
+    recs = {r.label: read_records(plan.jobs[r.record_job].output) for r in plan.runs}
+    ours = [recs["g method=stability seed=0"], recs["g method=stability seed=1"]]
+    ref = [recs["g method=gaussian seed=0"], recs["g method=gaussian seed=1"]]
+    diff, (low, high) = paired_acr_difference(list(zip(ours, ref)))
+    row = next(ln for ln in report.splitlines() if ln.startswith("| g method=stability | 2 |"))
+    assert row.endswith(f"| {diff:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    seeds = over_seeds(ours, [0.25], ref)
+    assert seeds.acr.shape == (2,) and seeds.difference == diff

@@ -197,6 +197,37 @@ def paired_acr_difference(pairs: list[tuple[Records, Records]],
     return mean, (mean - half, mean + half)
 
 
+@dataclass
+class OverSeeds:
+    """One setting's records over its training seeds: certified accuracy [seeds, radii] and
+    ACR [seeds], and, with a reference (the same seeds of another setting, same images), the
+    ACR difference averaged over the seeds with its paired 95% interval."""
+
+    certified: np.ndarray
+    acr: np.ndarray
+    difference: float | None = None
+    interval: tuple[float, float] | None = None
+
+    @staticmethod
+    def spread(values: np.ndarray) -> str:
+        """``mean ± sd`` (sample standard deviation over the seeds; 0 with one seed)."""
+        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        return f"{values.mean():.3f} ± {sd:.3f}"
+
+
+def over_seeds(records: list[Records], radii: list[float],
+               reference: list[Records] | None = None) -> OverSeeds:
+    """The figures of ``records`` (one per seed) at ``radii``; with ``reference`` (one per seed,
+    in the same order) the paired ACR difference against it (:func:`paired_acr_difference`).
+    What both the sweep report and the seven-method demo tabulate."""
+    result = OverSeeds(np.array([certified_accuracy(r, radii) for r in records]),
+                       np.array([average_certified_radius(r) for r in records]))
+    if reference is not None:
+        result.difference, result.interval = paired_acr_difference(list(zip(records,
+                                                                             reference)))
+    return result
+
+
 def _scored_radius(rec: Records, idx: np.ndarray) -> np.ndarray:
     """Radius × correct of each image in ``idx`` order (the terms of the ACR)."""
     order = np.argsort(rec["idx"])

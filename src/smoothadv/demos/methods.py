@@ -25,7 +25,7 @@ import numpy as np
 import tomllib
 
 from .. import analysis as A
-from ..analysis.compare import paired_acr_difference
+from ..analysis.compare import OverSeeds, over_seeds
 from ..records.files import read_records
 from .main import DemoCertification, run_shipped
 
@@ -158,19 +158,14 @@ def cells(cfg: MethodsDemo, records: dict[tuple[str, float], list]) -> list[Cell
     for sigma in cfg.sigmas:
         recs = {m: records[m, sigma] for m in cfg.methods}
         for m in cfg.methods:
-            cert = np.array([A.certified_accuracy(r, RADII) for r in recs[m]])
-            acr = np.array([A.average_certified_radius(r) for r in recs[m]])
-            cell = Cell(m, sigma, cert, acr)
-            if "gaussian" in recs and m != "gaussian":
-                diff, interval = paired_acr_difference(list(zip(recs[m], recs["gaussian"])))
-                cell.acr_difference, cell.interval = diff, interval
-            out.append(cell)
+            reference = recs["gaussian"] if "gaussian" in recs and m != "gaussian" else None
+            seeds = over_seeds(recs[m], list(RADII), reference)
+            out.append(Cell(m, sigma, seeds.certified, seeds.acr, seeds.difference,
+                            seeds.interval))
     return out
 
 
-def _pm(values: np.ndarray) -> str:
-    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {spread:.3f}"
+_pm = OverSeeds.spread
 
 
 def verdicts(group: list[Cell]) -> dict[str, str]:

@@ -6,7 +6,10 @@ says why), or todo. ``report``: ``OUT/report.md`` with, per σ, a table of certi
 per radius with ACR and a curve plot (PNG), and, for every recipe run with a published log,
 ``compare``'s differences with 95% intervals; for every labelled grid (a ``[[runs]]`` table
 with a ``label`` and several points), the point of the highest ACR at each σ — a
-hyper-parameter selection when the grid certifies a validation split.
+hyper-parameter selection when the grid certifies a validation split; and, for settings trained
+at several seeds (runs that differ only in ``seed``), mean ± sd over the seeds with the paired
+ACR difference against the Gaussian setting of the same σ and seeds
+(:func:`~smoothadv.analysis.compare.over_seeds`, as the seven-method demo tabulates).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import analysis as A
-from ..analysis.compare import compare, paired_acr_difference
+from ..analysis.compare import OverSeeds, compare, over_seeds, paired_acr_difference
 from ..records.files import read_records, record_setting
 from .jobs import is_done, lock_held
 from .ledger import Ledger
@@ -122,6 +125,63 @@ def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float],
             "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
+def _seed_settings(plan: Plan, runs: list) -> dict[str, dict[int, object]]:
+    """{setting label: {seed: run}} of ``runs`` (one σ) whose trainings differ only in their
+    seed; the label is the run's without its ``seed=…``."""
+    settings: dict[str, dict[int, object]] = defaultdict(dict)
+    for run in runs:
+        if run.train_job is None:
+            continue
+        config = plan.jobs[run.train_job].config
+        label = " ".join(w for w in run.label.split() if not w.startswith("seed="))
+        body = {k: v for k, v in config.to_dict().items() if k not in ("seed", "out")}
+        key = f"{label}\0{json.dumps(body, sort_keys=True, default=str)}"
+        settings[key][config.seed] = run
+    return {k.split("\0")[0]: v for k, v in settings.items() if len(v) > 1}
+
+
+def _over_seeds(plan: Plan, by_sigma: dict[float, list], records: dict[str, object]
+                ) -> list[str]:
+    """The "Over the seeds" section (see the module docstring): one table per σ."""
+    lines: list[str] = []
+    for sigma in sorted(by_sigma):
+        radii = [r for r in _radii(sigma) if r > 0][:4]
+        settings = _seed_settings(plan, by_sigma[sigma])
+        gaussian = {label: runs for label, runs in settings.items()
+                    if plan.jobs[next(iter(runs.values())).train_job].config.method
+                    == "gaussian"}
+        rows = []
+        for label, runs in settings.items():
+            seeds = sorted(runs)
+            recs = [records.get(runs[s].label) for s in seeds]
+            if any(r is None for r in recs):
+                continue
+            ref = next((g for g_label, g in gaussian.items()
+                        if g_label != label and sorted(g) == seeds), None)
+            reference = [records.get(ref[s].label) for s in seeds] if ref else None
+            if reference is not None and any(r is None for r in reference):
+                reference = None
+            result = over_seeds(recs, radii, reference)
+            diff = ("" if result.difference is None else
+                    f"{result.difference:+.3f} [{result.interval[0]:+.3f}, "
+                    f"{result.interval[1]:+.3f}]")
+            rows.append(f"| {label} | {len(seeds)} | " + " | ".join(
+                OverSeeds.spread(result.certified[:, j]) for j in range(len(radii)))
+                + f" | {OverSeeds.spread(result.acr)} | {diff} |")
+        if rows:
+            head = ["setting", "seeds", *(f"r={r:g}" for r in radii), "ACR",
+                    "ACR − Gaussian [95%]"]
+            lines += [f"σ = {sigma:g}:", "", "| " + " | ".join(head) + " |",
+                      "|" + "---|" * len(head), *rows, ""]
+    if not lines:
+        return []
+    return ["## Over the seeds", "",
+            "Settings trained at several seeds (runs that differ only in their seed): mean ± "
+            "standard deviation over the seeds, and the ACR difference from the Gaussian "
+            "setting of the same σ and seeds, per image averaged over the seeds, with its "
+            "paired 95% interval.", "", *lines]
+
+
 def write_report(plan: Plan, out: Path, say=print) -> Path:
     """``OUT/report.md`` (and ``OUT/curves_sigma*.png``) from the runs whose records are
     complete; runs not done yet are listed as missing."""
@@ -149,6 +209,7 @@ def write_report(plan: Plan, out: Path, say=print) -> Path:
         lines += [A.render(A.summary_table(summaries), "markdown"),
                   "", f"![certified accuracy at σ = {sigma:g}]({png.name})", ""]
     lines += _best_of_groups(by_sigma, acr, records)
+    lines += _over_seeds(plan, by_sigma, records)
     compared = [r for rs in by_sigma.values() for r in rs if r.reference is not None]
     if compared:
         lines += ["## Against the published logs (differences with 95% intervals)", "",
