@@ -63,9 +63,11 @@ def is_done(job: Job) -> bool:
             return False
         # the checkpoint's hash, or (a folder an earlier version named by location, adopted
         # by sweep.migrate) its config document's, rewritten with the location-free hash
-        return (int(ckpt.get("epoch", 0)) >= job.config.epochs
-                and job.config.content_hash() in (ckpt.get("config_hash"),
-                                                  _document_hash(job.folder / "config.json")))
+        if int(ckpt.get("epoch", 0)) < job.config.epochs:
+            return False
+        wanted = job.config.content_hash()
+        return (ckpt.get("config_hash") == wanted
+                or _document_hash(job.folder / "config.json") == wanted)
     if job.kind == "train-denoiser":  # its run folder: the last epoch, this config's hash
         try:
             document = json.loads((job.folder / "config.json").read_text(encoding="utf-8"))
