@@ -413,3 +413,25 @@ def test_round_inputs_adds_no_certificate_only_moves_the_input():
     rounded = GridRounded([(x, 0)])[0][0]
     assert torch.equal(rounded * 255, torch.round(rounded * 255))
     assert (rounded - x).abs().max() <= 0.5 / 255 + 1e-7
+
+
+def test_ensembles_and_shared_noise_hold_at_the_rate_alpha(tmp_path):
+    """Two certification paths added beside CERTIFY: an ensemble as base classifier (mean
+    logits, and K-consensus) and several models certified on shared noise. With members that
+    all are the boundary classifier of the Gaussian ℓ2 case, the ensemble (plain or 2-consensus)
+    is that same classifier, so its true radius is known; each certificate of the shared pass
+    must hold at the rate α like one certified alone (and equal it)."""
+    from smoothadv.models.ensemble import Ensemble
+
+    model, x, true_radius = _setting("gaussian", "l2", False)
+    plain, consensus = Ensemble([model] * 3), Ensemble([model] * 3, consensus=2)
+    xs = x.expand(TRIALS, *x.shape).contiguous()
+    seeds = list(range(20_000, 20_000 + TRIALS))
+    smooth = Smooth(model, 2, SIGMA["gaussian"])
+    shared = smooth.certify_shared([model, plain, consensus], xs, N0, N, ALPHA, 4096, seeds)
+    alone = Smooth(plain, 2, SIGMA["gaussian"]).certify_many(xs, N0, N, ALPHA, 4096, seeds)
+    assert shared[1] == alone
+    for name, certs in zip(("model", "ensemble", "consensus"), shared):
+        counted = _write_and_count(tmp_path, name, certs, {"noise": "gaussian", "norm": "l2"})
+        _check_rate(_violations(counted, np.array([c.prediction for c in certs]), true_radius))
+    assert consensus.saved() > 0.3  # the first two always agree: a third is skipped
