@@ -106,3 +106,79 @@ def test_an_unknown_or_missing_logger_is_one_line(tmp_path, capsys, monkeypatch)
     assert main([*TRAIN, "--log", "wandb", "--out", str(tmp_path / "r")]) == 2
     assert "pip install 'smoothadv[watch]'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _csv_figures(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    last = max(int(r["step"]) for r in rows)
+    return last, {r["name"]: float(r["value"]) for r in rows if int(r["step"]) == last}
+
+
+@pytest.fixture(scope="module")
+def trained_digits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "--dataset", "digits", "--arch", "digits_cnn", "--epochs", "3",
+                 "--no-progress", "--device", "cpu", "--out", str(out)]) == 0
+    return out / "checkpoint.pth.tar"
+
+
+def test_certify_logs_the_record_figures_and_counts_rows_of_a_resumed_run(
+        tmp_path, trained_digits):
+    """certify --log tensorboard csv: the last logged figures are those the analysis computes
+    from the record file (accuracy, certified accuracy at 0.25 … 1.0, ACR, abstentions), also
+    after a run that resumed a record holding some rows already; TensorBoard reads them back
+    under the record's name."""
+    pytest.importorskip("tensorboard", reason="pip install 'smoothadv[watch]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from smoothadv.analysis.metrics import average_certified_radius, certified_accuracy
+    from smoothadv.records.files import read_records
+
+    out = tmp_path / "cert.tsv"
+    args = ["certify", str(trained_digits), "--n", "400", "--skip", "6", "--no-progress",
+            "--device", "cpu", "--out", str(out), "--log", "tensorboard", "csv"]
+    assert main(args) == 0
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:31]) + "\n")  # 30 rows kept, as after a kill
+    (tmp_path / "cert.metrics.csv").unlink()
+    assert main(args) == 0
+    rec = read_records(out)
+    step, got = _csv_figures(tmp_path / "cert.metrics.csv")
+    assert step == len(rec) == len(lines) - 1 == 75
+    radii = (0.25, 0.5, 0.75, 1.0)
+    expected = dict(zip((f"certified/r={r:g}" for r in radii), certified_accuracy(rec, radii)))
+    expected.update(accuracy=float(rec["correct"].mean()), acr=average_certified_radius(rec),
+                    abstain=float((rec["predict"] == -1).mean()), rows=75.0)
+    assert expected["certified/r=0.25"] > 0.3  # a trained model: the radii are not all 0
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-9), name
+    assert got["samples_per_second"] > 0
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "cert"))
+    events.Reload()
+    acc = events.Scalars("accuracy")
+    assert acc[-1].step == 75 and acc[-1].value == pytest.approx(expected["accuracy"], 1e-6)
+
+
+def test_a_sweep_logs_each_stage_in_its_folder_under_the_same_names(tmp_path, capsys):
+    """sweep run --log csv: every training and certify stage writes its figures in its own
+    folder, and the stage names (content hashes) are those of the sweep without --log."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(
+        f'out = "{tmp_path / "runs"}"\n[[runs]]\n'
+        'train = { dataset = "digits", arch = "mlp", epochs = 2, batch = 64, '
+        'train_subset = 128, test_subset = 32 }\ncertify = { n = 50, n0 = 10, skip = 90 }\n'
+        'grid = { sigma = [0.25, 0.5] }\n')
+    assert main(["sweep", "plan", str(sweep)]) == 0
+    planned = sorted(ln.split()[0] for ln in capsys.readouterr().out.splitlines()[:-1])
+    assert main(["sweep", "run", str(sweep), "--log", "csv"]) == 0
+    said = capsys.readouterr()
+    assert "sweep: 4 stage(s) to run (2 train, 2 certify), 0 done" in said.out + said.err
+    stages = sorted(p.name for p in (tmp_path / "runs" / "stages").iterdir())
+    assert stages == planned
+    for name in stages:
+        folder = tmp_path / "runs" / "stages" / name
+        metrics = folder / ("metrics.csv" if name.startswith("train") else
+                            "certify.metrics.csv")
+        assert metrics.exists(), name
+        assert (folder / "estimate.json").exists() or name.startswith("certify"), name

@@ -51,7 +51,7 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="inputs attacked together; each forward holds this × m samples (16)")
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=100_000,
                    help="PREDICT samples (100000); --num-samples under torchrun")
-    add_shared(p, "--alpha", "--batch")
+    add_shared(p, "--alpha", "--batch", "--log")
     add_out_args(p, "prediction record file on attacked points")
     p.add_argument("--save-examples", default=None, metavar="DIR",
                    help="write clean and attacked PNGs and a grid of the first ones here")

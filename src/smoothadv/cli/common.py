@@ -237,7 +237,7 @@ def sampling_args(p: argparse.ArgumentParser, with_n0: bool) -> None:
                    help=("noise samples (those estimating p_A; 100000)" if with_n0 else
                          "noise samples of PREDICT's test (100000)")
                    + "; under torchrun write --num-samples, since torchrun takes --n")
-    add_shared(p, "--alpha", "--batch")
+    add_shared(p, "--alpha", "--batch", "--log")
     add_out_args(p, "record file (TSV)")
     add_switches(p, {
         "--sound": "sound certification in floating point: inputs on the 8-bit grid, integer "
@@ -298,7 +298,18 @@ SHARED_OPTIONS: dict[str, dict[str, Any]] = {
     "--alpha": {"type": float, "default": 0.001,
                 "help": "failure probability of each certificate or PREDICT test (0.001)"},
     "--batch": {"type": int, "default": 1000, "help": "noisy samples per forward (1000)"},
+    "--log": {"nargs": "+", "default": (), "choices": lambda: _loggers(), "help": (
+        "also log the run's figures (training: each epoch's; certify, predict, attack: the "
+        "record's running accuracy, certified accuracy, samples/s) to TensorBoard (FOLDER/"
+        "tensorboard), Weights & Biases (offline without an API key) or a CSV file; pip install "
+        "'smoothadv[watch]' (docs/watching.md)")},
 }
+
+
+def _loggers() -> list[str]:
+    from ..runtime.loggers import LOGGERS
+
+    return LOGGERS.names()
 
 
 def add_shared(p: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str) -> None:

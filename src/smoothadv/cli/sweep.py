@@ -21,6 +21,9 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                    help="local (a pool of processes here; default) or slurm (submitit)")
     p.add_argument("--workers", type=int, default=None,
                    help="local: stages at once (default: one per visible GPU, else 1)")
+    from .common import add_shared
+
+    add_shared(p, "--log")
     g = p.add_argument_group("slurm engine", "resources of each job (submitit's options)")
     g.add_argument("--partition", default=None, help="SLURM partition")
     g.add_argument("--time", type=int, default=60, help="time limit per job, minutes (60)")
@@ -82,6 +85,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         path = write_report(plan, sweep.out)
         print(f"report: {path}")
         return 0
+    if args.log:
+        from ..runtime.loggers import check_loggers
+        from ..sweep.plan import log_to
+
+        check_loggers(tuple(args.log))
+        log_to(plan, args.log)
     if args.engine == "local":
         ok = run_local(plan, ledger, args.workers)
     else:

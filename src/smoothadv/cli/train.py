@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, add_device_args, command, config_from_args, run_config
+from .common import (
+    add_common,
+    add_device_args,
+    add_shared,
+    command,
+    config_from_args,
+    run_config,
+)
 
 OPTION_GROUP = "method options"
 
@@ -105,12 +112,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "the same command after an interruption continues the run")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a run of another configuration in OUT and start this one")
-    from ..runtime.loggers import LOGGERS
-
-    p.add_argument("--log", nargs="+", default=(), choices=LOGGERS.names(),
-                   help="also log each epoch's figures to TensorBoard (FOLDER/tensorboard), "
-                        "Weights & Biases (offline without an API key) or FOLDER/metrics.csv; "
-                        "pip install 'smoothadv[watch]' (docs/watching.md)")
+    add_shared(p, "--log")
     p.add_argument("--workers", type=int, default=None,
                    help="data loader processes (default: 0 on the CPU; on CUDA min(8, CPU cores "
                         "per local rank), with pinned memory)")

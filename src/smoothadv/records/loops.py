@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..noise import DEFAULT_TEMPLATE
 from ..runtime import distributed as D
+from ..runtime.forecast import Forecast
 from ..smoothing.sequential import SequentialCertifier
 from ..smoothing.smooth import ABSTAIN, Smooth, eval_mode, input_seed
 from .files import (
@@ -34,6 +35,7 @@ from .files import (
     format_time,
     read_records,
 )
+from .watch import RecordWatch
 
 
 def select_indices(length: int, skip: int = 1, max_index: int = -1) -> list[int]:
@@ -74,6 +76,7 @@ def run_records(
     group: int | None = None,
     randomized: bool = False,
     certify_options: dict | None = None,
+    watch: RecordWatch | None = None,
 ) -> Path:
     """Write certification (``kind='certify'``), prediction (``'predict'``) or empirical
     robustness (``'attack'``) records; returns the record file's path.
@@ -85,7 +88,9 @@ def run_records(
     skipped. ``group`` inputs are processed together (default: chosen from n0, n, batch).
     ``randomized`` certifies with the randomized Clopper–Pearson bound; ``certify_options``
     (``two_sided``, ``box``) go to :meth:`Smooth.certify_many`, and ``derandomized`` certifies
-    with :meth:`Smooth.certify_derandomized` instead.
+    with :meth:`Smooth.certify_derandomized` instead. ``watch`` is given each batch of rows
+    (running figures for loggers). With ``progress``, once the first inputs have been timed,
+    one line says how long the whole selection will take (:class:`Forecast`).
     """
     certify_options = dict(certify_options or {})
     derandomized = certify_options.pop("derandomized", False)
@@ -104,6 +109,8 @@ def run_records(
     bar = tqdm(total=len(todo), desc=kind, unit="input", disable=not progress or rank != 0,
                dynamic_ncols=True, mininterval=0.5)
     device = smooth.device
+    forecast = _forecast(kind, len(todo), progress)
+    per_input = _samples_per_input(kind, n0, n, smooth, derandomized)
     with D.working_on(out):
         try:
             for start in range(0, len(todo), group):
@@ -144,14 +151,49 @@ def run_records(
                                      clean[j].prediction, f"{l2[j]:.6f}")
                 bar.update(len(chunk))
                 bar.set_postfix(last=_describe(kind, results[-1]), refresh=False)
+                if forecast is not None:
+                    forecast.done(start + len(chunk))
+                if watch is not None:
+                    watch.add([(r.prediction, label, _radius(r)) for label, r
+                               in zip(ys.tolist(), results)], per_input * len(chunk),
+                              time.perf_counter() - t0)
         finally:
             bar.close()
             writer.close()
+            if watch is not None:
+                watch.close()
     _merge(out)
     return out
 
 
-SHARED_SAMPLING = ("n0", "n", "alpha", "batch_size", "seed", "progress")
+def _say(message: str) -> None:
+    tqdm.write(f"smoothadv: {message}", file=sys.stderr)
+
+
+def _forecast(kind: str, inputs: int, progress: bool, varies: bool = False) -> Forecast | None:
+    """The forecast of ``inputs`` inputs (rank 0; said with ``progress``, always published)."""
+    if D.rank() != 0:
+        return None
+    return Forecast(kind, inputs, "input", say=_say if progress else None, varies=varies)
+
+
+def _samples_per_input(kind: str, n0: int, n: int, smooth: Smooth, derandomized: bool) -> int:
+    """Noisy samples classified per input (the attack's own passes not counted)."""
+    if kind == "certify":
+        return smooth.noise.offsets_count if derandomized else n0 + n
+    return 2 * n if kind == "attack" else n
+
+
+def _radius(result) -> float:
+    """The radius as the record holds it (rounded down), for the running figures; 0 where a
+    row has none."""
+    radius = getattr(result, "radius", None)
+    if radius is None or radius != radius:
+        return 0.0
+    return max(float(format_radius(radius)), 0.0)
+
+
+SHARED_SAMPLING = ("n0", "n", "alpha", "batch_size", "seed", "progress", "watch")
 
 
 def run_shared_records(
@@ -167,7 +209,8 @@ def run_shared_records(
     record equals, row for row, the one :func:`run_records` writes for that model alone with
     this seed, except for the ``time`` column (the group's time split evenly over the models).
     ``sampling``: the keywords :data:`SHARED_SAMPLING` of :func:`run_records` (n0, n, α, the
-    batch, the seed, progress), with its defaults. Resumes: an index is certified again only
+    batch, the seed, progress; ``watch`` a sequence of one watch or None per model), with its
+    defaults. Resumes: an index is certified again only
     where some record lacks it, and written only there. One process (not under torchrun)."""
     unknown = sorted(set(sampling) - set(SHARED_SAMPLING))
     if unknown:
@@ -175,6 +218,7 @@ def run_shared_records(
                         f"{', '.join(unknown)}")
     defaults = inspect.signature(run_records).parameters
     o = {k: sampling.get(k, defaults[k].default) for k in SHARED_SAMPLING}
+    watches = list(o["watch"] or [None] * len(models))
     n0, n, alpha, batch_size, seed = o["n0"], o["n"], o["alpha"], o["batch_size"], o["seed"]
     if len(models) != len(outs) or not models:
         raise ValueError("need one record path per model")
@@ -188,6 +232,7 @@ def run_shared_records(
     group = inputs_per_group(n0, n, batch_size)
     bar = tqdm(total=len(todo), desc=f"certify ×{len(models)}", unit="input",
                disable=not o["progress"], dynamic_ncols=True, mininterval=0.5)
+    forecast = _forecast(f"certify ×{len(models)}", len(todo), o["progress"])
     try:
         for start in range(0, len(todo), group):
             chunk = todo[start : start + group]
@@ -198,16 +243,25 @@ def run_shared_records(
             results = smooth.certify_shared(models, xs, n0, n, alpha, batch_size,
                                             [input_seed(seed, i) for i in chunk])
             elapsed = format_time((time.perf_counter() - t0) / len(chunk) / len(models))
-            for (writer, _), todo_m, res_m in zip(opened, missing, results):
+            seconds = time.perf_counter() - t0
+            for (writer, _), todo_m, res_m, watch in zip(opened, missing, results, watches):
+                rows = []
                 for idx, label, res in zip(chunk, labels, res_m):
                     if idx in todo_m:
                         writer.write(idx, label, res.prediction, format_radius(res.radius),
                                      int(res.prediction == label), elapsed)
+                        rows.append((res.prediction, label, _radius(res)))
+                if watch is not None:
+                    watch.add(rows, (n0 + n) * len(rows), seconds * len(rows) / len(chunk))
             bar.update(len(chunk))
+            if forecast is not None:
+                forecast.done(start + len(chunk))
     finally:
         bar.close()
-        for writer, _ in opened:
+        for (writer, _), watch in zip(opened, watches):
             writer.close()
+            if watch is not None:
+                watch.close()
     return outs
 
 
@@ -253,6 +307,7 @@ def run_sequential_records(
     *,
     seed: int = 0,
     progress: bool = True,
+    watch: RecordWatch | None = None,
 ) -> Path:
     """Sequential certification records
     (:class:`~smoothadv.smoothing.sequential.SequentialCertifier`): the certification columns
@@ -260,7 +315,7 @@ def run_sequential_records(
     ``samples`` (noise samples drawn), ``p_lower``, ``p_upper`` and ``decisions`` (C, N or U per
     radius of the run, comma-separated). Rows are written as inputs finish; input idx draws its
     noise from ``input_seed(seed, idx)``, so rows do not depend on packing, resuming or
-    sharding (only their order does)."""
+    sharding (only their order does). ``watch``: as for :func:`run_records`."""
     out = Path(out)
     writer, todo = _open_records(out, SEQUENTIAL_COLUMNS, indices)
     bar = tqdm(total=len(todo), desc="certify (sequential)", unit="input",
@@ -273,18 +328,28 @@ def run_sequential_records(
             x, y = dataset[idx]
             yield (idx, y, time.perf_counter()), x, y, input_seed(seed, idx)
 
+    forecast = _forecast("certify (sequential)", len(todo), progress, varies=True)
+    last = time.perf_counter()
     with D.working_on(out):
         try:
-            for (idx, label, t0), res in certifier.run(items()):
+            for count, ((idx, label, t0), res) in enumerate(certifier.run(items()), 1):
                 elapsed = format_time(time.perf_counter() - t0)
                 writer.write(idx, label, res.prediction, format_radius(res.radius),
                              int(res.prediction == label), elapsed, res.samples,
                              f"{res.p_lower:.8f}", f"{res.p_upper:.8f}", res.decision_text)
                 bar.update(1)
                 bar.set_postfix(last=f"{res.samples} samples", refresh=False)
+                if forecast is not None:
+                    forecast.done(count)
+                if watch is not None:  # rows overlap in time: the wall time between rows
+                    now = time.perf_counter()
+                    watch.add([(res.prediction, label, _radius(res))], res.samples, now - last)
+                    last = now
         finally:
             bar.close()
             writer.close()
+            if watch is not None:
+                watch.close()
     _merge(out)
     return out
 

@@ -1,14 +1,17 @@
 """Where a run's figures go besides its own files: TensorBoard, Weights & Biases, a CSV file
 (``--log tensorboard wandb csv``), each through its library's own API.
 
-A logger is opened on a run folder with the run's config as hyper-parameters, takes scalars
-per step (an epoch of training; the end of a certification) and is closed when the run ends.
-TensorBoard writes event files under ``FOLDER/tensorboard`` (``torch.utils.tensorboard``),
-with the config in its HParams view; W&B writes under ``FOLDER/wandb``, offline unless a W&B
-API key is set (``WANDB_API_KEY`` or ``WANDB_MODE``), the config as the run's config; ``csv``
-appends ``step,name,value`` rows to ``FOLDER/metrics.csv``. The optional libraries are the
-``watch`` extra; asking for one that is not installed is refused in one line before the run.
-Only the main process logs.
+A logger is opened on a folder with the run's config as hyper-parameters, takes scalars
+per step (an epoch of training; rows of a record, :mod:`smoothadv.records.watch`) and is
+closed when the run ends. A training run logs in its run folder; a record ``DIR/NAME.tsv``
+in ``DIR`` under the name ``NAME``, so that the records of one folder are runs side by side.
+TensorBoard writes event files under ``FOLDER/tensorboard`` (``…/tensorboard/NAME`` for a
+record; ``torch.utils.tensorboard``), with the config in its HParams view; W&B writes under
+``FOLDER/wandb``, offline unless a W&B API key is set (``WANDB_API_KEY`` or ``WANDB_MODE``),
+the config as the run's config, the run named after the folder (or NAME); ``csv`` appends
+``step,name,value`` rows to ``FOLDER/metrics.csv`` (``FOLDER/NAME.metrics.csv``). The
+optional libraries are the ``watch`` extra; asking for one that is not installed is refused in
+one line before the run. Only the main process logs.
 """
 
 from __future__ import annotations
@@ -50,10 +53,10 @@ def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class TensorBoardLogger(Logger):
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, folder: Path, config: Mapping[str, Any], name: str | None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(folder / "tensorboard"))
+        self.writer = SummaryWriter(str(folder / "tensorboard" / (name or "")))
         self.config = _flat(config)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
@@ -69,13 +72,13 @@ class TensorBoardLogger(Logger):
 
 
 class WandbLogger(Logger):
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, folder: Path, config: Mapping[str, Any], name: str | None) -> None:
         import wandb
 
         online = bool(os.environ.get("WANDB_API_KEY")) or os.environ.get("WANDB_MODE")
         (folder / "wandb").mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "smoothadv"),
-                              dir=str(folder), config=dict(config), name=folder.name,
+                              dir=str(folder), config=dict(config), name=name or folder.name,
                               mode=None if online else "offline", reinit="finish_previous")
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
@@ -86,8 +89,8 @@ class WandbLogger(Logger):
 
 
 class CsvLogger(Logger):
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
-        self.path = folder / "metrics.csv"
+    def __init__(self, folder: Path, config: Mapping[str, Any], name: str | None) -> None:
+        self.path = folder / (f"{name}.metrics.csv" if name else "metrics.csv")
         if not self.path.exists():
             with open(self.path, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
@@ -99,7 +102,8 @@ class CsvLogger(Logger):
                 writer.writerow([step, name, repr(float(value))])
 
 
-LOGGERS: Registry[tuple[Callable[[Path, Mapping[str, Any]], Logger], str | None]] = \
+LOGGERS: Registry[tuple[Callable[[Path, Mapping[str, Any], str | None], Logger],
+                        str | None]] = \
     Registry("logger")
 LOGGERS.add("tensorboard", (TensorBoardLogger, "tensorboard"))
 LOGGERS.add("wandb", (WandbLogger, "wandb"))
@@ -118,14 +122,15 @@ def check_loggers(names: tuple[str, ...]) -> None:
 
 
 class Loggers(Logger):
-    """Every logger asked for, as one (nothing when none is)."""
+    """Every logger asked for, as one (nothing when none is), in ``folder`` (under ``name``
+    there: a record's stem)."""
 
     def __init__(self, names: tuple[str, ...], folder: str | os.PathLike,
-                 config: Mapping[str, Any]) -> None:
+                 config: Mapping[str, Any], name: str | None = None) -> None:
         check_loggers(names)
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.loggers = [LOGGERS.get(name)[0](folder, config) for name in names]
+        self.loggers = [LOGGERS.get(name_)[0](folder, config, name) for name_ in names]
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for logger in self.loggers:

@@ -43,9 +43,11 @@ from ..records.loops import (
     run_sequential_records,
     select_indices,
 )
+from ..records.watch import RecordWatch
 from ..runtime import distributed as D
 from ..runtime.backends import device_facts, same_stream
 from ..runtime.compile import compile_for_inference, should_compile
+from ..runtime.loggers import Loggers, check_loggers
 from ..runtime.precision import PRECISIONS, at_precision, check_precision
 from ..smoothing.sequences import list_sequences
 from ..smoothing.sequential import DEFAULT_ALPHA_SPLIT, SequentialCertifier
@@ -99,10 +101,13 @@ class EvalConfig(StageConfig):
     dist_timeout: float | None = setting(None, result=False)  # minutes (runtime/distributed.py)
     progress: bool = setting(True, result=False)
     overwrite: bool = setting(False, result=False)
+    log: tuple[str, ...] = setting((), result=False)  # tensorboard, wandb, csv (loggers.py)
 
     def validate(self) -> None:
         if not self.out:
             raise UserError("give the record file: --out FILE")
+        if self.log:
+            check_loggers(self.log)
         if self.members or self.consensus:
             check_ensemble(self)
         if self.sigma is not None:
@@ -472,14 +477,15 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
     if D.is_main():
         write_record_config(cfg, smooth, meta, device, fingerprint, len(indices), compiled,
                             **facts)
+    watch = record_watch(cfg, out, indices)
     if certifier is not None:
         run_sequential_records(certifier, dataset, indices, out, seed=cfg.seed,
-                               progress=cfg.progress)
+                               progress=cfg.progress, watch=watch)
     else:
         hooks, finish = cfg.hooks(smooth)
         run_records(cfg.stage, smooth, dataset, indices, out, n=cfg.n, alpha=cfg.alpha,
                     batch_size=cfg.batch, seed=cfg.seed, progress=cfg.progress, **options,
-                    **hooks)
+                    **hooks, watch=watch)
         if finish is not None:
             finish()
     text = ""
@@ -495,6 +501,23 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
                      f"{float(np.median(samples)):,.0f}")
     D.destroy_process_group()
     return StageResult(out, text)
+
+
+def record_watch(cfg: EvalConfig, out: Path, indices: list[int]) -> RecordWatch | None:
+    """The running figures of ``out`` for the loggers ``cfg.log`` asks for (main process;
+    None without loggers): in the record's folder under its name, the config as
+    hyper-parameters, counting the rows an earlier run wrote."""
+    if not cfg.log or not D.is_main():
+        return None
+    kept: list[tuple[int, int, float]] = []
+    if out.exists() and out.stat().st_size > 0:
+        rec = read_records(out)
+        wanted = np.isin(rec["idx"], indices)
+        radius = rec["radius"] if "radius" in rec.columns else np.zeros(len(rec))
+        kept = [(int(p), int(y), float(r)) for p, y, r
+                in zip(rec["predict"][wanted], rec["label"][wanted], radius[wanted])]
+    loggers = Loggers(cfg.log, out.parent, cfg.to_dict(), name=out.name.removesuffix(".tsv"))
+    return RecordWatch(loggers, cfg.stage, kept=kept)
 
 
 def write_record_config(cfg: EvalConfig, smooth: Smooth, meta: dict[str, Any],

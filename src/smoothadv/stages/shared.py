@@ -24,7 +24,7 @@ from ..configs import file_fingerprint
 from ..errors import UserError
 from ..records.loops import run_shared_records, select_indices
 from ..runtime.precision import at_precision, check_precision
-from .evaluation import CertifyConfig, claim_record, write_record_config
+from .evaluation import CertifyConfig, claim_record, record_watch, write_record_config
 from .modes import FIXED
 from .registry import StageResult, say
 
@@ -83,7 +83,8 @@ def run_shared_certification(configs: Sequence[CertifyConfig]) -> list[StageResu
                             certified_with=[c.checkpoint for c in configs])
     outs = run_shared_records(smooth, models, dataset, indices, [c.out for c in configs],
                               n0=first.n0, n=first.n, alpha=first.alpha,
-                              batch_size=first.batch, seed=first.seed, progress=first.progress)
+                              batch_size=first.batch, seed=first.seed, progress=first.progress,
+                              watch=[record_watch(c, Path(c.out), indices) for c in configs])
     return [StageResult(Path(out), f"certify: {len(indices)} inputs in {out}") for out in outs]
 
 

@@ -205,10 +205,31 @@ def execute(job_file: str | Path, lock: bool = True, owner: str | None = None) -
                 _owner_file(folder).unlink(missing_ok=True)
 
 
+ESTIMATE_NAME = "estimate.json"  # a running stage's forecast (runtime/forecast.py)
+
+
+@contextlib.contextmanager
+def _estimates_to(path: Path):
+    """The stage's forecasts go to ``path`` while it runs (for the engine's outlook)."""
+    from ..runtime.forecast import ESTIMATE_FILE
+
+    before = os.environ.get(ESTIMATE_FILE)
+    path.unlink(missing_ok=True)  # an earlier attempt's
+    os.environ[ESTIMATE_FILE] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ESTIMATE_FILE, None)
+        else:
+            os.environ[ESTIMATE_FILE] = before
+
+
 def _run_job(document: dict, folder: Path) -> int:
     """The job of ``document`` in this process (see :func:`execute`)."""
     with open(folder / "stage.log", "a", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _estimates_to(folder / ESTIMATE_NAME):
         try:
             if document["kind"] == "merge":
                 merge_shards(document)

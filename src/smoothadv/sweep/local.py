@@ -32,6 +32,7 @@ from .jobs import (
     write_job_file,
 )
 from .ledger import Ledger, drop_blocked
+from .outlook import Outlook
 from .plan import Plan
 
 
@@ -95,6 +96,16 @@ def default_workers() -> int:
         return 1
 
 
+def stage_count(plan: Plan, todo: list[str], done: int, workers: int) -> str:
+    """``sweep: 12 stages to run (8 train, 4 certify), 3 done; 2 worker(s)``."""
+    kinds: dict[str, int] = {}
+    for key in todo:
+        kinds[plan.jobs[key].kind] = kinds.get(plan.jobs[key].kind, 0) + 1
+    parts = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return (f"sweep: {len(todo)} stage(s) to run ({parts}), {done} done; {workers} "
+            "worker(s)")
+
+
 def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
               say: Callable[[str], None] = print, poll: float = 0.05) -> bool:
     """Run every job of ``plan`` that is not done; returns whether all are done."""
@@ -119,6 +130,9 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
     from ..runtime.distributed import available_cpus
 
     threads = max(1, available_cpus() // workers)
+    say(stage_count(plan, todo, len(done), workers))
+    outlook = Outlook(jobs, workers)
+    started: dict[str, float] = {}
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                   initializer=init_worker, initargs=(threads, queue))
     running: dict[cf.Future, str] = {}
@@ -143,6 +157,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                               attempts=ledger.get(key).get("attempts", 0) + 1)
                 with sigint_ignored():  # the pool spawns its workers on submit
                     running[pool.submit(_timed, str(path))] = key
+                started[key] = time.time()
                 say(f"{key}: started")
             for key in list(waiting):  # a job another process held: done, or ours now
                 if not lock_held(jobs[key].folder):
@@ -163,6 +178,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                 key = running.pop(future)
                 job = jobs[key]
                 code, seconds = future.result()
+                started.pop(key, None)
                 if code == BUSY:
                     todo.append(key)
                     continue
@@ -170,12 +186,17 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
                     done.add(key)
                     ledger.update(key, status="done", finished=time.time(), error="",
                                   seconds=seconds)
+                    outlook.finished(key, seconds)
                     say(f"{key}: done")
                 else:
                     failed.add(key)
                     line = last_error(job) or f"exit {code}"
                     ledger.update(key, status="failed", finished=time.time(), error=line)
                     say(f"{key}: FAILED: {line}")
+            if todo or len(started) > 1:
+                line = outlook.say_now(started, todo)
+                if line:
+                    say(line)
     except KeyboardInterrupt:
         say("interrupted: stopping the workers; run the same command again to continue "
             "(finished stages are kept)")

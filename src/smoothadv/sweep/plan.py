@@ -14,8 +14,10 @@ job, hash and record (equal to the one it gets alone), done by that job's run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,6 +309,16 @@ def _check_collisions(plan: Plan) -> None:
             raise UserError(f"two stages of the sweep would write {path}: {seen[path]} and "
                             f"{job.key}")
         seen[path] = job.key
+
+
+def log_to(plan: Plan, names: Sequence[str]) -> None:
+    """Every stage of ``plan`` that logs (training, certify, predict, attack) also logs to the
+    loggers ``names`` (``sweep run --log``), each in its own folder. ``log`` is outside the
+    content hash: no stage changes its name or its done state."""
+    for job in plan.jobs.values():
+        for one in (job, *job.members):
+            if "log" in {f.name for f in dataclasses.fields(one.config)}:
+                one.config = dataclasses.replace(one.config, log=tuple(names))
 
 
 def describe(job: Job) -> str:

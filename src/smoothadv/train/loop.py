@@ -47,6 +47,7 @@ from ..models import (
 from ..noise import GaussianNoise, create_noise
 from ..runtime import distributed as D
 from ..runtime.backends import device_facts
+from ..runtime.forecast import Forecast
 from ..runtime.precision import autocast, check_precision
 from ..runtime.rundir import RunFolder
 from ..smoothing.smooth import Smooth, input_seed, make_generator
@@ -143,6 +144,9 @@ def fit_batch(
 class Trainer:
     """Runs the epochs of a :class:`TrainConfig`: data, model, optimizer and method are built
     by their own modules; the trainer holds them and loops."""
+
+    step_forecast: Forecast | None = None  # set by run() (main process)
+    steps_done = 0
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -325,6 +329,9 @@ class Trainer:
             total_loss += loss_sum
             total_correct += correct
             total += count
+            if self.step_forecast is not None:
+                self.steps_done += 1
+                self.step_forecast.done(self.steps_done)
             if show and time.perf_counter() - shown >= LOG_SECONDS:
                 # the one read-back of the running sums per interval (a host-device sync)
                 shown = time.perf_counter()
@@ -462,6 +469,23 @@ class Trainer:
                                input_layer=self.normalization.kind, fresh_weights=self.fresh,
                                **device_facts(self.device, self.cfg.deterministic))
 
+    def _start_forecasts(self, main: bool) -> None:
+        """Two estimates of the run's time (main process; said with ``progress``): the
+        training steps alone, once a few steps after the first two are timed, and the whole
+        run, from its first epoch (steps and evaluation)."""
+        say = (lambda m: tqdm.write(f"smoothadv: {m}", file=sys.stderr)) if self.cfg.progress \
+            else None
+        epochs = self.cfg.epochs - self.start_epoch
+        steps = len(self.labelled)
+        if self.extra is not None:
+            steps += min(len(self.labelled), len(self.extra))
+        self.steps_done = 0
+        self.step_forecast = (Forecast("train (training steps alone; each epoch's evaluation "
+                                       "comes on top)", steps * epochs, "step", warmup=2,
+                                       say=say) if main and epochs > 0 else None)
+        self.epoch_forecast = Forecast("train", epochs, "epoch", warmup=0, min_seconds=0,
+                                       say=say)
+
     def run(self) -> Path:
         """Train from ``start_epoch`` to ``epochs``; every rank trains and evaluates its share,
         rank 0 logs and checkpoints each epoch. The other ranks go on to the next epoch meanwhile
@@ -477,6 +501,7 @@ class Trainer:
 
                 loggers = Loggers(cfg.log, self.out, cfg.to_dict())
         final: dict[str, float] = {}
+        self._start_forecasts(main)
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
@@ -488,6 +513,7 @@ class Trainer:
                 self.folder.append((epoch + 1, f"{seconds:.2f}", f"{lr:.6g}", f"{train_loss:.4f}",
                                     f"{train_acc:.4f}", f"{test_loss:.4f}", f"{test_acc:.4f}",
                                     f"{adv_acc:.4f}", f"{self.method.epsilon_at(epoch):.4f}"))
+                self.epoch_forecast.done(epoch + 1 - self.start_epoch)
                 if loggers is not None:  # the log row's figures, unrounded
                     final = {"train_loss": train_loss, "train_acc": train_acc,
                              "test_loss": test_loss, "test_acc": test_acc}
