@@ -24,3 +24,42 @@ def test_runs_lists_state_and_figures_and_filters(digits_ckpt, tmp_path, capsys)
     assert main(["runs", str(tmp_path), "--where", "sigma"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
+
+
+def test_compare_groups_records_that_differ_only_in_their_training_seed(tmp_path, capsys):
+    """Three seeds of one setting and one of another, certified: `compare` shows one "over the
+    seeds" row for the three (the lone seed is not a group), equal to over_seeds with the
+    reference paired per image, and `runs --where seed=1` finds that seed's run and record."""
+    import numpy as np
+
+    from smoothadv.analysis.compare import over_seeds
+    from smoothadv.records.files import read_records
+
+    train = ["train", "--dataset", "digits", "--arch", "mlp", "--epochs", "1", "--batch", "64",
+             "--train-subset", "256", "--test-subset", "32", "--no-progress", "--device", "cpu"]
+    records = {}
+    for label, extra in (("s0", ["--seed", "0"]), ("s1", ["--seed", "1"]),
+                         ("s2", ["--seed", "2"]), ("other", ["--seed", "0", "--lr", "0.3"])):
+        run = tmp_path / label
+        assert main([*train, *extra, "--out", str(run)]) == 0
+        records[label] = tmp_path / f"{label}.tsv"
+        assert main(["certify", str(run / "checkpoint.pth.tar"), "--n", "200", "--n0", "10",
+                     "--skip", "15", "--no-progress", "--no-compile", "--out",
+                     str(records[label])]) == 0
+    capsys.readouterr()
+    seeds = [str(records[k]) for k in ("s0", "s1", "s2")]
+    assert main(["compare", *seeds, str(records["other"]), "--reference",
+                 str(records["other"]), "--radii", "0.25", "0.5", "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    rows = [ln for ln in text.splitlines() if ln.startswith("| method=")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[:2] == ["method=gaussian sigma=0.25", "0,1,2"]
+    ref = read_records(records["other"])
+    expected = over_seeds([read_records(p) for p in seeds], [0.25, 0.5], [ref] * 3)
+    assert cells[2:] == expected.cells()
+    assert cells[4] == f"{np.mean(expected.acr):.3f} ± {np.std(expected.acr, ddof=1):.3f}"
+    assert expected.interval[0] < expected.difference < expected.interval[1]
+    assert main(["runs", str(tmp_path), "--where", "seed=1", "--format", "json"]) == 0
+    found = {e["path"] for e in json.loads(capsys.readouterr().out)}
+    assert found == {str(tmp_path / "s1"), str(records["s1"])}

@@ -214,6 +214,14 @@ class OverSeeds:
         sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         return f"{values.mean():.3f} ± {sd:.3f}"
 
+    def cells(self) -> list[str]:
+        """A table row's cells: mean ± sd at each radius, of the ACR, and the ACR difference
+        with its interval (empty without a reference)."""
+        diff = ("" if self.difference is None or self.interval is None else
+                f"{self.difference:+.3f} [{self.interval[0]:+.3f}, {self.interval[1]:+.3f}]")
+        return [*(self.spread(self.certified[:, j]) for j in range(self.certified.shape[1])),
+                self.spread(self.acr), diff]
+
 
 def over_seeds(records: list[Records], radii: list[float],
                reference: list[Records] | None = None) -> OverSeeds:

@@ -77,16 +77,53 @@ def _run_entry(folder: Path, document: dict[str, Any]) -> Entry:
     return Entry(str(folder), "run", document["stage"], state, _settings(config), figures, config)
 
 
+def _with_model(config: dict[str, Any]) -> dict[str, Any]:
+    """A record's config with its model's training settings (method, options, architecture,
+    the training seed) underneath, where its checkpoint's run folder has them."""
+    trained = _document(Path(config["checkpoint"]).parent / "config.json") \
+        if config.get("checkpoint") else None
+    if trained is None:
+        return dict(config)
+    return {**{k: v for k, v in trained["config"].items() if k not in ("out",)},
+            **{k: v for k, v in config.items() if v is not None and k != "seed"},
+            "seed": trained["config"].get("seed", config.get("seed")),
+            "certify_seed": config.get("seed")}
+
+
+# what records of one setting at several seeds may differ in: the seed, the files and how
+# they ran
+NOT_A_SETTING = frozenset({"seed", "out", "checkpoint", "classifier", "members", "data_root",
+                           "pretrained", "extra_data", "progress", "overwrite", "resume",
+                           "device", "compile", "workers", "deterministic", "dist_timeout",
+                           "log", "batch"})
+
+
+def seed_groups(paths: list[str | Path]) -> list[tuple[dict[str, Any], dict[int, str]]]:
+    """The records of ``paths`` that differ only in their model's training seed, grouped:
+    (the shared settings, {seed: path}) for each group of two seeds or more, in the order of
+    their first path. Records without a config document, or whose seed is taken twice in a
+    group, are not grouped."""
+    groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
+    for path in paths:
+        document = _document(Path(f"{path}.config.json"))
+        if document is None:
+            continue
+        config = _with_model(document["config"])
+        setting = {k: v for k, v in config.items() if k not in NOT_A_SETTING}
+        setting["options"] = {k: v for k, v in (config.get("options") or {}).items()
+                              if k != "soft_targets"}
+        key = json.dumps(setting, sort_keys=True, default=str)
+        groups.setdefault(key, (setting, []))[1].append((int(config.get("seed") or 0),
+                                                         str(path)))
+    return [(setting, dict(members)) for setting, members in groups.values()
+            if len(members) > 1 and len({s for s, _ in members}) == len(members)]
+
+
 def _record_entry(path: Path, document: dict[str, Any]) -> Entry:
     from ..records.files import read_records
     from .metrics import average_certified_radius, certified_accuracy
 
-    config = dict(document["config"])
-    trained = _document(Path(config["checkpoint"]).parent / "config.json") \
-        if config.get("checkpoint") else None
-    if trained is not None:  # the record's model: its training's method, options, arch
-        config = {**{k: v for k, v in trained["config"].items() if k not in ("out",)},
-                  **{k: v for k, v in config.items() if v is not None}}
+    config = _with_model(document["config"])
     try:
         rec = read_records(path)
     except (UserError, ValueError, OSError):

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import analysis as A
-from ..analysis.compare import compare
+from ..analysis.compare import compare, over_seeds
 from ..analysis.reading import short_labels
 from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError
@@ -189,10 +189,40 @@ def run_compare(cfg: CompareConfig) -> StageResult:
                            f"of the {a['both_correct']} inputs both got right differ by "
                            f"{a['mean_abs_radius_difference']:.3f} on average (correlation "
                            f"{a['radius_correlation']:.3f})")
+        radii = list(cfg.radii) if cfg.radii else default_radii((*cfg.ours, cfg.reference))
+        out += _over_seeds(cfg.ours, reference, radii, cfg.format)
     for c in results:
         for note in c.warnings:
             _warn(f"smoothadv: warning: {c.ours}: {note}")
     return StageResult(None, "\n".join(out))
+
+
+LABEL_KEYS = ("method", "sigma", "arch", "dataset", "epochs", "noise", "norm", "n")
+
+
+def _over_seeds(paths: tuple[str, ...], reference, radii: list[float], fmt: str) -> list[str]:
+    """Records that differ only in their model's training seed, as one row each: mean ± sd
+    over the seeds at each radius and of the ACR, and the ACR difference from the reference
+    per image averaged over the seeds with its paired 95% interval
+    (:func:`~smoothadv.analysis.compare.over_seeds`, as ``sweep report`` shows)."""
+    from ..analysis.index import seed_groups
+
+    groups = seed_groups(list(paths))
+    if not groups:
+        return []
+    shown = [k for k in LABEL_KEYS if k in ("method", "sigma")
+             or len({json.dumps(g[0].get(k), default=str) for g in groups}) > 1]
+    rows = []
+    for shared, by_seed in groups:
+        seeds = sorted(by_seed)
+        result = over_seeds([read_records(by_seed[s]) for s in seeds], radii,
+                            [reference] * len(seeds))
+        label = " ".join(f"{k}={shared[k]}" for k in shown if shared.get(k) is not None)
+        rows.append([label, ",".join(map(str, seeds)), *result.cells()])
+    head = ["setting", "seeds", *(f"r={r:g}" for r in radii), "ACR", "ACR − reference [95%]"]
+    return ["", "Over the seeds (records that differ only in their model's training seed: mean "
+            "± sd over the seeds; the ACR difference from the reference per image averaged over "
+            "the seeds, paired 95% interval):", A.render((head, rows), fmt)]
 
 
 register_stage(AnalyzeConfig, run_analyze)

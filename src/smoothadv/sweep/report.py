@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import analysis as A
-from ..analysis.compare import OverSeeds, compare, over_seeds, paired_acr_difference
+from ..analysis.compare import compare, over_seeds, paired_acr_difference
 from ..records.files import read_records, record_setting
 from .jobs import is_done, lock_held
 from .ledger import Ledger
@@ -162,12 +162,7 @@ def _over_seeds(plan: Plan, by_sigma: dict[float, list], records: dict[str, obje
             if reference is not None and any(r is None for r in reference):
                 reference = None
             result = over_seeds(recs, radii, reference)
-            diff = ("" if result.difference is None else
-                    f"{result.difference:+.3f} [{result.interval[0]:+.3f}, "
-                    f"{result.interval[1]:+.3f}]")
-            rows.append(f"| {label} | {len(seeds)} | " + " | ".join(
-                OverSeeds.spread(result.certified[:, j]) for j in range(len(radii)))
-                + f" | {OverSeeds.spread(result.acr)} | {diff} |")
+            rows.append("| " + " | ".join([label, str(len(seeds)), *result.cells()]) + " |")
         if rows:
             head = ["setting", "seeds", *(f"r={r:g}" for r in radii), "ACR",
                     "ACR − Gaussian [95%]"]
