@@ -66,9 +66,26 @@ def paired_timeit(fn_a: Callable[[], object], fn_b: Callable[[], object], repeat
     return statistics.median(ta), statistics.median(tb)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo where there is one) and whether it has bf16
+    dot-product instructions, e.g. ``AMD EPYC (AVX-512 BF16)``."""
+    from smoothadv.runtime.precision import native_bf16_cpu
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = f"{platform.machine()} {line.split(':', 1)[1].strip()}"
+                    break
+    except OSError:
+        pass
+    return f"{name} ({'AVX-512 BF16' if native_bf16_cpu() else 'no bf16 instructions'})"
+
+
 def machine() -> str:
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}")
 
 

@@ -17,6 +17,7 @@ import bench_certify_many  # noqa: E402
 import bench_channels_last  # noqa: E402
 import bench_compile  # noqa: E402
 import bench_digits_networks  # noqa: E402
+import bench_estimates  # noqa: E402
 import bench_l1  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_methods  # noqa: E402
@@ -35,8 +36,8 @@ def main() -> None:
     for module in (bench_certify, bench_certify_many, bench_train_step, bench_memory,
                    bench_channels_last, bench_sequential, bench_sound, bench_compile,
                    bench_methods, bench_precision, bench_sweep, bench_l1,
-                   bench_digits_networks):
-        module.main() if module is not bench_precision else module.main([])
+                   bench_digits_networks, bench_estimates):
+        module.main() if module not in (bench_precision, bench_estimates) else module.main([])
         print()
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")
 
