@@ -182,3 +182,20 @@ def test_a_sweep_logs_each_stage_in_its_folder_under_the_same_names(tmp_path, ca
                             "certify.metrics.csv")
         assert metrics.exists(), name
         assert (folder / "estimate.json").exists() or name.startswith("certify"), name
+
+
+def test_the_methods_own_terms_are_logged_and_make_up_the_loss(tmp_path):
+    """--log csv with stability training: each epoch's term/xent and term/stability are the
+    epoch means of the method's own terms, so xent + λ·stability is the logged train loss."""
+    import json
+
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--method", "stability", "--log", "csv", "--out", str(out)]) == 0
+    lbd = json.loads((out / "config.json").read_text())["config"]["options"]["lbd"]
+    with open(out / "metrics.csv", newline="") as f:
+        got = {(int(r["step"]), r["name"]): float(r["value"]) for r in csv.DictReader(f)}
+    for epoch in (1, 2):
+        parts = got[epoch, "term/xent"] + lbd * got[epoch, "term/stability"]
+        # each step adds its float32 terms: equal to float32 rounding
+        assert parts == pytest.approx(got[epoch, "train_loss"], rel=1e-6)
+        assert got[epoch, "term/stability"] > 0

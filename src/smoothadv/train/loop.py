@@ -96,6 +96,7 @@ def fit_batch(
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
     noise_source: GaussianNoise | None = None,
+    terms: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Every optimizer step one loaded batch gives under ``method``.
 
@@ -108,7 +109,10 @@ def fit_batch(
     draws the noise: ε with x + σ·ε the noisy inputs (``training_noise``).
     Returns (summed loss, number correct) as 0-dim float64 tensors on the batch's
     device — nothing is read back to the host, so a CUDA step never waits for the GPU — and
-    the number of trained samples.
+    the number of trained samples. ``terms``, when given, accumulates the method's own terms
+    (its logs but ``loss``, ``correct`` and ``count``: MACER's ``cl`` and ``rl``, stability's
+    ``xent`` and ``stability``, …) weighted as the loss is, by each step's count, so that the
+    terms' epoch means relate as the loss's parts do.
     """
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -138,6 +142,12 @@ def fit_batch(
                                     device=x.device) * logs["count"]
         correct += torch.as_tensor(logs["correct"], dtype=torch.float64, device=x.device)
         count += logs["count"]
+        if terms is not None:
+            for name, value in logs.items():
+                if name not in ("loss", "correct", "count"):
+                    weighted = torch.as_tensor(value, dtype=torch.float64,
+                                               device=x.device) * logs["count"]
+                    terms[name] = terms[name] + weighted if name in terms else weighted
     return loss_sum, correct, count
 
 
@@ -147,6 +157,9 @@ class Trainer:
 
     step_forecast: Forecast | None = None  # set by run() (main process)
     steps_done = 0
+    # with loggers: the method's own terms summed over an epoch's steps (fit_batch's terms),
+    # then their epoch means
+    epoch_terms: dict[str, Any] | None = None
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -309,6 +322,7 @@ class Trainer:
         seed = cfg.seed * 1000 + epoch
         _seed_everything(seed + 7919 * D.rank())
         sources = self._batches(epoch, seed)
+        self.epoch_terms = {} if cfg.log else None
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         total_correct = torch.zeros((), dtype=torch.float64, device=self.device)
         total = 0
@@ -343,6 +357,10 @@ class Trainer:
                                              torch.tensor(float(total), dtype=torch.float64,
                                                           device=self.device)]))
         loss_all, correct_all, count_all = sums.tolist()
+        if self.epoch_terms:  # the method's own terms, epoch means (the same keys every rank)
+            names = sorted(self.epoch_terms)
+            means = D.sum_over_ranks(torch.stack([self.epoch_terms[k] for k in names]))
+            self.epoch_terms = {k: v / max(count_all, 1) for k, v in zip(names, means.tolist())}
         return loss_all / max(count_all, 1), correct_all / max(count_all, 1)
 
     def _fit_guarded(self, x: torch.Tensor, y: torch.Tensor, epoch: int, weight: float,
@@ -353,9 +371,14 @@ class Trainer:
         from before the batch, says so in one line, and redoes the batch eagerly — the run then
         equals an eager run from that batch on."""
         def step():
-            return fit_batch(self.step_model, self.optimizer, self.method, self.smooth, x, y,
-                             epoch, weight, self._autocast, soft_targets=soft,
-                             scaler=self.scaler, noise_source=self.noise)
+            terms: dict[str, torch.Tensor] | None = {} if self.epoch_terms is not None else None
+            result = fit_batch(self.step_model, self.optimizer, self.method, self.smooth, x, y,
+                               epoch, weight, self._autocast, soft_targets=soft,
+                               scaler=self.scaler, noise_source=self.noise, terms=terms)
+            for name, value in (terms or {}).items():  # a batch redone eagerly counts once
+                before = self.epoch_terms.get(name)
+                self.epoch_terms[name] = value if before is None else before + value
+            return result
 
         if self.compile_proven:
             return step()
@@ -520,6 +543,7 @@ class Trainer:
                     loggers.scalars(epoch + 1, {
                         **final, "lr": lr, "seconds": seconds, "epsilon":
                         self.method.epsilon_at(epoch),
+                        **{f"term/{k}": v for k, v in (self.epoch_terms or {}).items()},
                         **({} if math.isnan(adv_acc) else {"test_adv_acc": adv_acc})})
                 save_checkpoint(self.checkpoint_path, self.model, arch=self.arch,
                                 epoch=epoch + 1, meta=self.metadata(),
