@@ -77,6 +77,8 @@ def test_a_tiny_grid_runs_to_completion_with_two_task_stages(cluster, tmp_path, 
     path = sweep_file(tmp_path, grid='method = ["gaussian"]')
     assert main(["sweep", "run", str(path), "--engine", "slurm", "--time", "10",
                  "--tasks-per-node", "2", "--cpus-per-task", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "sweep: 2 stage(s) to run (1 train, 1 certify), 0 done; on SLURM" in said
     sweep = load_sweep(path)
     plan = build_plan(sweep)
     assert all(is_done(j) for j in plan.jobs.values())

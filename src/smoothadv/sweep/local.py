@@ -32,7 +32,7 @@ from .jobs import (
     write_job_file,
 )
 from .ledger import Ledger, drop_blocked
-from .outlook import Outlook
+from .outlook import Outlook, stage_count
 from .plan import Plan
 
 
@@ -96,16 +96,6 @@ def default_workers() -> int:
         return 1
 
 
-def stage_count(plan: Plan, todo: list[str], done: int, workers: int) -> str:
-    """``sweep: 12 stages to run (8 train, 4 certify), 3 done; 2 worker(s)``."""
-    kinds: dict[str, int] = {}
-    for key in todo:
-        kinds[plan.jobs[key].kind] = kinds.get(plan.jobs[key].kind, 0) + 1
-    parts = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
-    return (f"sweep: {len(todo)} stage(s) to run ({parts}), {done} done; {workers} "
-            "worker(s)")
-
-
 def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
               say: Callable[[str], None] = print, poll: float = 0.05) -> bool:
     """Run every job of ``plan`` that is not done; returns whether all are done."""
@@ -130,7 +120,7 @@ def run_local(plan: Plan, ledger: Ledger, workers: int | None = None,
     from ..runtime.distributed import available_cpus
 
     threads = max(1, available_cpus() // workers)
-    say(stage_count(plan, todo, len(done), workers))
+    say(stage_count(jobs, todo, len(done), f"{workers} worker(s)"))
     outlook = Outlook(jobs, workers)
     started: dict[str, float] = {}
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,

@@ -7,7 +7,8 @@ config agrees in every setting but its floats (σ, learning rates, weights, ε),
 files and its logging — the costs of this method are set by integers (epochs, batch, n, n0,
 attack steps, noise samples) and names (method, architecture, data set). Stages without a
 measured peer are left out, and the line says how many. The rest is laid out as the local
-engine runs it (``workers`` at once, dependencies first, in plan order) to give the time left.
+engine runs it (``workers`` at once, dependencies first, in plan order) to give the time left;
+on SLURM the same, with the array's parallelism and the queue's waits left out.
 """
 
 from __future__ import annotations
@@ -60,11 +61,23 @@ def running_estimate(job: Job, now: float | None = None) -> float | None:
     return max(0.0, float(estimate["left"]) - (now - float(estimate["at"])))
 
 
-class Outlook:
-    """The time left of a sweep run by the local engine with ``workers`` workers."""
+def stage_count(jobs: dict[str, Job], todo: list[str], done: int, where: str) -> str:
+    """``sweep: 12 stage(s) to run (8 train, 4 certify), 3 done; 2 worker(s)``."""
+    kinds: dict[str, int] = {}
+    for key in todo:
+        kinds[jobs[key].kind] = kinds.get(jobs[key].kind, 0) + 1
+    parts = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return f"sweep: {len(todo)} stage(s) to run ({parts}), {done} done; {where}"
 
-    def __init__(self, jobs: dict[str, Job], workers: int) -> None:
+
+class Outlook:
+    """The time left of a sweep run with ``workers`` stages at once (the local engine's
+    workers; on SLURM the array's parallelism, or every stage: the queue's waits are not
+    counted, ``where`` says so in the line)."""
+
+    def __init__(self, jobs: dict[str, Job], workers: int, where: str | None = None) -> None:
         self.jobs, self.workers = jobs, workers
+        self.where = where or f"{workers} worker(s)"
         self.said_at, self.said_counted = -float("inf"), 0
         self.checked_at = -float("inf")
         self.measured: dict[str, float] = {}  # cost key → seconds a stage of it took
@@ -131,7 +144,7 @@ class Outlook:
         self.said_at, self.said_counted = now, counted
         rest = f"; {unknown} not yet estimated, left out" if unknown else ""
         return (f"sweep: about {human_seconds(seconds)} left ({counted} stage(s) estimated from "
-                f"their own or a like stage's time{rest}; {self.workers} worker(s))")
+                f"their own or a like stage's time{rest}; {self.where})")
 
 
-__all__ = ["Outlook", "cost_key", "running_estimate"]
+__all__ = ["Outlook", "cost_key", "running_estimate", "stage_count"]

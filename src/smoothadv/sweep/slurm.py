@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import UserError
 from .jobs import execute, finished_by_group, is_done, last_error, write_job_file
 from .ledger import Ledger, drop_blocked
+from .outlook import Outlook, stage_count
 from .plan import Plan
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
@@ -150,6 +151,10 @@ class SlurmEngine:
                 active[key] = jid  # left running by an earlier runner: watch, don't resubmit
                 say(f"{key}: already on SLURM as job {jid} ({states[jid]})")
         todo = [k for k in jobs if k not in done and k not in active]
+        parallel = self.options.get("array_parallelism") or len(jobs)
+        say(stage_count(jobs, todo + list(active), len(done), "on SLURM"))
+        outlook = Outlook(jobs, parallel, "on SLURM, not counting time in the queue")
+        running_since: dict[str, float] = {}  # key → when it was first seen RUNNING
         while todo or active:
             drop_blocked(ledger, todo, jobs, failed)
             for key in list(todo):
@@ -178,13 +183,18 @@ class SlurmEngine:
             states = self.states(list(active.values()))
             for key, jid in list(active.items()):
                 state = states.get(jid, "GONE")
+                if state == "RUNNING":
+                    running_since.setdefault(key, time.time())
                 if state in ACTIVE:
                     continue
                 del active[key]
                 job = jobs[key]
+                started = running_since.pop(key, None)
                 if is_done(job):
                     done.add(key)
                     ledger.update(key, status="done", finished=time.time(), error="")
+                    if started is not None:
+                        outlook.finished(key, time.time() - started)
                     say(f"{key}: done")
                 else:
                     failed.add(key)
@@ -192,6 +202,10 @@ class SlurmEngine:
                     ledger.update(key, status="failed", finished=time.time(),
                                   error=f"{state}: {line}"[:200])
                     say(f"{key}: {state}: {line}")
+            waiting = [k for k in active if k not in running_since] + todo
+            line = outlook.say_now(running_since, waiting)
+            if line:
+                say(line)
         return not failed and all(k in done for k in jobs)
 
 
