@@ -3,7 +3,8 @@ stage, its key settings, its state and its headline figures, filtered by any con
 
 A training run (or denoiser) folder is one with a ``config.json`` of a stage config; a record is
 a file with its ``.config.json`` beside it, and takes its model's training settings (method,
-options, architecture) from the run folder of its checkpoint where there is one. The state
+options, architecture) from the run folder of its checkpoint where there is one; its ``seed``
+is then its model's training seed, and the seed of its noise is ``certify_seed``. The state
 comes from what is on disk: a training run is ``done`` at its last epoch (its log's rows), else
 ``partial``; a record is ``done`` with a row for every input its config selected, else
 ``partial`` with the count. Figures: a run's last test accuracy (under noise, as logged), a
