@@ -56,10 +56,21 @@ def test_two_processes_equal_one(ckpt, tmp_path, command):
         common += ["--epsilon", "0.5", "--steps", "3", "--m-test", "4", "--attack-batch", "3"]
     single, double = tmp_path / "single.tsv", tmp_path / "double.tsv"
     _run(common + ["--out", str(single)], 1)
-    _run(common + ["--out", str(double)], 2)
+    # torchrun takes --log as its own --log-dir: the spelling under torchrun is --loggers
+    logged = ["--loggers", "csv"] if command == "certify" else []
+    _run(common + ["--out", str(double)] + logged, 2)
     assert sorted(_rows(single)) == sorted(_rows(double))
     assert len(_rows(single)) == 1 + len(range(0, 150, 7))
     assert not list(tmp_path.glob("*.part*"))
+    if logged:  # rank 0 logs the figures of its share of the inputs
+        import csv
+
+        with open(tmp_path / "double.metrics.csv", newline="") as f:
+            last = {r["name"]: float(r["value"]) for r in csv.DictReader(f)}
+        mine = set(shard(list(range(0, 150, 7)), 0, 2))
+        rows = [r for r in _rows(double)[1:] if int(r[0]) in mine]
+        assert last["rows"] == len(rows) == len(mine)
+        assert last["accuracy"] == pytest.approx(sum(r[4] == "1" for r in rows) / len(rows))
 
 
 def test_shard_and_merge(tmp_path):

@@ -298,11 +298,13 @@ SHARED_OPTIONS: dict[str, dict[str, Any]] = {
     "--alpha": {"type": float, "default": 0.001,
                 "help": "failure probability of each certificate or PREDICT test (0.001)"},
     "--batch": {"type": int, "default": 1000, "help": "noisy samples per forward (1000)"},
-    "--log": {"nargs": "+", "default": (), "choices": lambda: _loggers(), "help": (
+    "--log": {"aliases": ("--loggers",), "dest": "log", "nargs": "+", "default": (),
+              "choices": lambda: _loggers(), "help": (
         "also log the run's figures (training: each epoch's; certify, predict, attack: the "
         "record's running accuracy, certified accuracy, samples/s) to TensorBoard (FOLDER/"
         "tensorboard), Weights & Biases (offline without an API key) or a CSV file; pip install "
-        "'smoothadv[watch]' (docs/watching.md)")},
+        "'smoothadv[watch]' (docs/watching.md); under torchrun write --loggers, since torchrun "
+        "takes --log for its own --log-dir")},
 }
 
 
@@ -318,7 +320,7 @@ def add_shared(p: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str
         keywords = dict(SHARED_OPTIONS[flag])
         if callable(keywords.get("choices")):
             keywords["choices"] = keywords["choices"]()
-        p.add_argument(flag, **keywords)
+        p.add_argument(flag, *keywords.pop("aliases", ()), **keywords)
 
 
 ESTIMATOR_HELP = (

@@ -506,18 +506,24 @@ def run_evaluation(cfg: EvalConfig) -> StageResult:
 def record_watch(cfg: EvalConfig, out: Path, indices: list[int]) -> RecordWatch | None:
     """The running figures of ``out`` for the loggers ``cfg.log`` asks for (main process;
     None without loggers): in the record's folder under its name, the config as
-    hyper-parameters, counting the rows an earlier run wrote."""
+    hyper-parameters, counting the rows an earlier run wrote (under torchrun, those of rank
+    0's share: the record file's and its part file's)."""
     if not cfg.log or not D.is_main():
         return None
-    kept: list[tuple[int, int, float]] = []
-    if out.exists() and out.stat().st_size > 0:
-        rec = read_records(out)
-        wanted = np.isin(rec["idx"], indices)
+    kept: dict[int, tuple[int, int, float]] = {}
+    share = D.shard(indices)  # under torchrun rank 0's inputs: the figures are its share's
+    files = [out] + ([D.part_path(out, 0)] if D.world_size() > 1 else [])
+    for path in files:
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        rec = read_records(path)
+        wanted = np.isin(rec["idx"], share)
         radius = rec["radius"] if "radius" in rec.columns else np.zeros(len(rec))
-        kept = [(int(p), int(y), float(r)) for p, y, r
-                in zip(rec["predict"][wanted], rec["label"][wanted], radius[wanted])]
+        for i, p, y, r in zip(rec["idx"][wanted], rec["predict"][wanted],
+                              rec["label"][wanted], radius[wanted]):
+            kept[int(i)] = (int(p), int(y), float(r))
     loggers = Loggers(cfg.log, out.parent, cfg.to_dict(), name=out.name.removesuffix(".tsv"))
-    return RecordWatch(loggers, cfg.stage, kept=kept)
+    return RecordWatch(loggers, cfg.stage, kept=kept.values())
 
 
 def write_record_config(cfg: EvalConfig, smooth: Smooth, meta: dict[str, Any],
