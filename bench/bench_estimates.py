@@ -119,12 +119,14 @@ def sweep_path(work: Path) -> None:
     t, line = left[0]
     estimate = _seconds(line)
     print(f"  {'digits sweep (first line)':40s} {verdict(estimate, end - t)}; "
-          f"at {t - start:.0f} s of {end - start:.0f} s")
+          f"at {t - start:.0f} s of {end - start:.0f} s:\n    {line}")
 
 
 def _seconds(line: str) -> float:
-    """The seconds of ``about 3 min 04 s left`` (the forms of :func:`human_seconds`)."""
-    words = line.split("about ", 1)[1].split(" left", 1)[0].split()
+    """The seconds of ``sweep: about 3 min 04 s left`` or ``… more than 3 min 04 s left``
+    (the forms of :func:`human_seconds`)."""
+    words = line.split(": ", 1)[1].split(" left", 1)[0].split()
+    words = words[2:] if words[0] == "more" else words[1:]  # "more than" or "about"
     units = {"h": 3600, "min": 60, "s": 1, "ms": 1e-3}
     return sum(float(words[i]) * units[words[i + 1]] for i in range(0, len(words), 2))
 

@@ -113,3 +113,21 @@ def _by_hand():
         start = max(free[0], max((ends[d] for d in deps), default=0.0))
         free[0] = ends[key] = start + cost
     return max(free)
+
+
+def test_the_sweep_line_is_a_lower_bound_while_stages_are_not_estimated(tmp_path):
+    """A training measured at 100 s and a certification no like stage has measured: the line
+    says "more than" the trainings' time and how many stages it left out; a sweep with under
+    10 s left says nothing."""
+    trains = [_train(tmp_path, epochs=4, seed=s) for s in range(2)]
+    cert = Job("certify-x", "certify", CertifyConfig(checkpoint="a", out="c.tsv", n=500),
+               tmp_path / "c", deps=[trains[1].key])
+    jobs = {j.key: j for j in [*trains, cert]}
+    outlook = Outlook(jobs, workers=1)
+    outlook.finished(trains[0].key, 100.0)
+    line = outlook.say_now({}, [trains[1].key, cert.key], now=0.0)
+    assert line.startswith("sweep: more than 1 min 40 s left (1 stage(s) estimated")
+    assert "1 not yet estimated, left out; 1 worker(s))" in line
+    quick = Outlook(jobs, workers=1)
+    quick.finished(trains[0].key, 5.0)
+    assert quick.say_now({}, [trains[1].key], now=0.0) is None

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
-from ..runtime.forecast import human_seconds
+from ..runtime.forecast import SAY_ABOVE, human_seconds
 from .jobs import ESTIMATE_NAME
 from .plan import Job
 
@@ -141,10 +141,14 @@ class Outlook:
         seconds, counted, unknown = self.left(running, todo, now)
         if counted == 0 or (counted == self.said_counted and now - self.said_at < EVERY):
             return None
+        if seconds < SAY_ABOVE:  # nothing worth a line (or too little known yet)
+            return None
         self.said_at, self.said_counted = now, counted
+        # stages not yet estimated count as nothing: the figure is then a lower bound
         rest = f"; {unknown} not yet estimated, left out" if unknown else ""
-        return (f"sweep: about {human_seconds(seconds)} left ({counted} stage(s) estimated from "
-                f"their own or a like stage's time{rest}; {self.where})")
+        return (f"sweep: {'more than' if unknown else 'about'} {human_seconds(seconds)} left "
+                f"({counted} stage(s) estimated from their own or a like stage's time{rest}; "
+                f"{self.where})")
 
 
 __all__ = ["Outlook", "cost_key", "running_estimate", "stage_count"]
