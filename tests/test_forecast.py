@@ -53,8 +53,8 @@ def test_a_short_run_is_forecast_but_not_said_and_a_run_of_one_unit_not_at_all()
 
 
 def test_human_seconds():
-    assert [human_seconds(s) for s in (0.0314, 2.54, 42, 850, 11_040)] == \
-        ["31.4 ms", "2.5 s", "42 s", "14 min 10 s", "3 h 04 min"]
+    assert [human_seconds(s) for s in (0.0314, 2.54, 42, 850, 11_040, 300_000)] == \
+        ["31.4 ms", "2.5 s", "42 s", "14 min 10 s", "3 h 04 min", "3 d 11 h"]
 
 
 def _train(tmp_path, **kw):

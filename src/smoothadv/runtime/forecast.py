@@ -30,7 +30,8 @@ SAY_ABOVE = 10.0  # seconds left below which no line is said (a short run needs 
 
 
 def human_seconds(seconds: float) -> str:
-    """``3 h 04 min``, ``14 min 10 s``, ``42 s``, ``2.5 s`` or ``31 ms``: a duration for people."""
+    """``3 d 11 h``, ``3 h 04 min``, ``14 min 10 s``, ``42 s``, ``2.5 s`` or ``31 ms``: a
+    duration for people."""
     if seconds < 1:
         return f"{seconds * 1e3:.3g} ms"
     if seconds < 10:
@@ -38,6 +39,8 @@ def human_seconds(seconds: float) -> str:
     total = int(round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
+    if hours >= 48:
+        return f"{hours // 24} d {hours % 24:02d} h"
     if hours:
         return f"{hours} h {minutes:02d} min"
     if minutes:
@@ -101,13 +104,15 @@ class Forecast:
 
     def line(self, units: int, each: float, left: float) -> str:
         first = self.mark[0] + 1 if self.mark else 1
-        finish = datetime.datetime.now() + datetime.timedelta(seconds=left)
+        now = datetime.datetime.now()
+        finish = now + datetime.timedelta(seconds=left)
+        when = f"{finish:%H:%M}" if finish.date() == now.date() else f"{finish:%a %d %b %H:%M}"
         span = f"{self.unit} {first}" if first == units else f"{self.unit}s {first}–{units}"
         return (f"{self.what}: {self.total:,} {self.unit}s will take about "
                 f"{human_seconds(self.total_seconds or 0.0)} (measured on {span}, "
                 f"{human_seconds(each)} each"
                 + ("; they vary, so this is rough" if self.varies else "")
-                + f"); done around {finish:%H:%M}")
+                + f"); done around {when}")
 
 
 __all__ = ["ESTIMATE_FILE", "Forecast", "human_seconds", "publish"]
