@@ -127,7 +127,7 @@ def _seconds(line: str) -> float:
     (the forms of :func:`human_seconds`)."""
     words = line.split(": ", 1)[1].split(" left", 1)[0].split()
     words = words[2:] if words[0] == "more" else words[1:]  # "more than" or "about"
-    units = {"h": 3600, "min": 60, "s": 1, "ms": 1e-3}
+    units = {"d": 86400, "h": 3600, "min": 60, "s": 1, "ms": 1e-3}
     return sum(float(words[i]) * units[words[i + 1]] for i in range(0, len(words), 2))
 
 
