@@ -131,3 +131,30 @@ def test_the_sweep_line_is_a_lower_bound_while_stages_are_not_estimated(tmp_path
     quick = Outlook(jobs, workers=1)
     quick.finished(trains[0].key, 5.0)
     assert quick.say_now({}, [trains[1].key], now=0.0) is None
+
+
+def test_sweep_status_shows_a_running_stages_time_left(tmp_path):
+    """A stage whose lock is held and whose forecast says 754 s are left shows "about 12 min
+    34 s" in `sweep status`; one without a forecast shows "?"; others nothing."""
+    import time
+
+    from smoothadv.sweep import Ledger, build_plan, load_sweep
+    from smoothadv.sweep.jobs import job_lock
+    from smoothadv.sweep.report import status_table
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'out = "{tmp_path / "out"}"\n[[runs]]\n'
+                    'train = { dataset = "digits", arch = "mlp", epochs = 1 }\n'
+                    'certify = { n = 50 }\ngrid = { seed = [0, 1] }\n')
+    sweep = load_sweep(spec)
+    plan = build_plan(sweep)
+    first, second = [j for j in plan.jobs.values() if j.kind == "train"]
+    first.folder.mkdir(parents=True)
+    (first.folder / "estimate.json").write_text(json.dumps(
+        {"seconds": 900.0, "left": 754.0, "at": time.time()}))
+    with job_lock(first.folder), job_lock(second.folder):
+        table = status_table(plan, Ledger(sweep.out))
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    assert "running  about 12 min 3" in rows[first.key]  # 754 s less the moments since
+    assert "running  ?" in rows[second.key]
+    assert "2 running, 2 todo" in table

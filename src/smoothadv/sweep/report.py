@@ -21,8 +21,10 @@ from pathlib import Path
 from .. import analysis as A
 from ..analysis.compare import compare, over_seeds, paired_acr_difference
 from ..records.files import read_records, record_setting
+from ..runtime.forecast import human_seconds
 from .jobs import is_done, lock_held
 from .ledger import Ledger
+from .outlook import running_estimate
 from .plan import Plan, describe
 
 
@@ -46,15 +48,24 @@ def job_states(plan: Plan, ledger: Ledger, queued: dict[str, str] | None = None,
 
 
 def status_table(plan: Plan, ledger: Ledger, queued: dict[str, str] | None = None) -> str:
+    """One row per stage: its state, its runs, its error line, and for a running stage the
+    time its own forecast says it has left (``estimate.json``; :mod:`.outlook`)."""
     states = job_states(plan, ledger, queued)
-    head = ["stage", "what", "state", "runs", "error"]
-    rows = [[key, describe(job), states[key][0], str(len(job.runs)), states[key][1]]
+    head = ["stage", "what", "state", "left", "runs", "error"]
+    rows = [[key, describe(job), states[key][0], _left(job) if states[key][0] == "running"
+             else "", str(len(job.runs)), states[key][1]]
             for key, job in plan.jobs.items()]
     counts = defaultdict(int)
     for state, _ in states.values():
         counts[state] += 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     return A.render((head, rows), "text") + f"\n{len(plan.jobs)} stages: {summary}"
+
+
+def _left(job) -> str:
+    """``about 12 min 10 s`` from a running stage's forecast; ``?`` before it has one."""
+    left = running_estimate(job)
+    return "?" if left is None else f"about {human_seconds(left)}"
 
 
 def _radii(sigma: float) -> list[float]:
