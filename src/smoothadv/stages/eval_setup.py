@@ -90,21 +90,16 @@ def distinct_members(members) -> list[str | None]:
 def _denoised_ensemble(cfg, device):
     """(f(D(·)) with f the ensemble of ``cfg.members``, num_classes, meta): the members must
     agree on classes, input size and input layer."""
-    from ..models.ensemble import Ensemble
-
     if cfg.sigma is None:
         raise UserError("denoised smoothing needs --sigma")
     prints = distinct_members(cfg.members)
     loaded = [load_model(p, cfg.input_normalization, None, None, cfg.seed, device)
               for p in cfg.members]
-    kinds = {(m["num_classes"], m["image_size"], m["normalization"], tuple(m["mean"]),
-              tuple(m["std"])) for _, m in loaded}
-    if len(kinds) > 1:
-        raise UserError("the members differ in their classes, input size or input layer: an "
-                        "ensemble's members take the same inputs")
-    meta = dict(loaded[0][1], arch="ensemble of " + ", ".join(m["arch"] for _, m in loaded),
-                members=list(cfg.members), members_sha256=prints, consensus=cfg.consensus)
-    ensemble = Ensemble([m for m, _ in loaded], cfg.consensus).to(device)
+    if len({(m["num_classes"], m["image_size"]) for _, m in loaded}) > 1:
+        raise UserError("the members differ in their classes or input size: an ensemble's "
+                        "members take the same inputs")
+    ensemble, meta = _ensemble(cfg, [m for m, _ in loaded], [m for _, m in loaded], prints,
+                               device)
     classifier = Classifier(ensemble, None, meta["image_size"], meta["num_classes"], meta)
     if cfg.class_map:
         classifier = map_classes(classifier, cfg.class_map)
@@ -185,8 +180,6 @@ def _load_ensemble_for_eval(cfg, device, sound: bool, round_inputs: bool,
     agree on the data set, the classes, the input shape and the input layer (its kind and
     constants), and no file may be given twice (by content); σ is ``--sigma`` or the members'
     common training σ. Refused in one line before any file is written."""
-    from ..models.ensemble import Ensemble
-
     ckpts = [read_checkpoint(path) for path in cfg.members]
     prints = distinct_members(cfg.members)
     names = {checkpoint_dataset(c) for c in ckpts} - {None}
@@ -217,15 +210,25 @@ def _load_ensemble_for_eval(cfg, device, sound: bool, round_inputs: bool,
         model, meta = load_model(path, cfg.input_normalization, dataset, sigma, cfg.seed, device)
         models.append(model)
         metas.append(meta)
+    ensemble, meta = _ensemble(cfg, models, metas, prints, device)
+    if round_inputs:
+        dataset = GridRounded(dataset)
+    smooth = Smooth(ensemble, meta["num_classes"], sigma, sound=sound, noise=noise, norm=norm)
+    return smooth, dataset, meta, device
+
+
+def _ensemble(cfg, models: list, metas: list[dict[str, Any]], prints: list[str | None],
+              device: torch.device):
+    """(the :class:`~smoothadv.models.ensemble.Ensemble` of ``models`` on ``device``, its
+    meta), the members' input layers (kind and constants) refused in one line where they
+    differ; the meta names the members, their fingerprints and the consensus."""
+    from ..models.ensemble import Ensemble
+
     layers = {(m["normalization"], tuple(m["mean"]), tuple(m["std"])) for m in metas}
     if len(layers) > 1:
         raise UserError("the members differ in their input layer (" + "; ".join(
             f"{kind} mean {mean} std {std}" for kind, mean, std in sorted(layers, key=str))
             + "): an ensemble's members take the same inputs")
-    if round_inputs:
-        dataset = GridRounded(dataset)
     meta = dict(metas[0], arch="ensemble of " + ", ".join(m["arch"] for m in metas),
                 members=list(cfg.members), members_sha256=prints, consensus=cfg.consensus)
-    ensemble = Ensemble(models, cfg.consensus).to(device)
-    smooth = Smooth(ensemble, meta["num_classes"], sigma, sound=sound, noise=noise, norm=norm)
-    return smooth, dataset, meta, device
+    return Ensemble(models, cfg.consensus).to(device), meta
