@@ -153,11 +153,12 @@ def run_compare(cfg: CompareConfig) -> StageResult:
     if reference.is_empty:
         raise UserError(f"{cfg.reference}: the reference has a header only")
     results = []
+    loaded = {}
+    radii = list(cfg.radii) if cfg.radii else default_radii((*cfg.ours, cfg.reference))
     for path in cfg.ours:
-        ours = read_records(path)
+        ours = loaded[path] = read_records(path)
         if ours.is_empty:
             raise UserError(f"{path}: empty record file (header only)")
-        radii = list(cfg.radii) if cfg.radii else default_radii((*cfg.ours, cfg.reference))
         results.append(compare(ours, reference, radii, cfg.as_written))
     if cfg.format == "json":
         return StageResult(None, json.dumps([asdict(c) for c in results], indent=1))
@@ -189,8 +190,7 @@ def run_compare(cfg: CompareConfig) -> StageResult:
                            f"of the {a['both_correct']} inputs both got right differ by "
                            f"{a['mean_abs_radius_difference']:.3f} on average (correlation "
                            f"{a['radius_correlation']:.3f})")
-        radii = list(cfg.radii) if cfg.radii else default_radii((*cfg.ours, cfg.reference))
-        out += _over_seeds(cfg.ours, reference, radii, cfg.format)
+        out += _over_seeds(loaded, reference, radii, cfg.format)
     for c in results:
         for note in c.warnings:
             _warn(f"smoothadv: warning: {c.ours}: {note}")
@@ -200,14 +200,15 @@ def run_compare(cfg: CompareConfig) -> StageResult:
 LABEL_KEYS = ("method", "sigma", "arch", "dataset", "epochs", "noise", "norm", "n")
 
 
-def _over_seeds(paths: tuple[str, ...], reference, radii: list[float], fmt: str) -> list[str]:
-    """Records that differ only in their model's training seed, as one row each: mean ± sd
+def _over_seeds(records: dict, reference, radii: list[float], fmt: str) -> list[str]:
+    """The records (path → loaded) that differ only in their model's training seed, as one row
+    per setting: mean ± sd
     over the seeds at each radius and of the ACR, and the ACR difference from the reference
     per image averaged over the seeds with its paired 95% interval
     (:func:`~smoothadv.analysis.compare.over_seeds`, as ``sweep report`` shows)."""
     from ..analysis.index import seed_groups
 
-    groups = seed_groups(list(paths))
+    groups = seed_groups(list(records))
     if not groups:
         return []
     shown = [k for k in LABEL_KEYS if k in ("method", "sigma")
@@ -215,7 +216,7 @@ def _over_seeds(paths: tuple[str, ...], reference, radii: list[float], fmt: str)
     rows = []
     for shared, by_seed in groups:
         seeds = sorted(by_seed)
-        result = over_seeds([read_records(by_seed[s]) for s in seeds], radii,
+        result = over_seeds([records[by_seed[s]] for s in seeds], radii,
                             [reference] * len(seeds))
         label = " ".join(f"{k}={shared[k]}" for k in shown if shared.get(k) is not None)
         rows.append([label, ",".join(map(str, seeds)), *result.cells()])
