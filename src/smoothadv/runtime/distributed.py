@@ -288,9 +288,10 @@ def working_on(out: str | os.PathLike) -> Iterator[None]:
     failed.unlink(missing_ok=True)
     alive.touch()
     stop = threading.Event()
+    interval = stale_seconds() / 3
 
     def beat() -> None:
-        while not stop.wait(stale_seconds() / 3):
+        while not stop.wait(interval):
             alive.touch()
 
     thread = threading.Thread(target=beat, name=f"smoothadv-alive{rank_}", daemon=True)
