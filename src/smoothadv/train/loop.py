@@ -163,7 +163,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
+        self.method = method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
         if cfg.precision == "fp16" and method.input_gradients:
             # decided: no fp16 for attacks; the input gradients of the attack or adversarial
             # step would run under autocast without loss scaling and could underflow to 0
@@ -203,7 +203,6 @@ class Trainer:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
         self.scheduler = _scheduler(self.optimizer, cfg)
-        self.method = create_method(cfg.method, sigma=cfg.sigma, **cfg.options)
         warmup = cfg.options.get("warmup")
         if warmup and warmup > cfg.epochs and D.is_main():
             print(f"smoothadv: note: --warmup {warmup} is longer than the run (--epochs "
@@ -326,9 +325,7 @@ class Trainer:
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         total_correct = torch.zeros((), dtype=torch.float64, device=self.device)
         total = 0
-        total_batches = len(self.labelled)
-        if self.extra is not None:
-            total_batches += min(len(self.labelled), len(self.extra))
+        total_batches = self.batches_per_epoch()
         show = cfg.progress and D.is_main()
         bar = tqdm(sources, total=total_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not show, dynamic_ncols=True, mininterval=0.5)
@@ -362,6 +359,14 @@ class Trainer:
             means = D.sum_over_ranks(torch.stack([self.epoch_terms[k] for k in names]))
             self.epoch_terms = {k: v / max(count_all, 1) for k, v in zip(names, means.tolist())}
         return loss_all / max(count_all, 1), correct_all / max(count_all, 1)
+
+    def batches_per_epoch(self) -> int:
+        """Loaded batches of one epoch on this rank: the labelled ones, and as many extra
+        (pseudo-labelled) ones as alternate with them."""
+        total = len(self.labelled)
+        if self.extra is not None:
+            total += min(len(self.labelled), len(self.extra))
+        return total
 
     def _fit_guarded(self, x: torch.Tensor, y: torch.Tensor, epoch: int, weight: float,
                      soft: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -499,9 +504,7 @@ class Trainer:
         say = (lambda m: tqdm.write(f"smoothadv: {m}", file=sys.stderr)) if self.cfg.progress \
             else None
         epochs = self.cfg.epochs - self.start_epoch
-        steps = len(self.labelled)
-        if self.extra is not None:
-            steps += min(len(self.labelled), len(self.extra))
+        steps = self.batches_per_epoch()
         self.steps_done = 0
         self.step_forecast = (Forecast("train (training steps alone; each epoch's evaluation "
                                        "comes on top)", steps * epochs, "step", warmup=2,
