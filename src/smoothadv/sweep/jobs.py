@@ -211,10 +211,12 @@ ESTIMATE_NAME = "estimate.json"  # a running stage's forecast (runtime/forecast.
 @contextlib.contextmanager
 def _estimates_to(path: Path):
     """The stage's forecasts go to ``path`` while it runs (for the engine's outlook)."""
+    from ..runtime.distributed import rank
     from ..runtime.forecast import ESTIMATE_FILE
 
     before = os.environ.get(ESTIMATE_FILE)
-    path.unlink(missing_ok=True)  # an earlier attempt's
+    if rank() == 0:  # an earlier attempt's (rank 0 alone forecasts; a late rank keeps its)
+        path.unlink(missing_ok=True)
     os.environ[ESTIMATE_FILE] = str(path)
     try:
         yield
@@ -231,23 +233,7 @@ def _run_job(document: dict, folder: Path) -> int:
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
             _estimates_to(folder / ESTIMATE_NAME):
         try:
-            if document["kind"] == "merge":
-                merge_shards(document)
-            elif document["kind"] == "rebox":
-                rebox_job(document)
-            elif document["kind"] == "certify-shared":
-                from ..stages import config_from_document
-                from ..stages.shared import run_shared_certification
-
-                for result in run_shared_certification(
-                        [config_from_document(m) for m in document["members"]]):
-                    print(result.text)
-            else:
-                from ..stages import config_from_document, run_stage
-
-                result = run_stage(config_from_document(document))
-                if result.text:
-                    print(result.text)
+            JOB_KINDS.get(document["kind"], _run_stage)(document)
             return 0
         except UserError as err:
             print(f"smoothadv: error: {err}")
@@ -255,6 +241,25 @@ def _run_job(document: dict, folder: Path) -> int:
         except Exception:  # noqa: BLE001 — any crash is the job's, told in its log
             traceback.print_exc(file=sys.stderr)
             return 1
+
+
+def _run_stage(document: dict) -> None:
+    """A stage's job: its config document run by the stage's library function."""
+    from ..stages import config_from_document, run_stage
+
+    result = run_stage(config_from_document(document))
+    if result.text:
+        print(result.text)
+
+
+def _run_shared(document: dict) -> None:
+    """A certification on shared noise: its members' configs, run together."""
+    from ..stages import config_from_document
+    from ..stages.shared import run_shared_certification
+
+    for result in run_shared_certification(
+            [config_from_document(m) for m in document["members"]]):
+        print(result.text)
 
 
 def merge_shards(document: dict) -> Path:
@@ -311,3 +316,7 @@ def last_error(job: Job) -> str:
                                                 errors="replace").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("smoothadv: error")]
     return (errors or lines or [""])[-1][:200]
+
+
+# jobs that are not one stage's config, by kind (any other kind is a stage: _run_stage)
+JOB_KINDS = {"merge": merge_shards, "rebox": rebox_job, "certify-shared": _run_shared}
