@@ -63,3 +63,24 @@ def test_compare_groups_records_that_differ_only_in_their_training_seed(tmp_path
     assert main(["runs", str(tmp_path), "--where", "seed=1", "--format", "json"]) == 0
     found = {e["path"] for e in json.loads(capsys.readouterr().out)}
     assert found == {str(tmp_path / "s1"), str(records["s1"])}
+
+
+def test_seed_groups_keep_the_trainings_batch_apart_from_the_certifications(tmp_path):
+    """A setting's training batch (or precision) shares its name with certify's options: two
+    models trained with batch 64 at seeds 0 and 1 and one with batch 32 at seed 2, certified
+    alike, are one group of seeds 0 and 1 — the third is another setting."""
+    from smoothadv.analysis.index import seed_groups
+
+    train = ["train", "--dataset", "digits", "--arch", "mlp", "--epochs", "1",
+             "--train-subset", "128", "--test-subset", "32", "--no-progress", "--device", "cpu"]
+    paths = []
+    for seed, batch in ((0, 64), (1, 64), (2, 32)):
+        run = tmp_path / f"s{seed}"
+        assert main([*train, "--batch", str(batch), "--seed", str(seed), "--out", str(run)]) == 0
+        paths.append(tmp_path / f"s{seed}.tsv")
+        assert main(["certify", str(run / "checkpoint.pth.tar"), "--n", "50", "--n0", "10",
+                     "--skip", "90", "--no-progress", "--no-compile", "--out",
+                     str(paths[-1])]) == 0
+    ((setting, by_seed),) = seed_groups(paths)
+    assert by_seed == {0: str(paths[0]), 1: str(paths[1])}
+    assert setting["method"] == "gaussian" and setting["sigma"] == 0.25
