@@ -137,18 +137,18 @@ def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float],
 
 
 def _seed_settings(plan: Plan, runs: list) -> dict[str, dict[int, object]]:
-    """{setting label: {seed: run}} of ``runs`` (one σ) whose trainings differ only in their
-    seed; the label is the run's without its ``seed=…``."""
-    settings: dict[str, dict[int, object]] = defaultdict(dict)
-    for run in runs:
-        if run.train_job is None:
-            continue
-        config = plan.jobs[run.train_job].config
-        label = " ".join(w for w in run.label.split() if not w.startswith("seed="))
-        body = {k: v for k, v in config.to_dict().items() if k not in ("seed", "out")}
-        key = f"{label}\0{json.dumps(body, sort_keys=True, default=str)}"
-        settings[key][config.seed] = run
-    return {k.split("\0")[0]: v for k, v in settings.items() if len(v) > 1}
+    """{setting label: {seed: run}} of ``runs`` (one σ) whose records differ only in their
+    model's training seed (:func:`~smoothadv.analysis.index.seed_groups`, as ``compare``
+    groups them); the label is the run's without its ``seed=…``."""
+    from ..analysis.index import seed_groups
+
+    by_path = {str(plan.jobs[r.record_job].output): r for r in runs if r.train_job is not None}
+    settings: dict[str, dict[int, object]] = {}
+    for _, by_seed in seed_groups(list(by_path)):
+        members = {seed: by_path[path] for seed, path in by_seed.items()}
+        first = members[min(members)]
+        settings[" ".join(w for w in first.label.split() if not w.startswith("seed="))] = members
+    return settings
 
 
 def _over_seeds(plan: Plan, by_sigma: dict[float, list], records: dict[str, object]
