@@ -69,7 +69,7 @@ def test_seed_groups_keep_the_trainings_batch_apart_from_the_certifications(tmp_
     """A setting's training batch (or precision) shares its name with certify's options: two
     models trained with batch 64 at seeds 0 and 1 and one with batch 32 at seed 2, certified
     alike, are one group of seeds 0 and 1 — the third is another setting."""
-    from smoothadv.analysis.index import seed_groups
+    from smoothadv.stages.reports import seed_groups
 
     train = ["train", "--dataset", "digits", "--arch", "mlp", "--epochs", "1",
              "--train-subset", "128", "--test-subset", "32", "--no-progress", "--device", "cpu"]

@@ -43,7 +43,8 @@ class Entry:
                 "settings": self.settings, "figures": self.figures}
 
 
-def _document(path: Path) -> dict[str, Any] | None:
+def read_document(path: Path) -> dict[str, Any] | None:
+    """The config document at ``path`` (a stage's JSON with its config), or None."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -81,7 +82,7 @@ def _run_entry(folder: Path, document: dict[str, Any]) -> Entry:
 def _with_model(config: dict[str, Any]) -> dict[str, Any]:
     """A record's config with its model's training settings (method, options, architecture,
     the training seed) underneath, where its checkpoint's run folder has them."""
-    trained = _document(Path(config["checkpoint"]).parent / "config.json") \
+    trained = read_document(Path(config["checkpoint"]).parent / "config.json") \
         if config.get("checkpoint") else None
     if trained is None:
         return dict(config)
@@ -89,61 +90,6 @@ def _with_model(config: dict[str, Any]) -> dict[str, Any]:
             **{k: v for k, v in config.items() if v is not None and k != "seed"},
             "seed": trained["config"].get("seed", config.get("seed")),
             "certify_seed": config.get("seed")}
-
-
-def _setting(document: dict[str, Any]) -> dict[str, Any] | None:
-    """What a config document computes, less its seed and the files it reads: the stage's
-    result fields (those its content hash is taken of), with the fields added later at their
-    default where an older document lacks them; None for a document of no known stage."""
-    import dataclasses
-
-    from ..stages.registry import STAGES
-
-    try:
-        cls = STAGES.get(document["stage"]).config
-    except Exception:  # noqa: BLE001 — a stage this version does not know
-        return None
-    config = document["config"]
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        marked = f.metadata.get("input")
-        if not f.metadata.get("result", True) or f.name == "seed" or marked is True:
-            continue
-        default = (f.default if f.default is not dataclasses.MISSING else
-                   f.default_factory() if f.default_factory is not dataclasses.MISSING
-                   else None)
-        value = config.get(f.name, default)
-        if marked and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in marked}
-        out[f.name] = value
-    return out
-
-
-def seed_groups(paths: list[str | Path]) -> list[tuple[dict[str, Any], dict[int, str]]]:
-    """The records of ``paths`` that differ only in their model's training seed, grouped:
-    (the shared settings, {training seed: path}) for each group of two seeds or more, in the
-    order of their first path. Two records are of one setting when the record's config and its
-    model's training config (from the run folder of its checkpoint) compute the same but for
-    their seeds and the files they read (:func:`_setting`): the training's batch or precision
-    is never mistaken for the certification's. Records whose model has no training config, and
-    groups in which a seed is taken twice, are not grouped. The shared settings returned are
-    for labels: the training's, with the record's on top."""
-    groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
-    for path in paths:
-        document = _document(Path(f"{path}.config.json"))
-        checkpoint = (document or {}).get("config", {}).get("checkpoint")
-        trained = _document(Path(checkpoint).parent / "config.json") if checkpoint else None
-        if document is None or trained is None:
-            continue
-        record, model = _setting(document), _setting(trained)
-        if record is None or model is None:
-            continue
-        key = json.dumps([model, record], sort_keys=True, default=str)
-        label = {**model, **{k: v for k, v in record.items() if v is not None}}
-        groups.setdefault(key, (label, []))[1].append(
-            (int(trained["config"].get("seed") or 0), str(path)))
-    return [(setting, dict(members)) for setting, members in groups.values()
-            if len(members) > 1 and len({s for s, _ in members}) == len(members)]
 
 
 def _record_entry(path: Path, document: dict[str, Any]) -> Entry:
@@ -177,7 +123,7 @@ def find_runs(folders: list[str | Path]) -> list[Entry]:
         if not folder.exists():
             raise UserError(f"no such folder: {folder}")
         for conf in sorted(folder.rglob("*config.json")):
-            document = _document(conf)
+            document = read_document(conf)
             if document is None:
                 continue
             if conf.name == "config.json":

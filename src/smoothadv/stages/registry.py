@@ -3,6 +3,7 @@ and reading a config back from its JSON file (``smoothadv run FILE.json``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -71,6 +72,30 @@ def load_config(path: str | Path) -> StageConfig:
     except ValueError as err:
         raise UserError(f"{path} is not JSON: {err}") from None
     return config_from_document(document)
+
+
+def result_setting(document: dict[str, Any]) -> dict[str, Any] | None:
+    """What a config document computes, less its seed and the files it reads: the stage's
+    result fields (those its content hash is taken of), with the fields added later at their
+    default where an older document lacks them; None for a document of no known stage."""
+    try:
+        cls = STAGES.get(document["stage"]).config
+    except (UserError, KeyError):  # a stage this version does not know
+        return None
+    config = document["config"]
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        marked = f.metadata.get("input")
+        if not f.metadata.get("result", True) or f.name == "seed" or marked is True:
+            continue
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else None)
+        value = config.get(f.name, default)
+        if marked and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in marked}
+        out[f.name] = value
+    return out
 
 
 def say(message: str) -> None:

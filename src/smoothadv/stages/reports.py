@@ -8,14 +8,16 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .. import analysis as A
 from ..analysis.compare import compare, over_seeds
+from ..analysis.index import read_document
 from ..analysis.reading import short_labels
 from ..configs import StageConfig, setting, stage_config
 from ..errors import UserError
 from ..records.files import read_records
-from .registry import StageResult, register_stage
+from .registry import StageResult, register_stage, result_setting
 
 
 def _warn(message: str) -> None:
@@ -197,6 +199,33 @@ def run_compare(cfg: CompareConfig) -> StageResult:
     return StageResult(None, "\n".join(out))
 
 
+def seed_groups(paths: list[str | Path]) -> list[tuple[dict[str, Any], dict[int, str]]]:
+    """The records of ``paths`` that differ only in their model's training seed, grouped:
+    (the shared settings, {training seed: path}) for each group of two seeds or more, in the
+    order of their first path. Two records are of one setting when the record's config and its
+    model's training config (from the run folder of its checkpoint) compute the same but for
+    their seeds and the files they read (:func:`~.registry.result_setting`): the training's
+    batch or precision is never mistaken for the certification's. Records whose model has no
+    training config, and groups in which a seed is taken twice, are not grouped. The shared
+    settings returned are for labels: the training's, with the record's on top."""
+    groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}
+    for path in paths:
+        document = read_document(Path(f"{path}.config.json"))
+        checkpoint = (document or {}).get("config", {}).get("checkpoint")
+        trained = read_document(Path(checkpoint).parent / "config.json") if checkpoint else None
+        if document is None or trained is None:
+            continue
+        record, model = result_setting(document), result_setting(trained)
+        if record is None or model is None:
+            continue
+        key = json.dumps([model, record], sort_keys=True, default=str)
+        label = {**model, **{k: v for k, v in record.items() if v is not None}}
+        groups.setdefault(key, (label, []))[1].append(
+            (int(trained["config"].get("seed") or 0), str(path)))
+    return [(setting, dict(members)) for setting, members in groups.values()
+            if len(members) > 1 and len({s for s, _ in members}) == len(members)]
+
+
 LABEL_KEYS = ("method", "sigma", "arch", "dataset", "epochs", "noise", "norm", "n")
 
 
@@ -206,8 +235,6 @@ def _over_seeds(records: dict, reference, radii: list[float], fmt: str) -> list[
     over the seeds at each radius and of the ACR, and the ACR difference from the reference
     per image averaged over the seeds with its paired 95% interval
     (:func:`~smoothadv.analysis.compare.over_seeds`, as ``sweep report`` shows)."""
-    from ..analysis.index import seed_groups
-
     groups = seed_groups(list(records))
     if not groups:
         return []

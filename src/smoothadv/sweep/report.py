@@ -138,9 +138,9 @@ def _best_of_groups(by_sigma: dict[float, list], acr: dict[str, float],
 
 def _seed_settings(plan: Plan, runs: list) -> dict[str, dict[int, object]]:
     """{setting label: {seed: run}} of ``runs`` (one σ) whose records differ only in their
-    model's training seed (:func:`~smoothadv.analysis.index.seed_groups`, as ``compare``
+    model's training seed (:func:`~smoothadv.stages.reports.seed_groups`, as ``compare``
     groups them); the label is the run's without its ``seed=…``."""
-    from ..analysis.index import seed_groups
+    from ..stages.reports import seed_groups
 
     by_path = {str(plan.jobs[r.record_job].output): r for r in runs if r.train_job is not None}
     settings: dict[str, dict[int, object]] = {}
